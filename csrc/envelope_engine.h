@@ -1,0 +1,93 @@
+/*
+ * envelope_engine.h - everything Python may call in the native chunk engine.
+ *
+ * The engine seals and opens batches of consecutive STREAM chunks with
+ * AES-256-GCM through OpenSSL's EVP interface, spreading a batch over a
+ * persistent pool of threads.  The framing is envelope's (engines/base.py):
+ *
+ *   nonce(i)  = 11-byte big-endian i || flag, flag 0x01 only for the chunk
+ *               that ends the stream, 0x00 otherwise
+ *   AAD       = empty
+ *   on disk   = ciphertext(i) || tag(i), 16-byte tag, chunk after chunk
+ *
+ * Every function returns one of the ENV_* codes below; nothing is reported
+ * through errno or OpenSSL's error queue.  ffi_build.py declares exactly
+ * this file's contents to cffi.
+ */
+#ifndef ENVELOPE_ENGINE_H
+#define ENVELOPE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Return codes. */
+#define ENV_OK          0
+#define ENV_ERR_AUTH    1 /* a tag did not verify: forged, damaged or wrong key */
+#define ENV_ERR_ARG     2 /* a length, shape, index or pointer is invalid */
+#define ENV_ERR_NOMEM   3 /* OpenSSL could not allocate a cipher context */
+#define ENV_ERR_CRYPTO  4 /* OpenSSL failed where it cannot fail: a bug */
+
+#define ENV_KEY_SIZE    32
+#define ENV_TAG_SIZE    16
+#define ENV_NONCE_SIZE  12
+
+/* EVP takes int lengths, so a sealed chunk must fit in an int with room to
+ * spare; the format's own limit (format.MAX_CHUNK_SIZE) is far below this. */
+#define ENV_MAX_CHUNK_SIZE (1u << 30)
+
+/* Upper bound on threads per batch (and on the pool's size). */
+#define ENV_MAX_THREADS 64
+
+/* A batch is split only into parts of at least this many bytes (~200 us of
+ * AES-GCM on one core): waking an idle worker costs tens of microseconds,
+ * and several hundred on a virtual machine whose idle vCPU has halted. */
+#define ENV_MIN_PART_BYTES (512u * 1024u)
+
+/*
+ * Seal src (src_len bytes) as chunks first_index, first_index + 1, ... into
+ * dst.  A non-final batch is whole chunks, at least one; a final batch may
+ * end with a short chunk, or be a single empty chunk (src_len == 0).  dst
+ * must hold src_len + 16 * chunks bytes and must not overlap src.  On
+ * ENV_OK *out_len is that size.
+ */
+int env_seal_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                   const uint8_t *src, size_t src_len,
+                   uint8_t *dst, size_t dst_cap,
+                   uint32_t chunk_size, int final, int threads,
+                   size_t *out_len);
+
+/*
+ * Open sealed chunks from src into dst.  A non-final batch is whole sealed
+ * chunks (chunk_size + 16 bytes each), at least one; a final batch ends with
+ * a sealed chunk of 16 to chunk_size + 16 bytes.  On ENV_OK *out_len is the
+ * plaintext length.  On ENV_ERR_AUTH *failed_index is the first chunk whose
+ * tag failed, and the plaintext region of dst has been zeroed.
+ */
+int env_open_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                   const uint8_t *src, size_t src_len,
+                   uint8_t *dst, size_t dst_cap,
+                   uint32_t chunk_size, int final, int threads,
+                   size_t *out_len, uint64_t *failed_index);
+
+/* OpenSSL 3's GCM refuses IVs over 128 bytes (pyca/cryptography allows 8..128). */
+#define ENV_MAX_IV_SIZE 128
+
+/*
+ * Single-shot AES-256-GCM with any IV length (1..ENV_MAX_IV_SIZE bytes), AAD
+ * and tag length (4..16 bytes).  Not used by the engine: it lets known-answer tests
+ * (NIST CAVP, Wycheproof) prove that this library's OpenSSL path is standard
+ * GCM.  out has in_len bytes.
+ */
+int env_gcm_encrypt(const uint8_t *key, size_t key_len,
+                    const uint8_t *iv, size_t iv_len,
+                    const uint8_t *aad, size_t aad_len,
+                    const uint8_t *in, size_t in_len,
+                    uint8_t *out, uint8_t *tag, size_t tag_len);
+
+int env_gcm_decrypt(const uint8_t *key, size_t key_len,
+                    const uint8_t *iv, size_t iv_len,
+                    const uint8_t *aad, size_t aad_len,
+                    const uint8_t *in, size_t in_len,
+                    const uint8_t *tag, size_t tag_len, uint8_t *out);
+
+#endif /* ENVELOPE_ENGINE_H */

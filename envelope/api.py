@@ -1,0 +1,137 @@
+"""The Python API: files and bytes in, files and bytes out.
+
+These functions add defaults and file handling on top of :mod:`envelope.stream`:
+key references are resolved through the keyring registry, output files are
+written atomically, and a missing ``keys`` means the local keystore.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+
+from .atomic import STDIO, atomic_output, check_destination, open_input
+from .context import EncryptionContext
+from .engines import get_engine
+from .exceptions import UsageError
+from .format import DEFAULT_CHUNK_SIZE, Header, read_header
+from .keyrings.base import Keyring, MultiKeyring
+from .keyrings.registry import DEFAULT_KEY_REFERENCE, resolve
+from .stream import Progress, decrypt_stream, encrypt_stream
+
+SUFFIX = ".envelope"
+KeySpec = str | Keyring
+Notify = Callable[[str], object]
+
+
+def _keyrings(keys: Sequence[KeySpec], keystore: str | None) -> MultiKeyring:
+    options = {"keystore": keystore} if keystore else {}
+    return MultiKeyring(k if isinstance(k, Keyring) else resolve(k, **options) for k in keys)
+
+
+def encryption_keyring(keys: Sequence[KeySpec] | None, *, keystore: str | None = None,
+                       notify: Notify | None = None) -> MultiKeyring:
+    """The keyring for encrypting; with no keys, the local default key, created on first use."""
+    if keys:
+        return _keyrings(keys, keystore)
+    from .keyrings.local import default_keyring
+
+    return MultiKeyring([default_keyring(keystore=keystore, notify=notify)])
+
+
+def decryption_keyring(keys: Sequence[KeySpec] | None, *, keystore: str | None = None) -> MultiKeyring:
+    """The keyring for decrypting; with no keys, any key of the local keystore."""
+    if keys:
+        return _keyrings(keys, keystore)
+    from .keyrings.local import LocalKeyring
+
+    return MultiKeyring([LocalKeyring.discovery(keystore=keystore)])
+
+
+def default_encrypted_name(path: str) -> str:
+    return STDIO if path == STDIO else path + SUFFIX
+
+
+def default_decrypted_name(path: str) -> str:
+    if path == STDIO:
+        return STDIO
+    if not path.endswith(SUFFIX) or path == SUFFIX:
+        raise UsageError(f"cannot name the output of {path!r}: it does not end in {SUFFIX}; give -o")
+    return path[: -len(SUFFIX)]
+
+
+def encrypt_file(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
+    *,
+    keys: Sequence[KeySpec] | None = None,
+    context: EncryptionContext | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    force: bool = False,
+    engine: str | None = None,
+    threads: int | None = None,
+    keystore: str | None = None,
+    progress: Progress | None = None,
+    notify: Notify | None = None,
+) -> Header:
+    """Encrypt the file *src* to *dst* (default ``SRC.envelope``); ``-`` is stdin/stdout."""
+    src_s = os.fspath(src)
+    dst_s = os.fspath(dst) if dst is not None else default_encrypted_name(src_s)
+    check_destination(dst_s, force)
+    chosen = get_engine(engine, threads)
+    with open_input(src_s) as fin:
+        keyring = encryption_keyring(keys, keystore=keystore, notify=notify)
+        with atomic_output(dst_s, force=force) as fout:
+            return encrypt_stream(fin, fout, keyring, context=context, chunk_size=chunk_size,
+                                  engine=chosen, progress=progress)
+
+
+def decrypt_file(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
+    *,
+    keys: Sequence[KeySpec] | None = None,
+    context: EncryptionContext | None = None,
+    force: bool = False,
+    engine: str | None = None,
+    threads: int | None = None,
+    keystore: str | None = None,
+    progress: Progress | None = None,
+) -> Header:
+    """Decrypt *src* to *dst* (default: *src* without ``.envelope``).
+
+    *context* pairs must all be present in the file.  *dst* appears only once
+    the whole stream has verified.
+    """
+    src_s = os.fspath(src)
+    dst_s = os.fspath(dst) if dst is not None else default_decrypted_name(src_s)
+    check_destination(dst_s, force)
+    chosen = get_engine(engine, threads)
+    keyring = decryption_keyring(keys, keystore=keystore)
+    with open_input(src_s) as fin, atomic_output(dst_s, force=force) as fout:
+        return decrypt_stream(fin, fout, keyring, required_context=context, engine=chosen, progress=progress)
+
+
+def encrypt(data: bytes, *, keys: Sequence[KeySpec] | None = None, context: EncryptionContext | None = None,
+            chunk_size: int = DEFAULT_CHUNK_SIZE, keystore: str | None = None) -> bytes:
+    """Encrypt bytes in memory; the output is a complete envelope v1 stream."""
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(data), out, encryption_keyring(keys, keystore=keystore),
+                   context=context, chunk_size=chunk_size)
+    return out.getvalue()
+
+
+def decrypt(data: bytes, *, keys: Sequence[KeySpec] | None = None, context: EncryptionContext | None = None,
+            keystore: str | None = None) -> bytes:
+    """Decrypt a complete envelope v1 stream held in memory."""
+    out = io.BytesIO()
+    decrypt_stream(io.BytesIO(data), out, decryption_keyring(keys, keystore=keystore), required_context=context)
+    return out.getvalue()
+
+
+def inspect_file(path: str | os.PathLike[str]) -> Header:
+    """Parse a file's header without any key: what it says, not whether it is true."""
+    with open_input(os.fspath(path)) as f:
+        header, _ = read_header(f)
+    return header

@@ -1,0 +1,1 @@
+"""The ``envelope`` command line: thin modules over the Python API."""

@@ -1,0 +1,116 @@
+"""Entry point: argument parsing, and the one place errors become exit codes.
+
+Each command group lives in its own module exposing ``register(subparsers)``;
+a command's handler takes the parsed arguments and returns an exit code.  Every
+envelope error is printed as one line on stderr, ``envelope: error: ...``, and
+mapped to the exit code documented in README.md; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..exceptions import (
+    AuthenticationError,
+    ContextMismatchError,
+    EnvelopeError,
+    FormatError,
+    KeyringError,
+    UsageError,
+)
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_FORMAT = 3
+EXIT_AUTH = 4
+EXIT_KEY = 5
+EXIT_CONTEXT = 6
+EXIT_IO = 7
+EXIT_INTERRUPTED = 130
+
+#: Most specific first: the first matching class decides the code.
+_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, EXIT_USAGE),
+    (FormatError, EXIT_FORMAT),
+    (AuthenticationError, EXIT_AUTH),
+    (KeyringError, EXIT_KEY),
+    (ContextMismatchError, EXIT_CONTEXT),
+    (EnvelopeError, EXIT_INTERNAL),
+)
+
+
+def _version() -> str:
+    from ..engines import get_engine
+
+    try:
+        engine = get_engine()
+        desc = engine.name
+    except EnvelopeError as exc:
+        desc = f"unavailable ({exc})"
+    return f"envelope {__version__} (engine: {desc})"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"envelope: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import files, keys
+
+    parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    files.register(sub)
+    keys.register(sub)
+    return parser
+
+
+def error_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"envelope: error: {text}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("envelope: error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except EnvelopeError as exc:
+        print(error_line(exc), file=sys.stderr)
+        return next(code for cls, code in _EXIT_CODES if isinstance(exc, cls))
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        print(f"envelope: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_IO
+
+
+def run() -> None:
+    """Console-script entry point."""
+    # A closed pipe downstream (envelope decrypt-file x - | head) is not an error worth a traceback.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed on the way out.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    sys.exit(main())
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    run()

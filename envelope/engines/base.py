@@ -1,0 +1,107 @@
+"""The chunk-engine interface: seal and open batches of chunks in buffers.
+
+An engine does the AES-256-GCM work of the STREAM construction and nothing
+else: it knows the nonce layout and the chunk framing, not files, headers or
+keys' origins.  Batches, not single chunks, cross this interface so that a
+native engine can spread one call over several threads with the GIL released,
+and buffers are caller-owned so that a streaming loop reuses the same memory
+for every batch (constant memory whatever the file size).
+
+Every engine must produce byte-identical output; the tests hold them to it.
+
+Nonce of chunk *i*: the 11-byte big-endian *i*, then one flag byte, 0x01 for
+the last chunk of the stream and 0x00 for every other.  AAD is empty: the key
+is already unique to the file (see :mod:`envelope.kdf`).
+"""
+
+from __future__ import annotations
+
+import abc
+
+from ..exceptions import UsageError
+from ..format import NONCE_SIZE, TAG_SIZE
+
+Buffer = bytes | bytearray | memoryview
+
+#: Chunk indices are carried in 88 bits on the wire; engines stop at 2**64.
+MAX_CHUNK_INDEX = (1 << 64) - 1
+FLAG_LAST = 1
+
+
+def chunk_nonce(index: int, last: bool) -> bytes:
+    return index.to_bytes(NONCE_SIZE - 1, "big") + (b"\x01" if last else b"\x00")
+
+
+def sealed_size(plain_len: int, chunk_size: int, final: bool) -> int:
+    """Bytes a batch of *plain_len* plaintext bytes occupies once sealed."""
+    return plain_len + TAG_SIZE * batch_chunks(plain_len, chunk_size, final)
+
+
+def batch_chunks(plain_len: int, chunk_size: int, final: bool) -> int:
+    if plain_len == 0:
+        if not final:
+            raise UsageError("a non-final batch must hold at least one chunk")
+        return 1
+    count = -(-plain_len // chunk_size)
+    if not final and plain_len % chunk_size:
+        raise UsageError("a non-final batch must hold whole chunks")
+    return count
+
+
+def opened_chunks(sealed_len: int, chunk_size: int, final: bool) -> tuple[int, int]:
+    """(chunk count, plaintext length) of a batch of *sealed_len* bytes.
+
+    A non-final batch must be whole sealed chunks.  A final batch ends with a
+    last chunk of TAG_SIZE to chunk_size + TAG_SIZE bytes.  Violations are
+    reported as ValueError; the stream layer turns them into truncation errors.
+    """
+    sealed = chunk_size + TAG_SIZE
+    full, rest = divmod(sealed_len, sealed)
+    if not final:
+        if rest or not full:
+            raise ValueError("non-final batch is not whole chunks")
+        return full, full * chunk_size
+    if rest == 0 and full:
+        return full, full * chunk_size
+    if rest < TAG_SIZE:
+        raise ValueError("last chunk is shorter than a tag")
+    return full + 1, full * chunk_size + rest - TAG_SIZE
+
+
+class Engine(abc.ABC):
+    """Seals and opens batches of consecutive chunks with one payload key."""
+
+    name: str = "abstract"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or 1
+
+    @abc.abstractmethod
+    def seal(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
+             chunk_size: int, final: bool) -> int:
+        """Seal *src* as chunks first_index, first_index+1, ... into *dst*.
+
+        *src* is whole chunks, except that the batch that ends the stream
+        (*final*) may end with a short or empty chunk, which gets the last-chunk
+        flag.  *dst* receives each chunk's ciphertext followed by its tag, the
+        on-disk layout, and must hold :func:`sealed_size` bytes; the count
+        written is returned.
+        """
+
+    @abc.abstractmethod
+    def open(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
+             chunk_size: int, final: bool) -> int:
+        """Open sealed chunks from *src* into *dst*; return the plaintext length.
+
+        Raises :class:`~envelope.exceptions.AuthenticationError` naming the first
+        chunk whose tag fails.  On failure *dst* may hold unauthenticated bytes
+        and must be discarded by the caller.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} threads={self.threads}>"
+
+
+def check_index(first_index: int, count: int) -> None:
+    if first_index < 0 or first_index + count - 1 > MAX_CHUNK_INDEX:
+        raise UsageError("chunk index out of range")

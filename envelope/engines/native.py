@@ -1,0 +1,182 @@
+"""The native engine: csrc/engine.c on OpenSSL, one batch across several threads.
+
+This is the only module that imports ``envelope._native``.  Two layers:
+
+* the low-level calls (:func:`seal_batch`, :func:`open_batch`,
+  :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand buffers to C as they
+  are and turn every return code into an exception, and nothing else, so that
+  the C bounds checks can be tested directly;
+* :class:`NativeEngine` checks its arguments in Python first, with the same
+  helpers and the same messages as the reference engine, so that the two raise
+  alike; C then checks everything again.
+
+Buffers cross by ``ffi.from_buffer``, without a copy, and each call releases
+the GIL (cffi's default) for the whole batch.  Importing this module fails with
+ImportError when the extension is not built; :func:`envelope.engines.get_engine`
+falls back to the reference engine then.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+from .._native import ffi, lib
+from ..exceptions import AuthenticationError, UsageError
+from ..format import TAG_SIZE
+from .base import Buffer, Engine, batch_chunks, check_index, opened_chunks
+
+KEY_SIZE: int = lib.ENV_KEY_SIZE
+MAX_CHUNK_SIZE: int = lib.ENV_MAX_CHUNK_SIZE
+MAX_THREADS: int = lib.ENV_MAX_THREADS
+#: Smallest slice of a batch handed to another thread (bytes of input).
+MIN_PART_BYTES: int = lib.ENV_MIN_PART_BYTES
+#: Longest IV the raw GCM functions take (OpenSSL's limit).
+MAX_RAW_IV_SIZE: int = lib.ENV_MAX_IV_SIZE
+
+__all__ = [
+    "NativeEngine",
+    "open_batch",
+    "raw_gcm_decrypt",
+    "raw_gcm_encrypt",
+    "seal_batch",
+]
+
+
+def _fail(rc: int, what: str, failed_index: int = 0) -> NoReturn:
+    """Raise the exception that C return code *rc* stands for."""
+    if rc == lib.ENV_ERR_AUTH:
+        raise AuthenticationError.for_chunk(failed_index)
+    if rc == lib.ENV_ERR_ARG:
+        raise UsageError(f"{what}: invalid arguments (length, shape, index or buffer)")
+    if rc == lib.ENV_ERR_NOMEM:
+        raise MemoryError(f"{what}: out of memory in the native engine")
+    # ENV_ERR_CRYPTO and any code this module does not know: OpenSSL failed
+    # where it cannot, or the extension does not match this module.
+    raise SystemError(f"{what}: internal error in the native engine (code {rc})")
+
+
+def _in(buf: Buffer) -> object:
+    return ffi.from_buffer("uint8_t[]", buf)
+
+
+def _out(buf: bytearray | memoryview) -> object:
+    return ffi.from_buffer("uint8_t[]", buf, require_writable=True)
+
+
+def _nbytes(buf: Buffer) -> int:
+    # len() counts items, not bytes, for a memoryview of another format.
+    return len(buf) if isinstance(buf, (bytes, bytearray)) else memoryview(buf).nbytes
+
+
+def _key(key: Buffer) -> object:
+    # C reads exactly KEY_SIZE bytes from the pointer: the length is checked
+    # here because C cannot see it.
+    if _nbytes(key) != KEY_SIZE:
+        raise UsageError(f"the payload key must be {KEY_SIZE} bytes")
+    return _in(key)
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise UsageError(f"chunk size must be 1 to {MAX_CHUNK_SIZE} bytes")
+
+
+def _c_args(first_index: int, chunk_size: int, threads: int) -> None:
+    # Values cffi could not convert would raise OverflowError; say UsageError.
+    if not 0 <= first_index < 1 << 64:
+        raise UsageError("chunk index out of range")
+    _check_chunk_size(chunk_size)
+    if not 1 <= threads < 1 << 31:
+        raise UsageError("thread count must be at least 1")
+
+
+def seal_batch(key: Buffer, first_index: int, src: Buffer, dst: bytearray | memoryview,
+               chunk_size: int, final: bool, threads: int = 1) -> int:
+    """Seal *src* into *dst* in C; return the bytes written.  Low level."""
+    _c_args(first_index, chunk_size, threads)
+    out_len = ffi.new("size_t *")
+    rc = lib.env_seal_batch(_key(key), first_index, _in(src), _nbytes(src), _out(dst),
+                            _nbytes(dst), chunk_size, bool(final), threads, out_len)
+    if rc != lib.ENV_OK:
+        _fail(rc, "seal")
+    return int(out_len[0])
+
+
+def open_batch(key: Buffer, first_index: int, src: Buffer, dst: bytearray | memoryview,
+               chunk_size: int, final: bool, threads: int = 1) -> int:
+    """Open *src* into *dst* in C; return the plaintext length.  Low level.
+
+    On an authentication failure *dst*'s plaintext region has been zeroed.
+    """
+    _c_args(first_index, chunk_size, threads)
+    out_len = ffi.new("size_t *")
+    failed = ffi.new("uint64_t *")
+    rc = lib.env_open_batch(_key(key), first_index, _in(src), _nbytes(src), _out(dst),
+                            _nbytes(dst), chunk_size, bool(final), threads, out_len, failed)
+    if rc != lib.ENV_OK:
+        _fail(rc, "open", int(failed[0]))
+    return int(out_len[0])
+
+
+def raw_gcm_encrypt(key: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer,
+                    tag_size: int = TAG_SIZE) -> tuple[bytes, bytes]:
+    """Plain AES-256-GCM through the C path: (ciphertext, tag).  For KATs only."""
+    if not 4 <= tag_size <= TAG_SIZE:
+        raise UsageError("GCM tags are 4 to 16 bytes")
+    size = _nbytes(plaintext)
+    out = ffi.new("uint8_t[]", max(size, 1))
+    tag = ffi.new("uint8_t[]", tag_size)
+    rc = lib.env_gcm_encrypt(_in(key), _nbytes(key), _in(iv), _nbytes(iv), _in(aad),
+                             _nbytes(aad), _in(plaintext), size, out, tag, tag_size)
+    if rc != lib.ENV_OK:
+        _fail(rc, "gcm encrypt")
+    return bytes(ffi.buffer(out, size)), bytes(ffi.buffer(tag, tag_size))
+
+
+def raw_gcm_decrypt(key: Buffer, iv: Buffer, aad: Buffer, ciphertext: Buffer,
+                    tag: Buffer) -> bytes:
+    """Plain AES-256-GCM decryption through the C path.  For KATs only.
+
+    Raises :class:`AuthenticationError` when the tag does not verify.
+    """
+    size = _nbytes(ciphertext)
+    out = ffi.new("uint8_t[]", max(size, 1))
+    rc = lib.env_gcm_decrypt(_in(key), _nbytes(key), _in(iv), _nbytes(iv), _in(aad),
+                             _nbytes(aad), _in(ciphertext), size, _in(tag), _nbytes(tag), out)
+    if rc == lib.ENV_ERR_AUTH:
+        raise AuthenticationError("GCM tag did not verify")
+    if rc != lib.ENV_OK:
+        _fail(rc, "gcm decrypt")
+    return bytes(ffi.buffer(out, size))
+
+
+class NativeEngine(Engine):
+    """The C engine; *threads* defaults to the machine's CPU count."""
+
+    name = "native"
+
+    def __init__(self, threads: int | None = None) -> None:
+        super().__init__(threads or os.cpu_count() or 1)
+
+    def seal(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
+             chunk_size: int, final: bool) -> int:
+        _check_chunk_size(chunk_size)
+        src_len = _nbytes(src)
+        count = batch_chunks(src_len, chunk_size, final)
+        check_index(first_index, count)
+        if _nbytes(dst) < src_len + TAG_SIZE * count:
+            raise UsageError("destination buffer too small")
+        return seal_batch(key, first_index, src, dst, chunk_size, final, self.threads)
+
+    def open(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
+             chunk_size: int, final: bool) -> int:
+        _check_chunk_size(chunk_size)
+        try:
+            count, plain_len = opened_chunks(_nbytes(src), chunk_size, final)
+        except ValueError as exc:
+            raise AuthenticationError(f"stream is truncated: {exc}") from None
+        check_index(first_index, count)
+        if _nbytes(dst) < plain_len:
+            raise UsageError("destination buffer too small")
+        return open_batch(key, first_index, src, dst, chunk_size, final, self.threads)

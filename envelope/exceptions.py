@@ -1,0 +1,79 @@
+"""The exception tree: one base, a handful of causes.
+
+Every error envelope raises on purpose derives from :class:`EnvelopeError`, which
+is never raised itself.  The subclasses separate the questions a caller asks
+after a failure: *is the input damaged* (:class:`FormatError`), *was it forged or
+opened with the wrong key* (:class:`AuthenticationError`), *could a master key be
+used at all* (:class:`KeyringError`), and *did I ask for something impossible*
+(:class:`UsageError`).  Messages never contain key material.
+"""
+
+from __future__ import annotations
+
+
+class EnvelopeError(Exception):
+    """Base of every envelope error; never raised directly."""
+
+
+class FormatError(EnvelopeError, ValueError):
+    """The bytes are not a well-formed envelope stream this version can read.
+
+    Raised for a wrong magic, an unknown version or suite, a field out of its
+    limits, or a header that does not parse.  Nothing has been authenticated
+    when this is raised.
+    """
+
+
+class AuthenticationError(EnvelopeError):
+    """The data is not what was encrypted under this key.
+
+    One type for every cryptographic check: a chunk tag, the header MAC, the key
+    commitment, and truncation or extension of the stream.  A wrong data key,
+    damaged ciphertext and deliberate tampering are indistinguishable here, by
+    design.  :attr:`chunk_index` names the failing chunk when there is one.
+    """
+
+    def __init__(self, message: str, *, chunk_index: int | None = None) -> None:
+        super().__init__(message)
+        self.chunk_index = chunk_index
+
+    @classmethod
+    def for_chunk(cls, index: int) -> AuthenticationError:
+        return cls(f"chunk {index} failed authentication", chunk_index=index)
+
+
+class ContextMismatchError(EnvelopeError, ValueError):
+    """The file's encryption context lacks a pair the caller required."""
+
+
+class KeyringError(EnvelopeError):
+    """A master key could not be used: unknown, unreachable, refused or wrong."""
+
+
+class KeyNotFoundError(KeyringError, LookupError):
+    """No master key matches the reference, alias or wrapped key."""
+
+
+class KeyStateError(KeyringError):
+    """The master key exists but its state forbids the operation."""
+
+
+class UsageError(EnvelopeError, ValueError):
+    """The request itself is invalid: a bad flag, reference or argument."""
+
+
+class OutputExistsError(UsageError, FileExistsError):
+    """The destination exists and overwriting it was not requested."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "ContextMismatchError",
+    "EnvelopeError",
+    "FormatError",
+    "KeyNotFoundError",
+    "KeyStateError",
+    "KeyringError",
+    "OutputExistsError",
+    "UsageError",
+]

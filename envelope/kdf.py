@@ -1,0 +1,94 @@
+"""The v1 key schedule: one data key and one file id give three keys.
+
+A data key (DEK) is never used directly.  HKDF-SHA-512, salted with the file's
+random 256-bit id, derives a payload key for the chunks, a header key for the
+header MAC, and a key commitment.  Because the file id is fresh per file, one DEK
+can serve many files (data-key caching) without ever repeating a (key, nonce)
+pair.  The commitment pins the DEK: a header that several keys could open (the
+"invisible salamander" problem of plain GCM) fails the commitment check for all
+but one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import struct
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .exceptions import AuthenticationError
+from .format import COMMITMENT_SIZE, DATA_KEY_SIZE, FILE_ID_SIZE, Header
+
+_INFO_PREFIX = b"envelope v1 "
+LABEL_PAYLOAD = b"payload key"
+LABEL_HEADER = b"header key"
+LABEL_COMMITMENT = b"key commitment"
+
+
+def _hkdf(data_key: bytes | bytearray, file_id: bytes, suite: int, label: bytes, length: int) -> bytes:
+    if len(data_key) != DATA_KEY_SIZE or len(file_id) != FILE_ID_SIZE:
+        raise ValueError("data key and file id must be 32 bytes")
+    info = _INFO_PREFIX + struct.pack(">H", suite) + b" " + label
+    return HKDF(algorithm=hashes.SHA512(), length=length, salt=file_id, info=info).derive(bytes(data_key))
+
+
+def payload_key(data_key: bytes | bytearray, file_id: bytes, suite: int) -> bytes:
+    """The AES-256-GCM key that seals the chunks."""
+    return _hkdf(data_key, file_id, suite, LABEL_PAYLOAD, 32)
+
+
+def header_key(data_key: bytes | bytearray, file_id: bytes, suite: int) -> bytes:
+    """The HMAC-SHA-256 key that authenticates the header."""
+    return _hkdf(data_key, file_id, suite, LABEL_HEADER, 32)
+
+
+def commitment(data_key: bytes | bytearray, file_id: bytes, suite: int) -> bytes:
+    """A public value that only this data key (and file id) produces."""
+    return _hkdf(data_key, file_id, suite, LABEL_COMMITMENT, COMMITMENT_SIZE)
+
+
+def header_mac(key: bytes, header_bytes: bytes) -> bytes:
+    mac = HMAC(key, hashes.SHA256())
+    mac.update(header_bytes)
+    return mac.finalize()
+
+
+@dataclass(frozen=True)
+class FileKeys:
+    """The per-file keys.  Held in memory only while a file is being processed."""
+
+    payload: bytes = field(repr=False)
+    header: bytes = field(repr=False)
+    commitment: bytes = field(repr=False)
+
+    @classmethod
+    def derive(cls, data_key: bytes | bytearray, file_id: bytes, suite: int) -> FileKeys:
+        return cls(
+            payload_key(data_key, file_id, suite),
+            header_key(data_key, file_id, suite),
+            commitment(data_key, file_id, suite),
+        )
+
+
+def authenticate_header(header: Header, keys: FileKeys, raw: bytes | None = None) -> None:
+    """Check the commitment, then the MAC, both in constant time.
+
+    *raw* is the header exactly as read, when there is one; the MAC covers
+    those bytes.  Called before any chunk is opened.  The commitment comes first: if it fails
+    the data key is wrong and the MAC result would mean nothing.
+    """
+    if not hmac.compare_digest(header.commitment, keys.commitment):
+        raise AuthenticationError("key commitment mismatch: the data key does not belong to this file")
+    covered = raw[: -len(header.mac)] if raw is not None else header.encode_unauthenticated()
+    expected = header_mac(keys.header, covered)
+    if not hmac.compare_digest(header.mac, expected):
+        raise AuthenticationError("header authentication failed: the header was modified")
+
+
+def seal_header(header: Header, keys: FileKeys) -> Header:
+    """Return *header* with its MAC computed under the file's header key."""
+    return dataclasses.replace(header, mac=header_mac(keys.header, header.encode_unauthenticated()))

@@ -1,0 +1,115 @@
+"""The keyring interface: who may wrap and unwrap a file's data key.
+
+A keyring stands for one master key in one key manager.  Encrypting asks the
+first keyring to generate a data key and every other to wrap a copy of it, so a
+file can be opened by any one of its master keys.  Decrypting asks each keyring
+that recognises one of the file's wrapped keys to unwrap it, in order, until one
+succeeds.  The encryption context travels with every call: key managers bind it
+(as AAD), so a wrapped key only unwraps under the context it was made with.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..context import EncryptionContext
+from ..exceptions import EnvelopeError, KeyNotFoundError, KeyringError
+from ..format import DATA_KEY_SIZE, WrappedKey
+
+
+@dataclass
+class DataKey:
+    """A plaintext data key and its wrapped copies.  Call :meth:`clear` when done."""
+
+    plaintext: bytearray = field(repr=False)
+    wrapped: tuple[WrappedKey, ...]
+
+    def clear(self) -> None:
+        for i in range(len(self.plaintext)):
+            self.plaintext[i] = 0
+
+    def __enter__(self) -> DataKey:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+
+class Keyring(abc.ABC):
+    """One master key.  Subclasses set :attr:`provider` to their scheme name."""
+
+    provider: str = "abstract"
+
+    @property
+    @abc.abstractmethod
+    def reference(self) -> str:
+        """The reference string a user would type for this key (for messages)."""
+
+    def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
+        """A fresh random data key and its copy wrapped under this master key.
+
+        Key managers that generate keys themselves (a KMS) override this.
+        """
+        plaintext = bytearray(os.urandom(DATA_KEY_SIZE))
+        return plaintext, self.wrap_data_key(plaintext, context)
+
+    @abc.abstractmethod
+    def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
+        """Wrap an existing data key under this master key."""
+
+    @abc.abstractmethod
+    def matches(self, wrapped: WrappedKey) -> bool:
+        """Whether this keyring should try to unwrap *wrapped* (cheap, no crypto)."""
+
+    @abc.abstractmethod
+    def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
+        """Return the plaintext data key, or raise :class:`KeyringError`."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.reference}>"
+
+
+class MultiKeyring:
+    """An ordered list of keyrings acting as one."""
+
+    def __init__(self, keyrings: Iterable[Keyring]) -> None:
+        self.keyrings: tuple[Keyring, ...] = tuple(keyrings)
+        if not self.keyrings:
+            raise KeyringError("no master key given")
+
+    def generate_data_key(self, context: EncryptionContext) -> DataKey:
+        plaintext, first = self.keyrings[0].generate_data_key(context)
+        if len(plaintext) != DATA_KEY_SIZE:
+            raise KeyringError(f"{self.keyrings[0].reference} returned a data key of the wrong size")
+        wrapped = [first]
+        try:
+            for keyring in self.keyrings[1:]:
+                wrapped.append(keyring.wrap_data_key(plaintext, context))
+        except BaseException:
+            DataKey(plaintext, ()).clear()
+            raise
+        return DataKey(plaintext, tuple(wrapped))
+
+    def unwrap(self, wrapped_keys: Sequence[WrappedKey], context: EncryptionContext) -> bytearray:
+        """Unwrap the first wrapped key any keyring can open; report every failure otherwise."""
+        failures: list[str] = []
+        for wrapped in wrapped_keys:
+            for keyring in self.keyrings:
+                if not keyring.matches(wrapped):
+                    continue
+                try:
+                    plaintext = keyring.unwrap_data_key(wrapped, context)
+                except EnvelopeError as exc:
+                    failures.append(f"{wrapped.provider}:{wrapped.key_id}: {exc}")
+                    continue
+                if len(plaintext) == DATA_KEY_SIZE:
+                    return plaintext
+                failures.append(f"{wrapped.provider}:{wrapped.key_id}: unwrapped key has the wrong size")
+        if failures:
+            raise KeyringError("could not unwrap the data key: " + "; ".join(failures))
+        names = ", ".join(f"{w.provider}:{w.key_id}" for w in wrapped_keys)
+        given = ", ".join(k.reference for k in self.keyrings)
+        raise KeyNotFoundError(f"none of the keys given ({given}) can open this file; it is wrapped for {names}")

@@ -1,0 +1,59 @@
+"""From a reference string (``scheme:rest``) to a keyring: the one place that knows the schemes.
+
+Built-in schemes are modules imported on first use, so a command that does not
+touch AWS never imports boto3.  Third-party key managers register a factory
+under the ``envelope.keyrings`` entry-point group, named by their scheme::
+
+    [project.entry-points."envelope.keyrings"]
+    pkcs11 = "my_package.keyring:from_reference"
+
+A factory takes the text after the colon and keyword options, and returns a
+:class:`~envelope.keyrings.base.Keyring`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+
+from ..exceptions import UsageError
+from .base import Keyring, MultiKeyring
+
+ENTRY_POINT_GROUP = "envelope.keyrings"
+#: The key used when ``encrypt-file`` is given no ``--key``.
+DEFAULT_KEY_REFERENCE = "local:alias/envelope/default"
+
+_BUILTIN: dict[str, str] = {
+    "local": "envelope.keyrings.local",
+    "raw-aes": "envelope.keyrings.raw_aes",
+}
+
+Factory = Callable[..., Keyring]
+
+
+def _factory(scheme: str) -> Factory:
+    module = _BUILTIN.get(scheme)
+    if module is not None:
+        return importlib.import_module(module).from_reference  # type: ignore[no-any-return]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == scheme:
+            return ep.load()  # type: ignore[no-any-return]
+    raise UsageError(f"unknown key scheme {scheme!r} in key reference (known: {', '.join(schemes())})")
+
+
+def schemes() -> list[str]:
+    names = set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+def resolve(reference: str, **options: object) -> Keyring:
+    """Turn ``scheme:rest`` into a keyring; options go to the scheme's factory."""
+    scheme, sep, rest = reference.partition(":")
+    if not sep or not scheme:
+        raise UsageError(f"key reference {reference!r} has no scheme; expected e.g. local:alias/NAME or raw-aes:PATH")
+    return _factory(scheme)(rest, **options)
+
+
+def resolve_all(references: Iterable[str], **options: object) -> MultiKeyring:
+    return MultiKeyring(resolve(ref, **options) for ref in references)

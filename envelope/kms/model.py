@@ -1,0 +1,147 @@
+"""What the local KMS says about its keys, and how keys are named.
+
+Everything here is public information: metadata records returned by the
+keystore, and the syntax of the three ways to name a key (key id, ARN, alias),
+checked before any database lookup so a typo is a usage error, not a miss.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..exceptions import UsageError
+
+ALIAS_PREFIX = "alias/"
+#: Like AWS's ``alias/aws/``: names under it belong to the tool, not the user.
+RESERVED_ALIAS_PREFIX = "alias/aws/"
+DEFAULT_ALIAS = "alias/envelope/default"
+MAX_ALIAS_SIZE = 256
+ARN_PREFIX = "arn:envelope:kms:local:"
+
+_ALIAS_RE = re.compile(r"alias/[A-Za-z0-9/_-]+\Z")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_ARN_RE = re.compile(r"arn:envelope:kms:local:([0-9a-f]+):(key/.*|alias/.*)\Z", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class KeyMetadata:
+    """DescribeKey's answer.  Holds no key material."""
+
+    key_id: str
+    arn: str
+    description: str
+    created_at: str
+    state: str
+    origin: str
+    key_spec: str
+    key_usage: str
+    key_manager: str
+    aliases: tuple[str, ...]
+    backing_versions: int
+    rotation_enabled: bool
+    deletion_date: str | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.state == "Enabled"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
+
+
+@dataclass(frozen=True)
+class AliasEntry:
+    alias_name: str
+    key_id: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One row of the audit trail: who did what to which key, and whether it worked."""
+
+    id: int
+    ts: str
+    principal: str
+    operation: str
+    key_id: str | None
+    ok: bool
+    error: str | None
+    request: str | None  # JSON of the non-secret parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed key reference: ``kind`` is "key" (value a UUID) or "alias" (value ``alias/NAME``).
+
+    ``keystore_id`` is set when the reference was an ARN, which names its keystore.
+    """
+
+    kind: str
+    value: str
+    keystore_id: str | None = None
+
+
+def key_arn(keystore_id: str, key_id: str) -> str:
+    return f"{ARN_PREFIX}{keystore_id}:key/{key_id}"
+
+
+def is_key_id(text: str) -> bool:
+    return bool(_UUID_RE.match(text))
+
+
+def parse_reference(ref: str) -> Reference:
+    """Classify *ref* as a key id, a key or alias ARN, or an alias name.
+
+    Raises :class:`UsageError` for text that is none of them; whether the key
+    exists is for the keystore to say.
+    """
+    if not isinstance(ref, str) or not ref:
+        raise UsageError("a key reference is needed: a key id, an ARN or alias/NAME")
+    if is_key_id(ref):
+        return Reference("key", ref.lower())
+    if ref.startswith(ALIAS_PREFIX):
+        check_alias_syntax(ref)
+        return Reference("alias", ref)
+    match = _ARN_RE.match(ref)
+    if match:
+        keystore_id, resource = match.groups()
+        inner = parse_reference(resource[len("key/") :] if resource.startswith("key/") else resource)
+        if resource.startswith("key/") and inner.kind != "key":
+            raise UsageError(f"{ref!r} is not a valid key ARN: the part after key/ must be a key id")
+        return Reference(inner.kind, inner.value, keystore_id)
+    shown = ref if len(ref) <= 80 else ref[:77] + "..."
+    raise UsageError(f"{shown!r} is not a key id (UUID), a key ARN ({ARN_PREFIX}...) or an alias (alias/NAME)")
+
+
+def check_alias_syntax(name: str) -> None:
+    """The rules every alias name obeys (looking one up or creating one)."""
+    if len(name) > MAX_ALIAS_SIZE:
+        raise UsageError(f"alias names are at most {MAX_ALIAS_SIZE} characters")
+    if not _ALIAS_RE.match(name):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise UsageError(
+            f"invalid alias name {shown!r}: it must be alias/ followed by letters, digits, '/', '_' or '-'"
+        )
+
+
+def check_new_alias(name: str) -> None:
+    """The rules for creating an alias: valid syntax and not in the reserved namespace."""
+    check_alias_syntax(name)
+    if name.lower().startswith(RESERVED_ALIAS_PREFIX):
+        raise UsageError(f"alias names beginning with {RESERVED_ALIAS_PREFIX} are reserved")
+
+
+def new_key_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,91 @@
+"""Where the keystore lives, and how its file comes into being.
+
+The keystore file holds master key material in the clear, so its protection is
+its permissions, exactly like an SSH private key: the file is created 0600 by
+``os.open`` before SQLite ever sees it (SQLite's own journal files copy the
+database's mode), directories we create are 0700, and both are ``chmod``-ed
+after creation so a permissive umask cannot widen them.  A keystore that other
+users can read is refused, as ``ssh`` refuses such a private key.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..exceptions import KeyringError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+KEYSTORE_ENV = "ENVELOPE_KEYSTORE"
+
+
+def default_keystore_path(environ: Mapping[str, str] | None = None) -> Path:
+    """``$ENVELOPE_KEYSTORE``, else ``$XDG_DATA_HOME/envelope/keystore.db``, else ``~/.local/share/...``.
+
+    An empty variable counts as unset, and a relative ``XDG_DATA_HOME`` is
+    ignored, as the XDG base directory specification requires.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(KEYSTORE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "envelope" / "keystore.db"
+
+
+def create_keystore_file(path: Path) -> None:
+    """Create *path* empty with mode 0600, and any missing parent directories with 0700.
+
+    An existing file is left alone (another process may have won the race).
+    """
+    _make_private_dirs(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise KeyringError(f"cannot create the local keystore at {path}: {exc.strerror}") from None
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, FILE_MODE)  # the umask may only have narrowed it, but be exact
+    finally:
+        os.close(fd)
+
+
+def check_private(path: Path) -> None:
+    """Refuse a keystore file that users other than its owner can read or write."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise KeyringError(f"cannot open the local keystore at {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyringError(f"the local keystore path {path} is not a regular file")
+    mode = stat.S_IMODE(st.st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise KeyringError(
+            f"the local keystore {path} is accessible to other users (mode {mode:04o}); "
+            f"it holds master keys: run chmod 600 {path}"
+        )
+
+
+def _make_private_dirs(directory: Path) -> None:
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for item in reversed(missing):
+        try:
+            item.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise KeyringError(f"cannot create the keystore directory {item}: {exc.strerror}") from None
+        os.chmod(item, DIR_MODE)

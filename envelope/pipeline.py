@@ -1,0 +1,120 @@
+"""Overlap reading, the cipher and writing, over a fixed set of reused buffers.
+
+A file is encrypted about as fast as it is copied only if the disk never waits
+for the cipher and the cipher never waits for the disk.  Three stages run at
+once: a reader thread fills input buffers, the calling thread transforms them
+(the engine releases the GIL while it works, and so do file reads and writes),
+and a writer thread drains output buffers in order.  The buffers circulate
+through queues, so memory is ``depth`` input plus ``depth`` output buffers,
+whatever the size of the stream.
+
+Failure rules: the first error anywhere stops the pipeline; once the transform
+has failed, nothing more is written; the error raised is the first one seen.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+Fill = Callable[[bytearray], "tuple[int, bool]"]
+Transform = Callable[[memoryview, bool, bytearray], int]
+
+#: Buffers in flight per side: one being filled or drained, one being transformed, one spare.
+DEFAULT_DEPTH = 3
+
+
+def write_all(dst: BinaryIO, data: memoryview) -> None:
+    """Write every byte: raw files may accept less than asked."""
+    while data:
+        n = dst.write(data)
+        if n is None:  # a non-blocking stream that would block; not supported
+            raise OSError("output stream would block")
+        data = data[n:]
+
+
+class _Pool:
+    """Up to *limit* buffers of one size, made on first need (short streams make one)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.left = size, limit
+        self.free: queue.Queue[Any] = queue.Queue()
+
+    def take(self) -> Any:
+        try:
+            return self.free.get_nowait()
+        except queue.Empty:
+            pass
+        if self.left > 0:
+            self.left -= 1
+            return bytearray(self.size)
+        return self.free.get()
+
+
+def run(fill: Fill, transform: Transform, dst: BinaryIO, in_size: int, out_size: int,
+        *, depth: int = DEFAULT_DEPTH, progress: Callable[[int], object] | None = None) -> None:
+    """Run fill -> transform -> write until a batch comes back final."""
+    ins, outs = _Pool(in_size, depth), _Pool(out_size, depth)
+    full_in: queue.Queue[Any] = queue.Queue()
+    full_out: queue.Queue[Any] = queue.Queue()
+    writer_error: list[BaseException] = []
+    abort = threading.Event()
+
+    def reader() -> None:
+        final = False
+        try:
+            while not final:
+                buf = ins.take()
+                if buf is None or abort.is_set():
+                    return
+                got, final = fill(buf)
+                full_in.put((buf, got, final))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            full_in.put(exc)
+
+    def writer() -> None:
+        try:
+            while True:
+                item = full_out.get()
+                if item is None:
+                    return
+                buf, n = item
+                if not abort.is_set():
+                    write_all(dst, memoryview(buf)[:n])
+                outs.free.put(buf)
+        except BaseException as exc:
+            writer_error.append(exc)
+            outs.free.put(None)  # wake the main thread if it waits for a buffer
+
+    # Daemon threads: a reader blocked on a pipe that never closes must not keep
+    # the process alive after the main thread has failed.
+    threads = [threading.Thread(target=reader, name="envelope-read", daemon=True),
+               threading.Thread(target=writer, name="envelope-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        final = False
+        while not final:
+            item = full_in.get()
+            if isinstance(item, BaseException):
+                raise item
+            buf, got, final = item
+            out = outs.take() if not writer_error else None
+            if out is None:
+                raise writer_error[0]
+            n = transform(memoryview(buf)[:got], final, out)
+            ins.free.put(buf)
+            full_out.put((out, n))
+            if progress is not None:
+                progress(got)
+    except BaseException:
+        abort.set()
+        raise
+    finally:
+        full_out.put(None)
+        ins.free.put(None)
+        threads[1].join()
+    if writer_error:
+        raise writer_error[0]

@@ -1,0 +1,234 @@
+"""Encrypting and decrypting one stream: header, then chunks, batch by batch.
+
+This is the STREAM construction of the v1 format (formats/envelope-v1.md),
+independent of which engine does the AES-GCM work.  Memory is constant: two
+buffers of one batch each, reused for the whole stream.
+
+The edges of the stream, each handled where marked below:
+
+* the empty stream is one empty final chunk (never zero chunks);
+* the final chunk carries the last-chunk flag in its nonce, so a stream cut at
+  a chunk boundary, which leaves a non-final chunk last, fails to verify;
+* a final chunk may be empty only as chunk 0: any other empty final chunk is
+  refused, so there is exactly one encoding of each plaintext;
+* bytes after the final chunk cannot exist: the reader only decides a chunk is
+  final when it has hit end of input, so trailing bytes fall inside a chunk and
+  break its tag;
+* after a failure nothing more is read or written; the caller discards output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import BinaryIO
+
+from . import context as _context
+from . import pipeline
+from .context import EncryptionContext
+from .engines import Engine, get_engine
+from .exceptions import AuthenticationError
+from .format import (
+    DEFAULT_CHUNK_SIZE,
+    FILE_ID_SIZE,
+    SUITE_AES256_GCM_HKDF_SHA512_COMMIT,
+    TAG_SIZE,
+    Header,
+    WrappedKey,
+    check_chunk_size,
+    read_header,
+)
+from .kdf import FileKeys, authenticate_header, seal_header
+from .keyrings.base import MultiKeyring
+
+#: Plaintext bytes per engine call: big enough that per-call overhead vanishes and
+#: a native engine can split the batch over its threads, small enough to keep
+#: memory flat.  Never less than one chunk.
+BATCH_BYTES = 4 << 20
+
+Progress = Callable[[int], object]
+
+
+def batch_chunk_count(chunk_size: int) -> int:
+    return max(1, BATCH_BYTES // chunk_size)
+
+
+def _fill(src: BinaryIO, view: memoryview) -> int:
+    """readinto until *view* is full or the input ends; return the bytes read."""
+    got = 0
+    while got < len(view):
+        n = src.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    return got
+
+
+class _LookaheadReader:
+    """Fills batches and tells whether each one ends the input.
+
+    A batch is final only if the input ended while filling it, or if a read of
+    one more byte right after it finds end of input.  That one byte, when there
+    is one, opens the next batch.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self._carry = b""
+
+    def fill(self, buf: bytearray) -> tuple[int, bool]:
+        view = memoryview(buf)
+        start = len(self._carry)
+        view[:start] = self._carry
+        got = start + _fill(self._src, view[start:])
+        if got < len(buf):
+            self._carry = b""
+            return got, True
+        self._carry = self._src.read(1)
+        return got, not self._carry
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    keyring: MultiKeyring,
+    *,
+    context: EncryptionContext | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    engine: Engine | None = None,
+    progress: Progress | None = None,
+) -> Header:
+    """Encrypt everything *src* yields into *dst* under a fresh data key; return the header."""
+    check_chunk_size(chunk_size)
+    ctx = _context.normalize(context)
+    with keyring.generate_data_key(ctx) as data_key:
+        return seal_stream(src, dst, data_key.plaintext, data_key.wrapped, context=ctx,
+                           chunk_size=chunk_size, engine=engine, progress=progress)
+
+
+def seal_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    data_key: bytes | bytearray,
+    wrapped_keys: Sequence[WrappedKey],
+    *,
+    context: EncryptionContext | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    engine: Engine | None = None,
+    progress: Progress | None = None,
+    file_id: bytes | None = None,
+) -> Header:
+    """Encrypt under a data key already in hand (from a keyring, a cache, or a test vector).
+
+    *file_id* is fixed only by the vector generator; left out, it is fresh and
+    random, which is what makes reusing a data key safe.
+    """
+    check_chunk_size(chunk_size)
+    ctx = _context.normalize(context)
+    engine = engine or get_engine()
+    file_id = os.urandom(FILE_ID_SIZE) if file_id is None else file_id
+    keys = FileKeys.derive(data_key, file_id, SUITE_AES256_GCM_HKDF_SHA512_COMMIT)
+    header = seal_header(Header(chunk_size=chunk_size, file_id=file_id, context=ctx,
+                                wrapped_keys=tuple(wrapped_keys), commitment=keys.commitment), keys)
+    dst.write(header.encode())
+
+    reader = _LookaheadReader(src)
+    index = 0
+
+    def seal_batch(plain: memoryview, final: bool, sealed: bytearray) -> int:
+        nonlocal index
+        # Edge: input ending exactly on a batch boundary makes this batch final, with
+        # a full last chunk; an empty input makes batch 0 a single empty chunk.
+        n = engine.seal(keys.payload, index, plain, sealed, chunk_size, final)
+        index += max(1, -(-len(plain) // chunk_size))
+        return n
+
+    count = batch_chunk_count(chunk_size)
+    pipeline.run(reader.fill, seal_batch, dst, count * chunk_size, count * (chunk_size + TAG_SIZE),
+                 progress=progress)
+    return header
+
+
+def open_header(src: BinaryIO, keyring: MultiKeyring, *,
+                required_context: EncryptionContext | None = None) -> tuple[Header, FileKeys]:
+    """Read, unwrap and authenticate a header; return it with the file's keys.
+
+    Nothing after the header is read.  The order is fixed: parse (bounded),
+    check the caller's required context (cheap, before any KMS call), unwrap,
+    then the key commitment and header MAC in constant time.
+    """
+    header, raw = read_header(src)
+    _context.require_subset(_context.normalize(required_context), header.context)
+    data_key = keyring.unwrap(header.wrapped_keys, header.context)
+    try:
+        keys = FileKeys.derive(data_key, header.file_id, header.suite)
+    finally:
+        data_key[:] = bytes(len(data_key))
+    authenticate_header(header, keys, raw)
+    return header, keys
+
+
+def decrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    keyring: MultiKeyring,
+    *,
+    required_context: EncryptionContext | None = None,
+    engine: Engine | None = None,
+    progress: Progress | None = None,
+) -> Header:
+    """Decrypt *src* into *dst*, writing only chunks whose tags verified.
+
+    *dst* receives authenticated chunks as they verify, but the stream as a whole
+    is authentic only if this function returns: a truncated stream raises at the
+    end.  Callers that produce a file write to a temporary one and rename it
+    only after this returns (see :mod:`envelope.atomic`).
+    """
+    header, keys = open_header(src, keyring, required_context=required_context)
+    open_body(src, dst, header, keys, engine=engine, progress=progress)
+    return header
+
+
+def open_body(
+    src: BinaryIO,
+    dst: BinaryIO,
+    header: Header,
+    keys: FileKeys,
+    *,
+    engine: Engine | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Open the chunks that follow an authenticated header, to the end of *src*."""
+    engine = engine or get_engine()
+    chunk_size = header.chunk_size
+    sealed_chunk = chunk_size + TAG_SIZE
+    reader = _LookaheadReader(src)
+    index = 0
+
+    def open_batch(sealed: memoryview, final: bool, plain: bytearray) -> int:
+        nonlocal index
+        got = len(sealed)
+        if final:
+            if got == 0:
+                # Edge: the stream stops at a chunk boundary (or right after the
+                # header).  The previous chunk was not flagged last, so this is
+                # truncation, not a complete stream.
+                raise AuthenticationError("stream is truncated: it ends without a final chunk")
+            last_len = got % sealed_chunk or sealed_chunk
+            if last_len == TAG_SIZE and (index > 0 or got > TAG_SIZE):
+                # Edge: an empty final chunk after data is never written by an encryptor.
+                raise AuthenticationError("stream has an empty final chunk after data")
+        chunks = -(-got // sealed_chunk)
+        try:
+            n = engine.open(keys.payload, index, sealed, plain, chunk_size, final)
+        except AuthenticationError as exc:
+            if final and exc.chunk_index == index + chunks - 1:
+                # Edge: the last chunk fails when the stream was cut inside a chunk.
+                raise AuthenticationError(f"{exc}: the stream is truncated or its last chunk is damaged",
+                                          chunk_index=exc.chunk_index) from None
+            raise
+        index += chunks
+        return n
+
+    count = batch_chunk_count(chunk_size)
+    pipeline.run(reader.fill, open_batch, dst, count * sealed_chunk, count * chunk_size, progress=progress)
