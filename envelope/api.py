@@ -18,6 +18,7 @@ from .exceptions import UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, read_header
 from .keyrings.base import Keyring, MultiKeyring
 from .keyrings.registry import DEFAULT_KEY_REFERENCE, resolve
+from .pipeline import write_all
 from .stream import Progress, decrypt_stream, encrypt_stream
 
 SUFFIX = ".envelope"
@@ -111,6 +112,46 @@ def decrypt_file(
     keyring = decryption_keyring(keys, keystore=keystore)
     with open_input(src_s) as fin, atomic_output(dst_s, force=force) as fout:
         return decrypt_stream(fin, fout, keyring, required_context=context, engine=chosen, progress=progress)
+
+
+def decrypt_range(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    start: int,
+    end: int | None = None,
+    *,
+    keys: Sequence[KeySpec] | None = None,
+    context: EncryptionContext | None = None,
+    force: bool = False,
+    engine: str | None = None,
+    threads: int | None = None,
+    keystore: str | None = None,
+) -> int:
+    """Write plaintext bytes [start, end) of *src* to *dst*, opening only the chunks that hold them.
+
+    Offsets clamp to the plaintext size, as slicing does.  Returns the byte count.
+    """
+    from .reader import open as open_envelope
+
+    if start < 0 or (end is not None and end < start):
+        raise UsageError("a range needs 0 <= START <= END")
+    src_s, dst_s = os.fspath(src), os.fspath(dst)
+    if src_s == STDIO:
+        raise UsageError("--range needs a seekable input file, not stdin")
+    check_destination(dst_s, force)
+    with open_envelope(src_s, keys=keys, context=context, keystore=keystore, engine=engine,
+                       threads=threads) as plain, atomic_output(dst_s, force=force) as out:
+        plain.seek(start)
+        left = None if end is None else end - start
+        done = 0
+        while left is None or left > 0:
+            block = plain.read(1 << 20 if left is None else min(left, 1 << 20))
+            if not block:
+                break
+            write_all(out, memoryview(block))
+            done += len(block)
+            left = None if left is None else left - len(block)
+        return done
 
 
 def encrypt(data: bytes, *, keys: Sequence[KeySpec] | None = None, context: EncryptionContext | None = None,

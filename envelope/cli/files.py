@@ -9,13 +9,14 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import api
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..format import DEFAULT_CHUNK_SIZE, Header, plaintext_size
-from ..stream import Progress
+
+if TYPE_CHECKING:
+    from ..stream import Progress
 
 #: Inputs below this size finish before a progress bar would be worth drawing.
 PROGRESS_MIN_BYTES = 64 << 20
@@ -30,6 +31,17 @@ def parse_size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 65536, 64K, 1M)")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_range(text: str) -> tuple[int, int | None]:
+    start_s, sep, end_s = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected START:END, got {text!r}")
+    start = parse_size(start_s) if start_s.strip() else 0
+    end = parse_size(end_s) if end_s.strip() else None
+    if end is not None and end < start:
+        raise argparse.ArgumentTypeError(f"range end {end} is before its start {start}")
+    return start, end
 
 
 def _positive_int(text: str) -> int:
@@ -66,6 +78,9 @@ def register(sub: Any) -> None:
                          description="Decrypt IN to OUT (default: IN without .envelope). "
                                      "Every --context pair must be present in the file.")
     _common(dec)
+    dec.add_argument("--range", type=parse_range, metavar="START:END",
+                     help="write only plaintext bytes START (inclusive) to END (exclusive); "
+                          "either may be omitted; units K, M, G")
     dec.set_defaults(handler=cmd_decrypt)
 
     ins = sub.add_parser("inspect", help="show a file's header (no key needed, nothing secret shown)")
@@ -103,6 +118,8 @@ def _notice(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
+    from .. import api
+
     context = parse_pairs(args.context)
     if args.output == "-" and sys.stdout.isatty():
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
@@ -114,7 +131,14 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
+    from .. import api
+
     context = parse_pairs(args.context)
+    if args.range is not None:
+        output = args.output if args.output is not None else api.default_decrypted_name(args.input)
+        api.decrypt_range(args.input, output, *args.range, keys=args.key, context=context, force=args.force,
+                          threads=args.threads, keystore=args.keystore)
+        return 0
     with _progress_bar(args, "decrypt") as progress:
         api.decrypt_file(args.input, args.output, keys=args.key, context=context, force=args.force,
                          threads=args.threads, keystore=args.keystore, progress=progress)
@@ -143,6 +167,8 @@ def header_summary(header: Header, file_size: int | None) -> dict[str, Any]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from .. import api
+
     header = api.inspect_file(args.file)
     info = header_summary(header, _input_size(args.file))
     if args.json:

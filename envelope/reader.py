@@ -1,0 +1,147 @@
+"""Random access: a seekable, read-only plaintext view of an envelope file.
+
+Chunks are sealed independently, and chunk *i* sits at a computable offset, so
+any byte range can be decrypted by opening only the chunks that cover it.  The
+last-chunk flag makes this safe: the chunk the file's length says is last is
+opened as last, so a file cut at a chunk boundary fails when its end is read,
+exactly as a sequential read would.
+
+What is authenticated and when: the header (commitment and MAC) on open;
+each chunk when it is first read.  Reading a range proves that range, not the
+whole file.  A chunk that fails authentication fails the reader for good: every
+later read raises the same error.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, BinaryIO
+
+from .context import EncryptionContext
+from .engines import Engine, get_engine
+from .exceptions import AuthenticationError, UsageError
+from .format import chunk_count, chunk_offset, plaintext_size, read_exactly
+from .keyrings.base import MultiKeyring
+from .stream import BATCH_BYTES, open_header
+
+
+class DecryptingReader(io.RawIOBase):
+    """Raw, seekable plaintext over a seekable envelope ciphertext stream."""
+
+    def __init__(self, src: BinaryIO, keyring: MultiKeyring, *, required_context: EncryptionContext | None = None,
+                 engine: Engine | None = None, close_source: bool = False) -> None:
+        super().__init__()
+        self._src, self._close_source = src, close_source
+        self.header, self._keys = open_header(src, keyring, required_context=required_context)
+        self._engine = engine or get_engine()
+        self._chunk = self.header.chunk_size
+        self._header_size = self.header.size
+        self._total = src.seek(0, os.SEEK_END)
+        self.size = plaintext_size(self._header_size, self._total, self._chunk)
+        self._last = chunk_count(self.size, self._chunk) - 1
+        self._pos = 0
+        self._failure: AuthenticationError | None = None
+        self._batch_chunks = max(1, BATCH_BYTES // self._chunk)
+        self._cached_index = -1  # the last chunk opened, kept for small sequential reads
+        self._cached = bytearray()
+
+    # -- io.RawIOBase --------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise UsageError(f"invalid whence {whence}")
+        if base + offset < 0:
+            raise UsageError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._failure is not None:
+            raise self._failure
+        out = memoryview(buffer).cast("B")
+        want = min(len(out), self.size - self._pos)
+        if want <= 0:
+            # Edge: reading at or past the end still proves the end when the file is
+            # empty, so an empty file cut to its header is caught.
+            if self.size == 0:
+                self._open_chunks(0, 0)
+            return 0
+        first = self._pos // self._chunk
+        if first == self._cached_index:
+            plain, start_index = self._cached, first
+        else:
+            last = min((self._pos + want - 1) // self._chunk, first + self._batch_chunks - 1)
+            plain, start_index = self._open_chunks(first, last), first
+        skip = self._pos - start_index * self._chunk
+        n = min(want, len(plain) - skip)
+        out[:n] = memoryview(plain)[skip : skip + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._cached = bytearray()
+            if self._close_source:
+                self._src.close()
+        super().close()
+
+    # -- chunks --------------------------------------------------------------------
+
+    def _open_chunks(self, first: int, last: int) -> bytearray:
+        """Open chunks first..last; cache the final one for the next small read."""
+        final = last == self._last
+        start = chunk_offset(self._header_size, self._chunk, first)
+        end = self._total if final else chunk_offset(self._header_size, self._chunk, last + 1)
+        self._src.seek(start)
+        sealed = read_exactly(self._src, end - start)
+        plain = bytearray(len(sealed))
+        try:
+            n = self._engine.open(self._keys.payload, first, sealed, plain, self._chunk, final)
+        except AuthenticationError as exc:
+            self._failure = exc
+            raise
+        del plain[n:]
+        self._cached_index = last
+        self._cached = plain[(last - first) * self._chunk :]
+        if last != first:
+            # The next read starts after this batch or inside its last chunk.
+            return plain
+        return self._cached
+
+
+def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: MultiKeyring | None = None,
+         keys: Any = None, context: EncryptionContext | None = None, keystore: str | None = None,
+         engine: str | None = None, threads: int | None = None) -> io.BufferedReader:
+    """Open an envelope file for reading plaintext at any offset.
+
+    ``keyring`` (a :class:`MultiKeyring`) or ``keys`` (references, as for
+    :func:`envelope.api.decrypt_file`) choose the master keys; with neither,
+    the local keystore.  Returns a buffered, seekable, read-only binary file.
+    """
+    if mode not in ("rb", "r"):
+        raise UsageError(f"envelope.open supports mode 'rb' only, got {mode!r}")
+    if keyring is None:
+        from .api import decryption_keyring
+
+        keyring = decryption_keyring(keys, keystore=keystore)
+    owned = isinstance(file, (str, os.PathLike))
+    src: BinaryIO = io.open(os.fspath(file), "rb") if isinstance(file, (str, os.PathLike)) else file
+    try:
+        raw = DecryptingReader(src, keyring, required_context=context, engine=get_engine(engine, threads),
+                               close_source=owned)
+    except BaseException:
+        if owned:
+            src.close()
+        raise
+    return io.BufferedReader(raw, buffer_size=raw.header.chunk_size)
