@@ -32,9 +32,15 @@ def size_arg(text: str) -> int:
     return int(m.group(1)) * UNITS[m.group(2)]
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int | None]:
+def timed(cmd: list[str], env: dict[str, str], output: str | None = None) -> tuple[float, int | None]:
+    """Time one run.  Its output file is removed first and the page cache's dirty
+    pages written back, untimed, so every command writes a new file from the same
+    state: freeing a previous 1 GiB output (and the filesystem's discards) would
+    otherwise be charged to whichever command replaces it."""
+    if output and os.path.exists(output):
+        os.unlink(output)
     subprocess.run(["sync"], check=True)
-    time.sleep(0.5)
+    time.sleep(1.0)
     timer = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     full = [timer, "-f", "RSS %M", *cmd] if timer else cmd
     start = time.perf_counter()
@@ -76,18 +82,18 @@ def main() -> None:
         for chunk in args.chunk_size.split(","):
             enc_out, dec_out, cp_out = (os.path.join(work, n) for n in ("out.env", "out.dec", "out.cp"))
             cmds = {
-                "cp": ["cp", src, cp_out],
-                f"encrypt {chunk}": [*envelope, "encrypt-file", src, "-o", enc_out, "--force", "--quiet",
-                                     "--key", f"raw-aes:{key}", "--chunk-size", chunk, *threads],
-                f"decrypt {chunk}": [*envelope, "decrypt-file", enc_out, "-o", dec_out, "--force", "--quiet",
-                                     "--key", f"raw-aes:{key}", *threads],
+                "cp": (["cp", src, cp_out], cp_out),
+                f"encrypt {chunk}": ([*envelope, "encrypt-file", src, "-o", enc_out, "--quiet",
+                                      "--key", f"raw-aes:{key}", "--chunk-size", chunk, *threads], enc_out),
+                f"decrypt {chunk}": ([*envelope, "decrypt-file", enc_out, "-o", dec_out, "--quiet",
+                                      "--key", f"raw-aes:{key}", *threads], dec_out),
             }
             times: dict[str, list[float]] = {name: [] for name in cmds}
             rss: dict[str, int] = {}
-            timed(cmds[f"encrypt {chunk}"], env)  # warm-up, and the input of decrypt
+            timed(cmds[f"encrypt {chunk}"][0], env, cmds[f"encrypt {chunk}"][1])  # warm-up, and the input of decrypt
             for _ in range(args.runs):
-                for name, cmd in cmds.items():
-                    t, r = timed(cmd, env)
+                for name, (cmd, output) in cmds.items():
+                    t, r = timed(cmd, env, output)
                     times[name].append(t)
                     if r:
                         rss[name] = max(rss.get(name, 0), r)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 
 from ..exceptions import UsageError
 from .base import Keyring, MultiKeyring
@@ -36,14 +35,22 @@ def _factory(scheme: str) -> Factory:
     module = _BUILTIN.get(scheme)
     if module is not None:
         return importlib.import_module(module).from_reference  # type: ignore[no-any-return]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _plugins():
         if ep.name == scheme:
             return ep.load()  # type: ignore[no-any-return]
     raise UsageError(f"unknown key scheme {scheme!r} in key reference (known: {', '.join(schemes())})")
 
 
+def _plugins() -> list:  # type: ignore[type-arg]
+    # Imported here: scanning installed distributions costs tens of milliseconds,
+    # paid only when a reference names a scheme that is not built in.
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def schemes() -> list[str]:
-    names = set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    names = set(_BUILTIN) | {ep.name for ep in _plugins()}
     return sorted(names)
 
 
