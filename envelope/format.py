@@ -34,7 +34,7 @@ NONCE_SIZE = 12
 MIN_CHUNK_SIZE = 1 << 10
 MAX_CHUNK_SIZE = 1 << 26
 #: Chosen by measurement; see formats/envelope-v1.md, "Chunk size".
-DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_CHUNK_SIZE = 1 << 18
 
 MAX_HEADER_SIZE = 1 << 16
 MAX_WRAPPED_KEYS = 32
