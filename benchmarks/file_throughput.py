@@ -58,12 +58,20 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--engine", default=None)
     ap.add_argument("--threads", default=None)
-    ap.add_argument("--chunk-size", default="1M", help="comma-separated list")
+    ap.add_argument("--chunk-size", default="256K", help="comma-separated list")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--overwrite", action="store_true",
+                    help="every command overwrites its previous output (--force for envelope), as cp does; "
+                         "default: outputs are removed, untimed, before each run")
+    ap.add_argument("--null", action="store_true",
+                    help="also time encrypt/decrypt to /dev/null against cat (and age, if installed)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="envelope-bench-", dir=args.dir)
     env = dict(os.environ)
+    # Time the command as an installed package runs: with its bytecode cached
+    # (the warm-up run writes it), not recompiled from source on every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if args.engine:
         env["ENVELOPE_ENGINE"] = args.engine
     envelope = [sys.executable, "-m", "envelope"]
@@ -72,36 +80,55 @@ def main() -> None:
         with open(key, "wb") as f:
             f.write(os.urandom(32))
         with open(src, "wb") as f:
-            block = os.urandom(1 << 20)
             for _ in range(args.size >> 20):
-                f.write(block)
+                f.write(os.urandom(1 << 20))
         threads = ["--threads", args.threads] if args.threads else []
+        force = ["--force"] if args.overwrite else []
+        age = shutil.which("age")
         print(f"file {args.size / 1e6:.0f} MB, {args.runs} runs, engine {args.engine or 'auto'}, "
-              f"{os.cpu_count()} cores")
-        print(f"{'command':<28}{'median s':>10}{'MB/s':>9}{'x cp':>8}{'peak RSS MiB':>14}")
+              f"{os.cpu_count()} cores, outputs {'overwritten' if args.overwrite else 'new'}")
+        print(f"{'command':<28}{'median s':>10}{'MB/s':>9}{'ratio':>8}{'  to':<6}{'peak RSS MiB':>14}")
         for chunk in args.chunk_size.split(","):
             enc_out, dec_out, cp_out = (os.path.join(work, n) for n in ("out.env", "out.dec", "out.cp"))
-            cmds = {
-                "cp": (["cp", src, cp_out], cp_out),
-                f"encrypt {chunk}": ([*envelope, "encrypt-file", src, "-o", enc_out, "--quiet",
-                                      "--key", f"raw-aes:{key}", "--chunk-size", chunk, *threads], enc_out),
-                f"decrypt {chunk}": ([*envelope, "decrypt-file", enc_out, "-o", dec_out, "--quiet",
-                                      "--key", f"raw-aes:{key}", *threads], dec_out),
+            key_args = ["--quiet", "--key", f"raw-aes:{key}", *threads]
+            # name -> (argv, output file to clear, baseline name)
+            cmds: dict[str, tuple[list[str], str | None, str]] = {
+                "cp": (["cp", src, cp_out], cp_out, "cp"),
+                f"encrypt {chunk}": ([*envelope, "encrypt-file", src, "-o", enc_out, *force, *key_args,
+                                      "--chunk-size", chunk], enc_out, "cp"),
+                f"decrypt {chunk}": ([*envelope, "decrypt-file", enc_out, "-o", dec_out, *force, *key_args],
+                                     dec_out, "cp"),
             }
+            if args.null:
+                cmds["cat > null"] = (["cat", src], None, "cat > null")
+                cmds[f"encrypt {chunk} > null"] = ([*envelope, "encrypt-file", src, "-o", "-", *key_args,
+                                                    "--chunk-size", chunk], None, "cat > null")
+                cmds[f"decrypt {chunk} > null"] = ([*envelope, "decrypt-file", enc_out, "-o", "-", *key_args],
+                                                   None, "cat > null")
+                if age:
+                    ident = os.path.join(work, "age.key")
+                    subprocess.run(["age-keygen", "-o", ident], check=True, capture_output=True)
+                    recipient = subprocess.run(["age-keygen", "-y", ident], check=True, capture_output=True,
+                                               text=True).stdout.strip()
+                    age_out = os.path.join(work, "out.age")
+                    subprocess.run([age, "-r", recipient, "-o", age_out, src], check=True)
+                    cmds["age encrypt > null"] = ([age, "-r", recipient, src], None, "cat > null")
+                    cmds["age decrypt > null"] = ([age, "-d", "-i", ident, age_out], None, "cat > null")
             times: dict[str, list[float]] = {name: [] for name in cmds}
             rss: dict[str, int] = {}
-            timed(cmds[f"encrypt {chunk}"][0], env, cmds[f"encrypt {chunk}"][1])  # warm-up, and the input of decrypt
+            enc_cmd, enc_file, _ = cmds[f"encrypt {chunk}"]
+            timed(enc_cmd, env, None if args.overwrite else enc_file)  # warm-up, and the input of decrypt
             for _ in range(args.runs):
-                for name, (cmd, output) in cmds.items():
-                    t, r = timed(cmd, env, output)
+                for name, (cmd, output, _) in cmds.items():
+                    t, r = timed(cmd, env, None if args.overwrite else output)
                     times[name].append(t)
                     if r:
                         rss[name] = max(rss.get(name, 0), r)
-            for name in cmds:
+            for name, (_, _, base) in cmds.items():
                 med = statistics.median(times[name])
-                ratio = statistics.median(t / c for t, c in zip(times[name], times["cp"]))
+                ratio = statistics.median(t / c for t, c in zip(times[name], times[base]))
                 mem = f"{rss[name] / 1024:.0f}" if name in rss else "-"
-                print(f"{name:<28}{med:>10.3f}{args.size / med / 1e6:>9.0f}{ratio:>8.2f}{mem:>14}")
+                print(f"{name:<28}{med:>10.3f}{args.size / med / 1e6:>9.0f}{ratio:>8.2f}  {base:<10}{mem:>10}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
