@@ -22,6 +22,8 @@ from typing import Any, BinaryIO
 Fill = Callable[[bytearray], "tuple[int, bool]"]
 Transform = Callable[[memoryview, bool, bytearray], int]
 
+#: How long a failed pipeline waits for its reader to notice.
+READER_JOIN_SECONDS = 5.0
 #: Buffers in flight per side: one being filled or drained, one being transformed, one spare.
 DEFAULT_DEPTH = 3
 
@@ -116,5 +118,9 @@ def run(fill: Fill, transform: Transform, dst: BinaryIO, in_size: int, out_size:
         full_out.put(None)
         ins.free.put(None)
         threads[1].join()
+        # The reader has finished on success; after a failure it stops at its next
+        # read.  Only a read blocked on a pipe that never delivers can outlive this
+        # bound, and that thread is a daemon.
+        threads[0].join(timeout=READER_JOIN_SECONDS)
     if writer_error:
         raise writer_error[0]

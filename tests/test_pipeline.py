@@ -118,3 +118,13 @@ def test_short_writes_are_completed():
     out = _Short()
     pipeline.run(_filler(b"abc" * 1000), _upper, out, 500, 500)
     assert bytes(out.data) == b"ABC" * 1000
+
+
+def test_threads_are_joined_after_a_failure_in_the_middle():
+    def failing(src: memoryview, final: bool, out: bytearray) -> int:
+        raise ValueError("stop")
+
+    with pytest.raises(ValueError):
+        pipeline.run(_filler(b"q" * 100_000), failing, io.BytesIO(), 100, 100)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("envelope-")]
+    assert alive == []
