@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import exceptions as _exceptions
 from .exceptions import (
     AuthenticationError,
     ContextMismatchError,
@@ -44,16 +45,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "__version__",
-    "AuthenticationError",
-    "ContextMismatchError",
-    "EnvelopeError",
-    "FormatError",
-    "KeyNotFoundError",
-    "KeyStateError",
-    "KeyringError",
-    "OutputExistsError",
-    "UsageError",
-    *_LAZY,
-]
+__all__ = ["__version__", *_exceptions.__all__, *_LAZY]

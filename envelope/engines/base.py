@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 
-from ..exceptions import UsageError
+from ..exceptions import AuthenticationError, UsageError
 from ..format import NONCE_SIZE, TAG_SIZE
 
 Buffer = bytes | bytearray | memoryview
@@ -100,6 +100,31 @@ class Engine(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} threads={self.threads}>"
+
+
+def plan_seal(first_index: int, src_len: int, dst_len: int, chunk_size: int, final: bool) -> int:
+    """Validate a seal call's shape, as every engine must; return its chunk count."""
+    count = batch_chunks(src_len, chunk_size, final)
+    check_index(first_index, count)
+    if dst_len < src_len + TAG_SIZE * count:
+        raise UsageError("destination buffer too small")
+    return count
+
+
+def plan_open(first_index: int, src_len: int, dst_len: int, chunk_size: int, final: bool) -> tuple[int, int]:
+    """Validate an open call's shape; return (chunk count, plaintext length).
+
+    A batch whose length no chunk sequence can have was cut short: that is an
+    authentication failure (truncation), not a usage error.
+    """
+    try:
+        count, plain_len = opened_chunks(src_len, chunk_size, final)
+    except ValueError as exc:
+        raise AuthenticationError(f"stream is truncated: {exc}") from None
+    check_index(first_index, count)
+    if dst_len < plain_len:
+        raise UsageError("destination buffer too small")
+    return count, plain_len
 
 
 def check_index(first_index: int, count: int) -> None:

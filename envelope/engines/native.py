@@ -24,7 +24,7 @@ from typing import NoReturn
 from .._native import ffi, lib
 from ..exceptions import AuthenticationError, UsageError
 from ..format import TAG_SIZE
-from .base import Buffer, Engine, batch_chunks, check_index, opened_chunks
+from .base import Buffer, Engine, plan_open, plan_seal
 
 KEY_SIZE: int = lib.ENV_KEY_SIZE
 MAX_CHUNK_SIZE: int = lib.ENV_MAX_CHUNK_SIZE
@@ -162,21 +162,11 @@ class NativeEngine(Engine):
     def seal(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
              chunk_size: int, final: bool) -> int:
         _check_chunk_size(chunk_size)
-        src_len = _nbytes(src)
-        count = batch_chunks(src_len, chunk_size, final)
-        check_index(first_index, count)
-        if _nbytes(dst) < src_len + TAG_SIZE * count:
-            raise UsageError("destination buffer too small")
+        plan_seal(first_index, _nbytes(src), _nbytes(dst), chunk_size, final)
         return seal_batch(key, first_index, src, dst, chunk_size, final, self.threads)
 
     def open(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
              chunk_size: int, final: bool) -> int:
         _check_chunk_size(chunk_size)
-        try:
-            count, plain_len = opened_chunks(_nbytes(src), chunk_size, final)
-        except ValueError as exc:
-            raise AuthenticationError(f"stream is truncated: {exc}") from None
-        check_index(first_index, count)
-        if _nbytes(dst) < plain_len:
-            raise UsageError("destination buffer too small")
+        plan_open(first_index, _nbytes(src), _nbytes(dst), chunk_size, final)
         return open_batch(key, first_index, src, dst, chunk_size, final, self.threads)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..exceptions import AuthenticationError, UsageError
+from ..exceptions import AuthenticationError
 from ..format import TAG_SIZE
-from .base import Buffer, Engine, batch_chunks, check_index, chunk_nonce, opened_chunks
+from .base import Buffer, Engine, chunk_nonce, plan_open, plan_seal
 
 
 class ReferenceEngine(Engine):
@@ -22,10 +22,7 @@ class ReferenceEngine(Engine):
     def seal(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
              chunk_size: int, final: bool) -> int:
         src_view, dst_view = memoryview(src), memoryview(dst)
-        count = batch_chunks(len(src_view), chunk_size, final)
-        check_index(first_index, count)
-        if len(dst_view) < len(src_view) + TAG_SIZE * count:
-            raise UsageError("destination buffer too small")
+        count = plan_seal(first_index, len(src_view), len(dst_view), chunk_size, final)
         aead = AESGCM(key)
         out = 0
         for n in range(count):
@@ -39,13 +36,7 @@ class ReferenceEngine(Engine):
     def open(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
              chunk_size: int, final: bool) -> int:
         src_view, dst_view = memoryview(src), memoryview(dst)
-        try:
-            count, plain_len = opened_chunks(len(src_view), chunk_size, final)
-        except ValueError as exc:
-            raise AuthenticationError(f"stream is truncated: {exc}") from None
-        check_index(first_index, count)
-        if len(dst_view) < plain_len:
-            raise UsageError("destination buffer too small")
+        count, _ = plan_open(first_index, len(src_view), len(dst_view), chunk_size, final)
         aead = AESGCM(key)
         sealed = chunk_size + TAG_SIZE
         out = 0
