@@ -157,15 +157,27 @@ def open_header(src: BinaryIO, keyring: MultiKeyring, *,
     check the caller's required context (cheap, before any KMS call), unwrap,
     then the key commitment and header MAC in constant time.
     """
+    header, keys, data_key = unwrap_header(src, keyring, required_context=required_context)
+    data_key[:] = bytes(len(data_key))
+    return header, keys
+
+
+def unwrap_header(src: BinaryIO, keyring: MultiKeyring, *,
+                  required_context: EncryptionContext | None = None) -> tuple[Header, FileKeys, bytearray]:
+    """:func:`open_header`, also returning the data key (for rewrapping).
+
+    The caller owns the returned data key and must zero it when done.
+    """
     header, raw = read_header(src)
     _context.require_subset(_context.normalize(required_context), header.context)
     data_key = keyring.unwrap(header.wrapped_keys, header.context)
     try:
         keys = FileKeys.derive(data_key, header.file_id, header.suite)
-    finally:
+        authenticate_header(header, keys, raw)
+    except BaseException:
         data_key[:] = bytes(len(data_key))
-    authenticate_header(header, keys, raw)
-    return header, keys
+        raise
+    return header, keys, data_key
 
 
 def decrypt_stream(

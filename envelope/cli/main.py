@@ -62,13 +62,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import files, keys
+    from . import files, keys, rewrap
 
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     files.register(sub)
+    rewrap.register(sub)
     keys.register(sub)
     return parser
 
