@@ -49,7 +49,7 @@ def _version() -> str:
 
     try:
         engine = get_engine()
-        desc = engine.name
+        desc = f"{engine.name}, {engine.threads} thread{'s' if engine.threads != 1 else ''}"
     except EnvelopeError as exc:
         desc = f"unavailable ({exc})"
     return f"envelope {__version__} (engine: {desc})"
