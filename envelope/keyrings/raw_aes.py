@@ -87,10 +87,10 @@ class RawAesKeyring(Keyring):
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
         nonce = os.urandom(NONCE_SIZE)
         sealed = AESGCM(self._key).encrypt(nonce, bytes(plaintext), self._aad(context))
-        return WrappedKey(PROVIDER, self.key_id, _BLOB_VERSION + nonce + sealed)
+        return WrappedKey(self.provider, self.key_id, _BLOB_VERSION + nonce + sealed)
 
     def matches(self, wrapped: WrappedKey) -> bool:
-        return wrapped.provider == PROVIDER and wrapped.key_id == self.key_id
+        return wrapped.provider == self.provider and wrapped.key_id == self.key_id
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         blob = wrapped.ciphertext
