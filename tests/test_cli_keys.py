@@ -37,13 +37,14 @@ def create(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ig
     return json.loads(out)  # type: ignore[no-any-return]
 
 
-def test_create_prints_metadata_and_never_key_material(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
+def test_create_prints_just_the_key_id_for_scripts(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
     code, out, err = run(capsys, "keys", "create", "--description", "backups", "--alias", "alias/prod")
     assert code == EXIT_OK and err == ""
     with sqlite3.connect(ks_path) as conn:
-        key_id, material = conn.execute("SELECT key_id, material FROM key_material").fetchone()
+        (key_id,) = conn.execute("SELECT key_id FROM keys").fetchone()
+    assert out == key_id + "\n"
+    code, out, _ = run(capsys, "keys", "describe", key_id)
     assert f"key id:       {key_id}" in out and "alias/prod" in out and "backups" in out and "Enabled" in out
-    assert material.hex() not in out.lower()
 
 
 def test_create_json_is_machine_readable(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_describe_malformed_reference_is_a_usage_error(capsys: pytest.CaptureFix
 
 def test_alias_creates_a_name_the_key_answers_to(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
     meta = create(capsys)
-    code, out, _ = run(capsys, "keys", "alias", "alias/new", meta["key_id"])
+    code, out, _ = run(capsys, "keys", "alias", "create", "alias/new", meta["key_id"])
     assert code == EXIT_OK and out.strip() == f"alias/new -> {meta['key_id']}"
     code, out, _ = run(capsys, "keys", "describe", "alias/new", "--json")
     assert json.loads(out)["aliases"] == ["alias/new"]
@@ -124,7 +125,7 @@ def test_alias_creates_a_name_the_key_answers_to(capsys: pytest.CaptureFixture[s
 def test_alias_rule_violations_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], ks_path: Path,
                                                     alias: str, message: str) -> None:
     meta = create(capsys, "--alias", "alias/taken")
-    code, out, err = run(capsys, "keys", "alias", alias, meta["key_id"])
+    code, out, err = run(capsys, "keys", "alias", "create", alias, meta["key_id"])
     assert code == EXIT_USAGE and out == ""
     assert_one_line_error(err, message)
 

@@ -34,9 +34,18 @@ def store(ks_path: Path):  # type: ignore[no-untyped-def]
         yield ks
 
 
-def _material(path: Path, key_id: str) -> list[bytes]:
+def _material(store: KeyStore, key_id: str) -> list[bytes]:
+    """A key's backing keys in the clear, read the way the store reads them (for checks only)."""
+    with store._db.reading() as conn:
+        wrapping = store._db.wrapping_key(conn)
+        rows = conn.execute("SELECT version, sealed FROM key_material WHERE key_id = ? ORDER BY version", (key_id,))
+        return [bytes(wrapping.open(key_id, version, sealed)) for version, sealed in rows]
+
+
+def _force_state(path: Path, key_id: str, state: str) -> None:
+    """Put a key in a state no part-1 call reaches (PendingImport belongs to imported material)."""
     with sqlite3.connect(path) as conn:
-        return [r[0] for r in conn.execute("SELECT material FROM key_material WHERE key_id = ?", (key_id,))]
+        conn.execute("UPDATE keys SET state = ? WHERE key_id = ?", (state, key_id))
 
 
 # -- the file --------------------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def test_create_key_returns_enabled_symmetric_key_with_uuid_and_arn(store: KeySt
 
 def test_each_key_gets_its_own_32_byte_material(store: KeyStore, ks_path: Path) -> None:
     a, b = store.create_key(), store.create_key()
-    ma, mb = _material(ks_path, a.key_id), _material(ks_path, b.key_id)
+    ma, mb = _material(store, a.key_id), _material(store, b.key_id)
     assert len(ma[0]) == 32 and len(mb[0]) == 32 and ma != mb
 
 
@@ -356,25 +365,28 @@ def test_unknown_key_in_blob_raises_key_not_found(store: KeyStore) -> None:
 
 
 @pytest.mark.parametrize("state", ["Disabled", "PendingDeletion", "PendingImport"])
-def test_key_not_enabled_refuses_every_crypto_operation_naming_its_state(store: KeyStore, state: str) -> None:
+def test_key_not_enabled_refuses_every_crypto_operation_naming_its_state(store: KeyStore, ks_path: Path,
+                                                                       state: str) -> None:
     key = store.create_key().key_id
+    other = store.create_key().key_id
     blob = store.encrypt(key, b"data")
-    store._set_key_state(key, state)
+    {"Disabled": lambda: store.disable_key(key),
+     "PendingDeletion": lambda: store.schedule_key_deletion(key, 7),
+     "PendingImport": lambda: _force_state(ks_path, key, "PendingImport")}[state]()
     for call in (lambda: store.encrypt(key, b"x"), lambda: store.generate_data_key(key),
-                 lambda: store.decrypt(blob)):
-        with pytest.raises(KeyStateError, match=f"is {state}"):
+                 lambda: store.generate_data_key_without_plaintext(key), lambda: store.decrypt(blob),
+                 lambda: store.re_encrypt(blob, other), lambda: store.re_encrypt(store.encrypt(other, b"y"), key)):
+        with pytest.raises(KeyStateError, match=f"key {key} is {state}"):
             call()
     assert store.describe_key(key).state == state  # describing is still allowed
-    store._set_key_state(key, "Enabled")
+    _force_state(ks_path, key, "Enabled")
     assert store.decrypt(blob)[0] == b"data"
 
 
-def test_newest_backing_key_seals_and_older_versions_still_open(store: KeyStore, ks_path: Path) -> None:
+def test_newest_backing_key_seals_and_older_versions_still_open(store: KeyStore) -> None:
     key = store.create_key().key_id
     old_blob = store.encrypt(key, b"before rotation")
-    with sqlite3.connect(ks_path) as conn:
-        conn.execute("INSERT INTO key_material (key_id, version, material, origin, created_at)"
-                     " VALUES (?, 2, ?, 'ENVELOPE', 'now')", (key, os.urandom(32)))
+    assert store.rotate_key_on_demand(key).version == 2
     new_blob = store.encrypt(key, b"after rotation")
     assert kms_blob.parse(new_blob).backing_version == 2
     assert store.decrypt(old_blob)[0] == b"before rotation"
@@ -401,12 +413,13 @@ def test_every_operation_leaves_an_audit_row_with_principal_and_outcome(store: K
     assert all(e.principal for e in events)
     assert [e.ok for e in events] == [True] * 8 + [False]
     assert events[-1].key_id == key and UNWRAP_FAILURE in (events[-1].error or "")
-    assert '"a": "2"' in (events[-1].request or "")
+    assert events[-1].context_keys == ("a",)  # the context's keys are on record, its values are not
+    assert '"2"' not in (events[-1].request or "") and '"1"' not in (events[2].request or "")
 
 
 def test_refused_operations_are_audited_too(store: KeyStore) -> None:
     key = store.create_key().key_id
-    store._set_key_state(key, "Disabled")
+    store.disable_key(key)
     with pytest.raises(KeyStateError):
         store.encrypt(key, b"x")
     with pytest.raises(KeyNotFoundError):
@@ -414,12 +427,12 @@ def test_refused_operations_are_audited_too(store: KeyStore) -> None:
     last = store.audit_events(limit=2)
     assert [(e.operation, e.ok) for e in last] == [("Encrypt", False), ("DescribeKey", False)]
     assert "Disabled" in (last[0].error or "")
-    assert [e.operation for e in store.audit_events(key_id=key)] == ["CreateKey", "DisableKey", "Encrypt"]
+    assert [e.operation for e in store.audit_events(key=key)] == ["CreateKey", "DisableKey", "Encrypt"]
 
 
 def test_key_material_never_appears_in_metadata_reprs_audit_or_errors(store: KeyStore, ks_path: Path) -> None:
     meta = store.create_key(alias="alias/secret")
-    material = _material(ks_path, meta.key_id)[0]
+    material = _material(store, meta.key_id)[0]
     blob = store.encrypt("alias/secret", b"data")
     with pytest.raises(KeyringError) as info:
         store.decrypt(blob, {"wrong": "context"})

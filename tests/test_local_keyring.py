@@ -140,7 +140,7 @@ def test_malformed_local_references_are_usage_errors(reference: str) -> None:
 def test_disabled_key_reports_its_state_through_the_keyring(store: KeyStore) -> None:
     ring = LocalKeyring("alias/x", keystore=store)
     _, wrapped = ring.generate_data_key({})
-    store._set_key_state("alias/x", "Disabled")
+    store.disable_key("alias/x")
     with pytest.raises(KeyStateError, match="is Disabled"):
         ring.generate_data_key({})
     with pytest.raises(KeyringError, match="is Disabled"):
@@ -176,5 +176,5 @@ def test_unwraps_are_audited_as_kms_decrypt_calls(store: KeyStore) -> None:
     ring = LocalKeyring("alias/x", keystore=store)
     _, wrapped = ring.generate_data_key(CTX)
     ring.unwrap_data_key(wrapped, CTX)
-    ops = [e.operation for e in store.audit_events(key_id=ring.key_id())]
+    ops = [e.operation for e in store.audit_events(key=ring.key_id())]
     assert ops[-2:] == ["GenerateDataKey", "Decrypt"]

@@ -1,141 +1,365 @@
-"""``envelope keys``: create, list, describe and alias master keys in the local keystore.
+"""``envelope keys``: the local KMS from the command line, one action per KMS call.
 
-Thin over :class:`envelope.kms.store.KeyStore`.  Output is metadata only; no
-command can print key material, because the keystore API never returns any.
+Thin over :class:`envelope.kms.store.KeyStore`.  KEY is a key id, a key ARN
+or ``alias/NAME`` everywhere.  Every action takes ``--json``; without it the
+output is for people (a key id alone where a script wants one: ``create``).
 ``--keystore PATH`` (on the group or on any action) overrides
-``$ENVELOPE_KEYSTORE`` and the per-user default.  Only ``keys create`` may
-create the keystore file; the other actions report a missing one.
+``$ENVELOPE_KEYSTORE`` and the per-user default.  Only ``init`` and ``create``
+may create the keystore file; the other actions report a missing one.  The
+cryptographic actions (encrypt, decrypt, ...) are in :mod:`.kms_ops`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..kms.model import KeyMetadata
+from ..context import parse_pairs
+from ..exceptions import UsageError
+from ..kms.clock import parse_iso
+from ..kms.model import AliasEntry, AuditEvent, KeyMetadata, RotationStatus, parse_reference
 from ..kms.paths import default_keystore_path
+from ..kms.protection import passphrase_source
 from ..kms.store import KeyStore
 
 _KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
+_KEY_HELP = "key id, key ARN or alias/NAME"
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="manage master keys in the local keystore",
-                          description="Create, list, describe and alias master keys in the local keystore.")
+    keys = sub.add_parser("keys", help="manage master keys in the local keystore (the embedded KMS)",
+                          description="The embedded local KMS: master keys, aliases, rotation, deletion, audit.")
     keys.add_argument("--keystore", metavar="PATH", default=None, help=_KEYSTORE_HELP)
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(keys))
     actions.required = True
 
-    create = actions.add_parser("create", help="create a master key",
-                                description="Create a symmetric master key (AES-256) in the local keystore.")
-    create.add_argument("--description", default="", metavar="TEXT", help="what the key is for")
-    create.add_argument("--alias", metavar="alias/NAME", help="also give the key this alias")
-    _common(create)
-    create.set_defaults(handler=cmd_create)
+    def action(name: str, handler: Handler, help_: str, *args: tuple[Sequence[str], dict[str, Any]],
+               key: bool = True) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
+        if key:
+            p.add_argument("key", metavar="KEY", help=_KEY_HELP)
+        for flags, options in args:
+            p.add_argument(*flags, **options)
+        common(p)
+        p.set_defaults(handler=handler)
+        return p
 
-    listing = actions.add_parser("list", help="list master keys", description="List the keys of the local keystore.")
-    _common(listing)
-    listing.set_defaults(handler=cmd_list)
+    action("init", cmd_init, "create the local keystore (master keys sealed under a key file or a passphrase)",
+           (["--passphrase"], {"action": "store_true",
+                               "help": "protect it with a passphrase ($ENVELOPE_KEYSTORE_PASSPHRASE or a prompt)"}),
+           key=False)
+    action("create", cmd_create, "create a symmetric master key (AES-256); prints its key id",
+           (["--description"], {"default": "", "metavar": "TEXT", "help": "what the key is for"}),
+           (["--alias"], {"metavar": "alias/NAME", "help": "also give the key this alias"}),
+           (["--tag"], {"action": "append", "default": [], "metavar": "K=V", "help": "tag (repeatable)"}),
+           key=False)
+    action("list", cmd_list, "list the keys of the local keystore", key=False)
+    action("describe", cmd_describe, "show a key's metadata")
+    action("set-description", cmd_set_description, "replace a key's description",
+           (["description"], {"metavar": "TEXT"}))
+    action("enable", cmd_enable, "enable a disabled key")
+    action("disable", cmd_disable, "disable a key: it refuses all cryptography until enabled again")
+    action("enable-rotation", cmd_enable_rotation, "rotate the key's backing key automatically",
+           (["--period-days"], {"type": int, "metavar": "N", "help": "days between rotations, 90-2560 (default 365)"}))
+    action("disable-rotation", cmd_disable_rotation, "stop automatic rotation (backing keys are kept)")
+    action("rotation-status", cmd_rotation_status, "show the rotation schedule and every backing key")
+    action("rotate", cmd_rotate, "rotate now: a new backing key; older ones keep decrypting")
+    action("schedule-deletion", cmd_schedule_deletion, "schedule the key's destruction after a waiting period",
+           (["--days"], {"type": int, "metavar": "N", "help": "waiting period, 7-30 days (default 30)"}))
+    action("cancel-deletion", cmd_cancel_deletion, "cancel a scheduled deletion (the key comes back Disabled)")
+    action("maintain", cmd_maintain, "perform due automatic rotations and scheduled deletions", key=False)
+    action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "+", "metavar": "K=V"}))
+    action("untag", cmd_untag, "remove tags from a key", (["tag_keys"], {"nargs": "+", "metavar": "TAG-KEY"}))
+    action("tags", cmd_tags, "list a key's tags")
+    action("audit", cmd_audit, "show the audit trail (every call, successful or refused)",
+           (["--key"], {"metavar": "KEY", "help": "only this key's events"}),
+           (["--since"], {"metavar": "T", "help": "from T on: an ISO 8601 time or date, or 30m / 12h / 7d ago"}),
+           (["--operation"], {"metavar": "NAME", "help": "only this operation (e.g. Decrypt)"}),
+           (["--limit"], {"type": int, "metavar": "N", "help": "only the last N events"}),
+           key=False)
+    action("check", cmd_check, "check the keystore's consistency (integrity, states, every backing key)", key=False)
 
-    describe = actions.add_parser("describe", help="show one key's metadata",
-                                  description="Show a key's metadata; REF is a key id, an ARN or alias/NAME.")
-    describe.add_argument("ref", metavar="REF", help="key id, key ARN or alias/NAME")
-    _common(describe)
-    describe.set_defaults(handler=cmd_describe)
+    alias = actions.add_parser("alias", help="create, update, delete or list aliases",
+                               description="Aliases name keys; update one to rotate keys on your own schedule.")
+    verbs = alias.add_subparsers(dest="alias_command", metavar="VERB", parser_class=type(keys))
+    verbs.required = True
+    for verb, handler, text in (("create", cmd_alias_create, "create ALIAS for KEY"),
+                                ("update", cmd_alias_update, "point ALIAS at KEY instead")):
+        p = verbs.add_parser(verb, help=text, description=text + ". ALIAS is alias/NAME; alias/aws/ is reserved.")
+        p.add_argument("alias", metavar="ALIAS")
+        p.add_argument("key", metavar="KEY", help=_KEY_HELP)
+        common(p)
+        p.set_defaults(handler=handler)
+    p = verbs.add_parser("delete", help="delete ALIAS (the key is untouched)", description="Delete ALIAS.")
+    p.add_argument("alias", metavar="ALIAS")
+    common(p)
+    p.set_defaults(handler=cmd_alias_delete)
+    p = verbs.add_parser("list", help="list aliases", description="List aliases, or only KEY's.")
+    p.add_argument("--key", metavar="KEY", help=_KEY_HELP)
+    common(p)
+    p.set_defaults(handler=cmd_alias_list)
 
-    alias = actions.add_parser("alias", help="give a key a new alias",
-                               description="Create ALIAS (alias/NAME, unique; alias/aws/ is reserved) for the key REF.")
-    alias.add_argument("alias", metavar="ALIAS", help="the new alias, alias/NAME")
-    alias.add_argument("ref", metavar="REF", help="key id or key ARN")
-    _common(alias)
-    alias.set_defaults(handler=cmd_alias)
+    from . import kms_ops
+
+    kms_ops.register(actions, common)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: when not given after the action, keep the value given before it (envelope keys --keystore P list).
     p.add_argument("--keystore", metavar="PATH", default=argparse.SUPPRESS, help=_KEYSTORE_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _keystore_path(args: argparse.Namespace) -> Path:
+def keystore_path(args: argparse.Namespace) -> Path:
     return Path(args.keystore).expanduser() if args.keystore else default_keystore_path()
 
 
-def cmd_create(args: argparse.Namespace) -> int:
-    with KeyStore(_keystore_path(args), create=True) as store:
-        meta = store.create_key(description=args.description, alias=args.alias)
-    _show_key(meta, args.json)
+def open_store(args: argparse.Namespace, create: bool = False) -> KeyStore:
+    return KeyStore(keystore_path(args), create=create)
+
+
+def emit(args: argparse.Namespace, data: Any, text: str | Sequence[str]) -> int:
+    """Print *data* as JSON with --json, else *text*; returns exit code 0."""
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text if isinstance(text, str) else "\n".join(text))
     return 0
+
+
+# -- actions ---------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = keystore_path(args)
+    if path.exists():
+        raise UsageError(f"a keystore already exists at {path}")
+    secret = passphrase_source(None, path, confirm=True)() if args.passphrase else None
+    if args.passphrase and secret is None:
+        raise UsageError("--passphrase needs $ENVELOPE_KEYSTORE_PASSPHRASE or a terminal to ask on")
+    with KeyStore(path, create=True, passphrase=secret) as store:
+        info = {"keystore": str(path), "keystore_id": store.keystore_id, "protection": store.protection}
+    return emit(args, info, f"created the local keystore {path} ({info['protection']} protection)")
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    with open_store(args, create=True) as store:
+        meta = store.create_key(description=args.description, alias=args.alias, tags=parse_pairs(args.tag))
+    return emit(args, meta.to_dict(), meta.key_id)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    path = _keystore_path(args)
+    path = keystore_path(args)
     if not path.exists():  # listing nothing is an answer, not an error, and must not create the file
-        if args.json:
-            print(json.dumps({"keystore": str(path), "keys": []}, indent=2))
-        else:
-            print(f"no keys: there is no local keystore at {path}")
-        return 0
-    with KeyStore(path, create=False) as store:
+        return emit(args, {"keystore": str(path), "keys": []}, f"no keys: there is no local keystore at {path}")
+    with open_store(args) as store:
         keys = store.list_keys()
-    if args.json:
-        print(json.dumps({"keystore": str(path), "keys": [k.to_dict() for k in keys]}, indent=2))
-        return 0
     if not keys:
-        print(f"no keys in the local keystore at {path}")
-        return 0
-    header = ("KEY ID", "STATE", "CREATED", "ALIASES", "DESCRIPTION")
-    rows = [(k.key_id, k.state, k.created_at, ",".join(k.aliases) or "-", _printable(k.description) or "-")
+        return emit(args, {"keystore": str(path), "keys": []}, f"no keys in the local keystore at {path}")
+    rows = [(k.key_id, k.state, k.created_at, ",".join(k.aliases) or "-", printable(k.description) or "-")
             for k in keys]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-    return 0
+    return emit(args, {"keystore": str(path), "keys": [k.to_dict() for k in keys]},
+                table(("KEY ID", "STATE", "CREATED", "ALIASES", "DESCRIPTION"), rows))
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    with KeyStore(_keystore_path(args), create=False) as store:
-        meta = store.describe_key(args.ref)
-    _show_key(meta, args.json)
-    return 0
+    with open_store(args) as store:
+        return _show_key(args, store.describe_key(args.key))
 
 
-def cmd_alias(args: argparse.Namespace) -> int:
-    with KeyStore(_keystore_path(args), create=False) as store:
-        entry = store.create_alias(args.alias, args.ref)
-    if args.json:
-        print(json.dumps(entry.to_dict(), indent=2))
-    else:
-        print(f"{entry.alias_name} -> {entry.key_id}")
-    return 0
+def cmd_set_description(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        return _show_key(args, store.update_key_description(args.key, args.description))
 
 
-def _show_key(meta: KeyMetadata, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(meta.to_dict(), indent=2))
-        return
+def cmd_enable(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        meta = store.enable_key(args.key)
+    return emit(args, meta.to_dict(), f"key {meta.key_id} is {meta.state}")
+
+
+def cmd_disable(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        meta = store.disable_key(args.key)
+    return emit(args, meta.to_dict(), f"key {meta.key_id} is {meta.state}")
+
+
+def cmd_enable_rotation(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        return _show_rotation(args, store.enable_key_rotation(args.key, args.period_days))
+
+
+def cmd_disable_rotation(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        return _show_rotation(args, store.disable_key_rotation(args.key))
+
+
+def cmd_rotation_status(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        return _show_rotation(args, store.get_key_rotation_status(args.key))
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        rotation = store.rotate_key_on_demand(args.key)
+        key_id = store.resolve_key_id(args.key)
+    return emit(args, {"key_id": key_id, **rotation.to_dict()},
+                f"key {key_id} rotated: backing key {rotation.version} now encrypts; older ones still decrypt")
+
+
+def cmd_schedule_deletion(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        plan = store.schedule_key_deletion(args.key, args.days)
+    return emit(args, plan.to_dict(),
+                f"key {plan.key_id} is {plan.state}: its material will be destroyed on {plan.deletion_date} "
+                f"(cancel before then with: envelope keys cancel-deletion {plan.key_id})")
+
+
+def cmd_cancel_deletion(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        meta = store.cancel_key_deletion(args.key)
+    return emit(args, meta.to_dict(), f"deletion cancelled: key {meta.key_id} is {meta.state} "
+                                      f"(enable it with: envelope keys enable {meta.key_id})")
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        report = store.maintain()
+    lines = [f"rotated {k}" for k in report.rotated] + [f"deleted {k}" for k in report.deleted]
+    return emit(args, report.to_dict(), lines or "nothing due")
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        tags = store.tag_key(args.key, parse_pairs(args.tags))
+    return emit(args, tags, [f"{k}={v}" for k, v in tags.items()])
+
+
+def cmd_untag(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        tags = store.untag_key(args.key, args.tag_keys)
+    return emit(args, tags, [f"{k}={v}" for k, v in tags.items()] or "no tags")
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        tags = store.list_tags(args.key)
+    return emit(args, tags, [f"{printable(k)}={printable(v)}" for k, v in tags.items()] or "no tags")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    since = parse_since(args.since) if args.since else None
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    with open_store(args) as store:
+        events = store.audit_events(key=args.key, since=since, operation=args.operation, limit=args.limit)
+    return emit(args, [e.to_dict() for e in events], [_audit_line(e) for e in events] or "no events")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        problems = store.verify()
+    emit(args, {"keystore": str(store.path), "ok": not problems, "problems": problems},
+         [f"problem: {p}" for p in problems] or f"the keystore {store.path} is consistent")
+    return 1 if problems else 0
+
+
+def cmd_alias_create(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        entry = store.create_alias(args.alias, _key_id(store, args.key))
+    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
+
+
+def cmd_alias_update(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        entry = store.update_alias(args.alias, _key_id(store, args.key))
+    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
+
+
+def cmd_alias_delete(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.delete_alias(args.alias)
+    return emit(args, {"deleted": args.alias}, f"deleted {args.alias}")
+
+
+def cmd_alias_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        entries: list[AliasEntry] = store.list_aliases(args.key)
+    return emit(args, [e.to_dict() for e in entries],
+                table(("ALIAS", "KEY ID", "CREATED"), [(e.alias_name, e.key_id, e.created_at) for e in entries])
+                if entries else "no aliases")
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def parse_since(text: str) -> datetime:
+    """``2026-11-01``, ``2026-11-01T12:00:00Z``, or an age: ``30m``, ``12h``, ``7d``."""
+    match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give an ISO 8601 date or time, or an age like 30m, 12h, 7d") from None
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+            for row in [header, *rows]]
+
+
+def printable(text: str) -> str:
+    """User text with control characters replaced, so a description cannot drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _key_id(store: KeyStore, ref: str) -> str:
+    """KEY for an alias target: an alias is accepted here and resolved to the key it names now."""
+    return store.resolve_key_id(ref) if parse_reference(ref).kind == "alias" else ref
+
+
+def _show_key(args: argparse.Namespace, meta: KeyMetadata) -> int:
     rows = [
-        ("key id", meta.key_id),
-        ("arn", meta.arn),
-        ("state", meta.state),
-        ("description", _printable(meta.description) or "-"),
-        ("aliases", ", ".join(meta.aliases) or "-"),
-        ("created", meta.created_at),
-        ("origin", meta.origin),
-        ("key spec", meta.key_spec),
-        ("key usage", meta.key_usage),
-        ("backing keys", str(meta.backing_versions)),
-        ("rotation", "enabled" if meta.rotation_enabled else "disabled"),
+        ("key id", meta.key_id), ("arn", meta.arn), ("state", meta.state),
+        ("description", printable(meta.description) or "-"), ("aliases", ", ".join(meta.aliases) or "-"),
+        ("created", meta.created_at), ("origin", meta.origin), ("key spec", meta.key_spec),
+        ("key usage", meta.key_usage), ("backing keys", str(meta.backing_versions)),
+        ("rotation", f"every {meta.rotation_period_days} days, next {meta.next_rotation_date}"
+         if meta.rotation_enabled else "disabled"),
+        ("tags", ", ".join(f"{printable(k)}={printable(v)}" for k, v in meta.tags) or "-"),
     ]
     if meta.deletion_date:
         rows.append(("deletion date", meta.deletion_date))
     width = max(len(name) for name, _ in rows) + 2
-    for name, value in rows:
-        print(f"{name + ':':<{width}}{value}")
+    return emit(args, meta.to_dict(), [f"{name + ':':<{width}}{value}" for name, value in rows])
 
 
-def _printable(text: str) -> str:
-    """User text with control characters replaced, so a description cannot drive the terminal."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+def _show_rotation(args: argparse.Namespace, status: RotationStatus) -> int:
+    lines = [f"key {status.key_id}: automatic rotation "
+             + (f"enabled, every {status.rotation_period_days} days, next on {status.next_rotation_date}"
+                if status.rotation_enabled else "disabled")]
+    lines += [f"  backing key {r.version}: {r.created_at} ({(r.rotation_type or 'original').lower()})"
+              for r in status.rotations]
+    return emit(args, status.to_dict(), lines)
+
+
+def _audit_line(event: AuditEvent) -> str:
+    parts = [event.ts, event.principal, event.operation, event.key_id or "-"]
+    if event.alias:
+        parts.append(f"via {event.alias}")
+    if event.destination_key_id:
+        parts.append(f"to {event.destination_key_id}")
+    if event.context_keys:
+        parts.append("context keys " + ",".join(printable(k) for k in event.context_keys))
+    parts.append("ok" if event.ok else f"REFUSED: {printable(event.error or '')}")
+    return "  ".join(parts)

@@ -18,14 +18,16 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import EnvelopeError, KeyringError
-from . import schema
+from . import protection, schema
+from .clock import Clock, iso
 from .model import AuditEvent
+from .protection import PassphraseSource, WrappingKey
 
 _BUSY_TIMEOUT = 30.0  # seconds to wait for another process's transaction
 
@@ -38,6 +40,9 @@ class Call:
         self.operation = operation
         self.request = request
         self.key_id: str | None = None
+        self.alias: str | None = None  # the alias the caller named, if any
+        self.context_keys: list[str] | None = None
+        self.destination_key_id: str | None = None  # ReEncrypt's target
         self.followups: list[tuple[str, str | None, dict[str, Any]]] = []
 
     def also(self, operation: str, key_id: str | None, request: dict[str, Any]) -> None:
@@ -48,9 +53,13 @@ class Call:
 class Database:
     """An open keystore file whose schema is current; :attr:`keystore_id` names it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock, passphrase: str | None = None) -> None:
         self.path = path
+        self.clock = clock
         self.principal = principal()
+        self._passphrase_explicit = passphrase
+        self._passphrase: PassphraseSource = protection.passphrase_source(passphrase, path)
+        self._wrapping: WrappingKey | None = None
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
@@ -61,7 +70,23 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
+            self._wrapping = None
             self._conn.close()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def timestamp(self, precise: bool = False) -> str:
+        return iso(self.clock.now(), precise)
+
+    def wrapping_key(self, conn: sqlite3.Connection) -> WrappingKey:
+        """The keystore wrapping key, loaded (and for a passphrase, derived) on first need only.
+
+        Listing or describing keys never needs it, so those work without the passphrase.
+        """
+        if self._wrapping is None:
+            self._wrapping = protection.load(conn, self.path, self._passphrase)
+        return self._wrapping
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -95,9 +120,11 @@ class Database:
             with self.transaction() as conn:
                 call = Call(conn, operation, request)
                 yield call
-                self.audit(conn, call.operation, call.key_id, True, None, call.request)
+                self.audit(conn, call, True, None)
                 for operation_, key_id, request_ in call.followups:
-                    self.audit(conn, operation_, key_id, True, None, request_)
+                    followup = Call(conn, operation_, request_)
+                    followup.key_id = key_id
+                    self.audit(conn, followup, True, None)
         except EnvelopeError as exc:
             if call is not None:
                 self._audit_failure(call, exc)
@@ -112,27 +139,45 @@ class Database:
             except sqlite3.Error as exc:
                 raise self.error(exc) from None
 
-    def audit(self, conn: sqlite3.Connection, operation: str, key_id: str | None, ok: bool,
-              error: str | None, request: dict[str, Any]) -> None:
+    def audit(self, conn: sqlite3.Connection, call: Call, ok: bool, error: str | None) -> None:
+        """Append one audit row.  The request holds non-secret parameters only; the context, keys only."""
         conn.execute(
-            "INSERT INTO audit (ts, principal, operation, key_id, ok, error, request) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (timestamp(precise=True), self.principal, operation, key_id, int(ok), error,
-             json.dumps(request, sort_keys=True) if request else None),
+            "INSERT INTO audit (ts, principal, operation, key_id, ok, error, request, alias, context_keys,"
+            " destination_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.timestamp(precise=True), self.principal, call.operation, call.key_id, int(ok), error,
+             json.dumps(call.request, sort_keys=True) if call.request else None, call.alias,
+             json.dumps(call.context_keys) if call.context_keys is not None else None, call.destination_key_id),
         )
 
-    def audit_events(self, key_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
-        query = "SELECT id, ts, principal, operation, key_id, ok, error, request FROM audit"
-        params: tuple[Any, ...] = ()
+    def audit_events(self, key_id: str | None = None, since: datetime | None = None,
+                     operation: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+        where: list[str] = []
+        params: list[Any] = []
         if key_id is not None:
-            query += " WHERE key_id = ?"
-            params = (key_id,)
+            where.append("(key_id = ? OR destination_key_id = ?)")
+            params += [key_id, key_id]
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(iso(since, precise=True))
+        if operation is not None:
+            where.append("operation = ?")
+            params.append(operation)
+        query = ("SELECT id, ts, principal, operation, key_id, ok, error, request, alias, context_keys,"
+                 " destination_key_id FROM audit")
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC"
         if limit is not None:
             query += " LIMIT ?"
-            params += (int(limit),)
+            params.append(int(limit))
         with self.reading() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [AuditEvent(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in reversed(rows)]
+        return [
+            AuditEvent(id=r[0], ts=r[1], principal=r[2], operation=r[3], key_id=r[4], ok=bool(r[5]), error=r[6],
+                       request=r[7], alias=r[8], context_keys=tuple(json.loads(r[9])) if r[9] else None,
+                       destination_key_id=r[10])
+            for r in reversed(rows)
+        ]
 
     def error(self, exc: sqlite3.Error) -> KeyringError:
         return KeyringError(f"local keystore {self.path}: {' '.join(str(exc).split())}")
@@ -142,7 +187,7 @@ class Database:
         # The failure is what the caller needs to see; a keystore too broken to log it must not hide it.
         with contextlib.suppress(EnvelopeError, sqlite3.Error):
             with self.transaction() as conn:
-                self.audit(conn, call.operation, call.key_id, False, error, call.request)
+                self.audit(conn, call, False, error)
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: SQLite must never create the file itself, only open the one made 0600 beforehand.
@@ -151,6 +196,8 @@ class Database:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT,
                                    check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")
+            # Destroyed key material must not linger in free pages of the file.
+            conn.execute("PRAGMA secure_delete = ON")
         except sqlite3.Error as exc:
             raise self.error(exc) from None
         return conn
@@ -158,19 +205,34 @@ class Database:
     def _prepare(self) -> str:
         """Create the schema in a new file, or check and upgrade an existing one; return the keystore id."""
         with self.transaction() as conn:
+
+            def set_up_protection() -> WrappingKey:
+                # Chosen once, when the keystore (or its upgrade from version 1) is written.
+                if self._wrapping is None:
+                    self._wrapping = protection.set_up(conn, self.path, self._passphrase_for_new_keystore())
+                return self._wrapping
+
             try:
                 if schema.has_schema(conn):
-                    schema.upgrade(conn)
+                    schema.upgrade(conn, set_up_protection)
                 elif conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise schema.SchemaError("it is an SQLite database of something else")
                 else:
-                    schema.initialize(conn, secrets.token_hex(8), timestamp())
+                    schema.initialize(conn, secrets.token_hex(8), self.timestamp(), set_up_protection)
             except schema.SchemaError as exc:
                 raise KeyringError(f"{self.path} is not a usable envelope keystore: {exc}") from None
+            if conn.execute("SELECT 1 FROM meta WHERE name = 'protection'").fetchone() is None:
+                set_up_protection()
             row = conn.execute("SELECT value FROM meta WHERE name = 'keystore_id'").fetchone()
         if row is None:
             raise KeyringError(f"{self.path} is not a usable envelope keystore: it has no keystore id")
         return str(row[0])
+
+    def _passphrase_for_new_keystore(self) -> str | None:
+        """A passphrase given by argument or environment makes a passphrase keystore; never a prompt here."""
+        if self._passphrase_explicit is not None:
+            return self._passphrase_explicit
+        return os.environ.get(protection.PASSPHRASE_ENV) or None
 
 
 def principal() -> str:
@@ -180,8 +242,3 @@ def principal() -> str:
     except Exception:  # no login name in the environment or the password database
         return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
-
-def timestamp(precise: bool = False) -> str:
-    """ISO 8601 in UTC with a Z; seconds for records, microseconds for audit rows."""
-    now = datetime.now(timezone.utc)
-    return now.isoformat(timespec="microseconds" if precise else "seconds").replace("+00:00", "Z")

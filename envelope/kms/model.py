@@ -7,9 +7,11 @@ checked before any database lookup so a typo is a usage error, not a miss.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from ..exceptions import UsageError
@@ -43,15 +45,75 @@ class KeyMetadata:
     backing_versions: int
     rotation_enabled: bool
     deletion_date: str | None
+    rotation_period_days: int | None = None
+    next_rotation_date: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def enabled(self) -> bool:
         return self.state == "Enabled"
 
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["aliases"] = list(self.aliases)
+        data["tags"] = dict(self.tags)
         return data
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """One backing key of a key: version 1 is the original, each later one a rotation."""
+
+    version: int
+    created_at: str
+    rotation_type: str | None  # "AUTOMATIC", "ON_DEMAND", or None for the original material
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RotationStatus:
+    """GetKeyRotationStatus plus ListKeyRotations: the schedule and the history."""
+
+    key_id: str
+    rotation_enabled: bool
+    rotation_period_days: int | None
+    next_rotation_date: str | None
+    rotations: tuple[KeyRotation, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rotations"] = [r.to_dict() for r in self.rotations]
+        return data
+
+
+@dataclass(frozen=True)
+class DeletionSchedule:
+    """ScheduleKeyDeletion's answer."""
+
+    key_id: str
+    state: str
+    deletion_date: str
+    pending_window_days: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """What a maintenance pass did: keys rotated on schedule, keys whose material was destroyed."""
+
+    rotated: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rotated": list(self.rotated), "deleted": list(self.deleted)}
 
 
 @dataclass(frozen=True)
@@ -76,9 +138,15 @@ class AuditEvent:
     ok: bool
     error: str | None
     request: str | None  # JSON of the non-secret parameters
+    alias: str | None = None  # the alias the caller named
+    context_keys: tuple[str, ...] | None = None  # the encryption context's keys, never its values
+    destination_key_id: str | None = None  # ReEncrypt's target
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["request"] = json.loads(self.request) if self.request else None
+        data["context_keys"] = list(self.context_keys) if self.context_keys is not None else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -141,6 +209,30 @@ def check_new_alias(name: str) -> None:
     check_alias_syntax(name)
     if name.lower().startswith(RESERVED_ALIAS_PREFIX):
         raise UsageError(f"alias names beginning with {RESERVED_ALIAS_PREFIX} are reserved")
+
+
+MAX_TAGS_PER_KEY = 50
+MAX_TAG_KEY_SIZE = 128
+MAX_TAG_VALUE_SIZE = 256
+RESERVED_TAG_PREFIX = "aws:"
+
+
+def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tag rules as in AWS KMS: keys 1-128 characters, values up to 256, ``aws:`` reserved."""
+    if not isinstance(tags, Mapping):
+        raise UsageError("tags must be a mapping of tag keys to values")
+    checked: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise UsageError("tag keys and values must be strings")
+        if not 1 <= len(key) <= MAX_TAG_KEY_SIZE:
+            raise UsageError(f"tag keys are 1 to {MAX_TAG_KEY_SIZE} characters")
+        if len(value) > MAX_TAG_VALUE_SIZE:
+            raise UsageError(f"tag values are at most {MAX_TAG_VALUE_SIZE} characters (tag {key!r})")
+        if key.lower().startswith(RESERVED_TAG_PREFIX):
+            raise UsageError(f"tag keys beginning with {RESERVED_TAG_PREFIX} are reserved")
+        checked[key] = value
+    return checked
 
 
 def new_key_id() -> str:

@@ -6,28 +6,44 @@ ones:
 
 - ``keys``: one row per master key (its id, ARN, state, origin, policy, the
   scheduled deletion date and the rotation settings).
-- ``key_material``: the backing keys.  A key has one row per backing version;
-  rotation adds a version, the newest seals, every version still opens what it
-  sealed.  Imported material (origin ``EXTERNAL``) may carry an expiry.
+- ``key_material``: the backing keys, each sealed under the keystore wrapping
+  key (:mod:`envelope.kms.protection`).  A key has one row per backing
+  version; rotation adds a version, the newest seals, every version still
+  opens what it sealed.  Imported material (origin ``EXTERNAL``) may carry an
+  expiry.
 - ``aliases``: friendly names, unique, each pointing at one key.
 - ``tags``, ``grants``: per-key metadata and delegated permissions.
 - ``audit``: one row per operation, successful or not (a local CloudTrail).
-- ``meta``: ``schema_version``, the keystore id (the "account" in ARNs) and its
-  creation time.
+- ``deleted_keys``: a tombstone per destroyed key, so "deleted on DATE" can be
+  told apart from "never existed".
+- ``meta``: ``schema_version``, the keystore id (the "account" in ARNs), its
+  creation time and its protection settings.
 
 :data:`SCHEMA_VERSION` is stored in ``meta``.  A keystore written by a newer
 envelope is refused rather than guessed at; an older one is upgraded by the
-steps in :data:`_MIGRATIONS`, inside the caller's transaction.
+steps in :data:`_MIGRATIONS`, inside the caller's transaction, so a crash mid-
+upgrade leaves the old version intact.
+
+Version history:
+
+1. the first layout; backing keys stored in the clear, protected by file mode.
+2. backing keys sealed under the keystore wrapping key; rotation type per
+   backing key; audit rows name the alias used, the encryption context keys
+   and a ReEncrypt's destination key; key tombstones.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+from .protection import WrappingKey
+
+SCHEMA_VERSION = 2
 
 KEY_STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
 KEY_ORIGINS = ("ENVELOPE", "EXTERNAL")
+ROTATION_TYPES = ("AUTOMATIC", "ON_DEMAND")
 KEY_SPEC = "SYMMETRIC_DEFAULT"
 KEY_USAGE = "ENCRYPT_DECRYPT"
 #: The size of every backing key: AES-256.
@@ -114,8 +130,56 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_key ON audit (key_id);
 """
 
-#: version -> script that brings a keystore from version-1 to version.
-_MIGRATIONS: dict[int, str] = {1: _V1}
+_V2_TABLES = f"""
+CREATE TABLE key_material_v2 (
+    key_id        TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    sealed        BLOB NOT NULL,                    -- nonce || AES-256-GCM(wrapping key, material) || tag
+    origin        TEXT NOT NULL CHECK (origin IN ({_quoted(KEY_ORIGINS)})),
+    rotation_type TEXT CHECK (rotation_type IN ({_quoted(ROTATION_TYPES)})),  -- NULL for the first version
+    created_at    TEXT NOT NULL,
+    expires_at    TEXT,
+    PRIMARY KEY (key_id, version)
+);
+
+CREATE TABLE deleted_keys (
+    key_id     TEXT PRIMARY KEY,
+    arn        TEXT NOT NULL,
+    deleted_at TEXT NOT NULL
+);
+
+ALTER TABLE audit ADD COLUMN alias TEXT;                -- the alias the caller named, if any
+ALTER TABLE audit ADD COLUMN context_keys TEXT;         -- JSON list of encryption context keys
+ALTER TABLE audit ADD COLUMN destination_key_id TEXT;   -- ReEncrypt's target key
+CREATE INDEX audit_by_destination ON audit (destination_key_id);
+CREATE INDEX audit_by_ts ON audit (ts)
+"""
+
+WrappingKeySource = Callable[[], WrappingKey]
+
+
+def _to_v2(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
+    """Seal every backing key under the wrapping key, in a rebuilt table (SQLite cannot alter a CHECK)."""
+    _run(conn, _V2_TABLES)
+    rows = conn.execute("SELECT key_id, version, material, origin, created_at, expires_at FROM key_material").fetchall()
+    if rows:
+        key = wrapping()
+        conn.executemany(
+            "INSERT INTO key_material_v2 (key_id, version, sealed, origin, rotation_type, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r[0], r[1], key.seal(r[0], r[1], r[2]), r[3], None if r[1] == 1 else "ON_DEMAND", r[4], r[5])
+             for r in rows],
+        )
+    conn.execute("DROP TABLE key_material")
+    conn.execute("ALTER TABLE key_material_v2 RENAME TO key_material")
+
+
+def _to_v1(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
+    _run(conn, _V1)
+
+
+#: version -> the step that brings a keystore from version-1 to version.
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2}
 
 
 class SchemaError(Exception):
@@ -137,27 +201,32 @@ def current_version(conn: sqlite3.Connection) -> int:
         raise SchemaError(f"its schema_version {row[0]!r} is not a number") from None
 
 
-def initialize(conn: sqlite3.Connection, keystore_id: str, now: str) -> None:
+def initialize(conn: sqlite3.Connection, keystore_id: str, now: str, wrapping: WrappingKeySource) -> None:
     """Create every table in an empty database.  Call inside a write transaction."""
     for version in sorted(_MIGRATIONS):
-        _run(conn, _MIGRATIONS[version])
+        _MIGRATIONS[version](conn, wrapping)
     conn.executemany(
         "INSERT INTO meta (name, value) VALUES (?, ?)",
         [("schema_version", str(SCHEMA_VERSION)), ("keystore_id", keystore_id), ("created_at", now)],
     )
 
 
-def upgrade(conn: sqlite3.Connection) -> None:
-    """Bring an existing keystore to :data:`SCHEMA_VERSION`.  Call inside a write transaction."""
+def upgrade(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> int:
+    """Bring an existing keystore to :data:`SCHEMA_VERSION`; returns the version it had.
+
+    Call inside a write transaction.  *wrapping* is asked for the wrapping key
+    only by a step that needs it.
+    """
     version = current_version(conn)
     if version > SCHEMA_VERSION:
         raise SchemaError(f"its schema version {version} is newer than this envelope supports ({SCHEMA_VERSION})")
     if version < 1:
         raise SchemaError(f"its schema version {version} is invalid")
     for step in range(version + 1, SCHEMA_VERSION + 1):
-        _run(conn, _MIGRATIONS[step])
+        _MIGRATIONS[step](conn, wrapping)
     if version != SCHEMA_VERSION:
         conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+    return version
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:

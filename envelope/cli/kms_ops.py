@@ -1,0 +1,167 @@
+"""``envelope keys encrypt|decrypt|re-encrypt|generate-data-key|generate-random``: the KMS's crypto calls.
+
+For scripts and for poking at the keystore by hand, like ``aws kms encrypt``.
+Inputs are read raw from ``--in FILE`` (default stdin) and are small by nature
+(a blob, or at most 4096 bytes of plaintext), so reading stops just past the
+largest valid size instead of trusting the input to end.  Outputs are raw
+bytes to ``-o FILE`` or stdout, refused on a terminal (binary would garble it;
+use ``--json``, which carries bytes as base64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from ..context import parse_pairs
+from ..exceptions import UsageError
+from ..kms import blob as _blob
+from ..kms.crypto import KEY_SPECS
+from ..kms.material import wipe
+
+_CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
+                            "help": "encryption context pair (repeatable)"})
+_IN = (["--in"], {"dest": "input", "metavar": "FILE", "help": "read from FILE (default: stdin)"})
+_OUT = (["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"})
+
+
+def register(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    def action(name: str, handler: Callable[[argparse.Namespace], int], text: str,
+               *args: tuple[list[str], dict[str, Any]]) -> None:
+        p = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        for flags, options in args:
+            p.add_argument(*flags, **options)
+        common(p)
+        p.set_defaults(handler=handler)
+
+    key = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME"})
+    action("encrypt", cmd_encrypt, "encrypt up to 4096 bytes under KEY (larger data: envelope encrypt-file)",
+           key, _IN, _OUT, _CONTEXT)
+    action("decrypt", cmd_decrypt, "decrypt a ciphertext blob (it names its own key)", _IN, _OUT, _CONTEXT,
+           (["--key"], {"dest": "expected", "metavar": "KEY", "help": "refuse a blob of any other key"}))
+    action("re-encrypt", cmd_re_encrypt, "re-encrypt a blob under another key or context, or the newest backing key",
+           (["--to"], {"required": True, "metavar": "KEY", "help": "destination key"}), _IN, _OUT, _CONTEXT,
+           (["--destination-context"], {"action": "append", "default": None, "metavar": "K=V",
+                                        "help": "context of the new blob (default: the same as --context)"}),
+           (["--source-key"], {"metavar": "KEY", "help": "refuse a blob of any other key"}))
+    action("generate-data-key", cmd_generate_data_key, "make a data key: plaintext and sealed under KEY",
+           key, _CONTEXT,
+           (["--key-spec"], {"choices": sorted(KEY_SPECS), "help": "AES_256 (default) or AES_128"}),
+           (["--bytes"], {"type": int, "metavar": "N", "help": "N bytes (1-1024) instead of a key spec"}),
+           (["--without-plaintext"], {"action": "store_true", "help": "only the sealed data key"}))
+    action("generate-random", cmd_generate_random, "random bytes from the OS's CSPRNG",
+           (["count"], {"type": int, "metavar": "N", "help": "how many bytes, 1-1024"}), _OUT)
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    from .keys import open_store
+
+    plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE))
+    try:
+        with open_store(args) as store:
+            sealed = store.encrypt(args.key, plaintext, parse_pairs(args.context))
+    finally:
+        wipe(plaintext)
+    return _write(args, sealed, {"key_id": _blob.parse(sealed).key_id, "ciphertext_blob": _b64(sealed)})
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    from .keys import open_store
+
+    data = _read_input(args, _blob.MAX_BLOB_SIZE)
+    with open_store(args) as store:
+        plaintext, key_id = store.decrypt(data, parse_pairs(args.context), expected_key_id=args.expected)
+    try:
+        return _write(args, plaintext, {"key_id": key_id, "plaintext": _b64(plaintext)})
+    finally:
+        wipe(plaintext)
+
+
+def cmd_re_encrypt(args: argparse.Namespace) -> int:
+    from .keys import open_store
+
+    data = _read_input(args, _blob.MAX_BLOB_SIZE)
+    dest_ctx = None if args.destination_context is None else parse_pairs(args.destination_context)
+    with open_store(args) as store:
+        sealed, source, dest = store.re_encrypt(data, args.to, parse_pairs(args.context), dest_ctx,
+                                                expected_source_key_id=args.source_key)
+    return _write(args, sealed, {"source_key_id": source, "key_id": dest, "ciphertext_blob": _b64(sealed)})
+
+
+def cmd_generate_data_key(args: argparse.Namespace) -> int:
+    from .keys import emit, open_store
+
+    ctx = parse_pairs(args.context)
+    with open_store(args) as store:
+        if args.without_plaintext:
+            sealed, key_id = store.generate_data_key_without_plaintext(args.key, ctx, args.bytes,
+                                                                       key_spec=args.key_spec)
+            return emit(args, {"key_id": key_id, "ciphertext_blob": _b64(sealed)},
+                        [f"key_id {key_id}", f"ciphertext_blob {_b64(sealed)}"])
+        plaintext, sealed, key_id = store.generate_data_key(args.key, ctx, args.bytes, key_spec=args.key_spec)
+    try:
+        # The data key is the point of this call, as with aws kms generate-data-key: it goes to stdout only.
+        return emit(args, {"key_id": key_id, "plaintext": _b64(plaintext), "ciphertext_blob": _b64(sealed)},
+                    [f"key_id {key_id}", f"plaintext {_b64(plaintext)}", f"ciphertext_blob {_b64(sealed)}"])
+    finally:
+        wipe(plaintext)
+
+
+def cmd_generate_random(args: argparse.Namespace) -> int:
+    from .keys import open_store
+
+    with open_store(args) as store:
+        data = store.generate_random(args.count)
+    return _write(args, data, {"random": _b64(data)})
+
+
+def _read_input(args: argparse.Namespace, limit: int) -> bytes:
+    """At most *limit* bytes; one more means the input is too large, reported without reading the rest."""
+    if args.input in (None, "-"):
+        data = _read_limited(sys.stdin.buffer, limit)
+    else:
+        with open(args.input, "rb") as fh:
+            data = _read_limited(fh, limit)
+    if len(data) > limit:
+        if limit == _blob.MAX_PLAINTEXT_SIZE:
+            raise UsageError(f"the input is over {limit} bytes: Encrypt takes at most {limit}; "
+                             "use envelope encrypt-file for larger data")
+        raise UsageError(f"the input is over {limit} bytes, larger than any ciphertext blob")
+    return data
+
+
+def _read_limited(stream: BinaryIO, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _write(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
+    from .keys import emit
+
+    if args.json:
+        return emit(args, as_json, "")
+    if args.output not in (None, "-"):
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return 0
+    if sys.stdout.isatty():
+        raise UsageError("refusing to write binary output to a terminal: use -o FILE or --json")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _b64(data: bytes | bytearray) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
