@@ -43,6 +43,7 @@ class Call:
         self.alias: str | None = None  # the alias the caller named, if any
         self.context_keys: list[str] | None = None
         self.destination_key_id: str | None = None  # ReEncrypt's target
+        self.unrecorded = False  # a successful call that turned out to do nothing worth a row
         self.followups: list[tuple[str, str | None, dict[str, Any]]] = []
 
     def also(self, operation: str, key_id: str | None, request: dict[str, Any]) -> None:
@@ -120,7 +121,8 @@ class Database:
             with self.transaction() as conn:
                 call = Call(conn, operation, request)
                 yield call
-                self.audit(conn, call, True, None)
+                if not call.unrecorded:
+                    self.audit(conn, call, True, None)
                 for operation_, key_id, request_ in call.followups:
                     followup = Call(conn, operation_, request_)
                     followup.key_id = key_id

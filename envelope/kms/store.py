@@ -279,6 +279,7 @@ class KeyStore(NamingOperations, CryptoOperations):
         with self._db.operation("Maintain", {"trigger": "lazy" if lazy else "maintain"}) as call:
             now = self._db.now()
             rotations, deletions = lifecycle.due(call.conn, now)
+            call.unrecorded = lazy and not (rotations or deletions)  # another process got there first
             for key_id in deletions:
                 lifecycle.destroy(call.conn, key_id, now)
                 call.also("DeleteKey", key_id, {"trigger": "scheduled deletion"})
