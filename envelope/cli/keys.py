@@ -17,15 +17,15 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from ..kms.clock import parse_iso
-from ..kms.model import AliasEntry, AuditEvent, KeyMetadata, RotationStatus, parse_reference
 from ..kms.paths import default_keystore_path
-from ..kms.protection import passphrase_source
-from ..kms.store import KeyStore
+
+if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
+    from ..kms.model import AliasEntry, AuditEvent, KeyMetadata, RotationStatus
+    from ..kms.store import KeyStore
 
 _KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
 _KEY_HELP = "key id, key ARN or alias/NAME"
@@ -122,6 +122,8 @@ def keystore_path(args: argparse.Namespace) -> Path:
 
 
 def open_store(args: argparse.Namespace, create: bool = False) -> KeyStore:
+    from ..kms.store import KeyStore
+
     return KeyStore(keystore_path(args), create=create)
 
 
@@ -138,6 +140,9 @@ def emit(args: argparse.Namespace, data: Any, text: str | Sequence[str]) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from ..kms.protection import passphrase_source
+    from ..kms.store import KeyStore
+
     path = keystore_path(args)
     if path.exists():
         raise UsageError(f"a keystore already exists at {path}")
@@ -291,7 +296,7 @@ def cmd_alias_delete(args: argparse.Namespace) -> int:
 
 def cmd_alias_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        entries: list[AliasEntry] = store.list_aliases(args.key)
+        entries = store.list_aliases(args.key)
     return emit(args, [e.to_dict() for e in entries],
                 table(("ALIAS", "KEY ID", "CREATED"), [(e.alias_name, e.key_id, e.created_at) for e in entries])
                 if entries else "no aliases")
@@ -302,6 +307,8 @@ def cmd_alias_list(args: argparse.Namespace) -> int:
 
 def parse_since(text: str) -> datetime:
     """``2026-11-01``, ``2026-11-01T12:00:00Z``, or an age: ``30m``, ``12h``, ``7d``."""
+    from ..kms.clock import parse_iso
+
     match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
@@ -325,6 +332,8 @@ def printable(text: str) -> str:
 
 def _key_id(store: KeyStore, ref: str) -> str:
     """KEY for an alias target: an alias is accepted here and resolved to the key it names now."""
+    from ..kms.model import parse_reference
+
     return store.resolve_key_id(ref) if parse_reference(ref).kind == "alias" else ref
 
 

@@ -20,8 +20,7 @@ from typing import Any, BinaryIO
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
-from ..kms.crypto import KEY_SPECS
-from ..kms.material import wipe
+from ..kms.model import DATA_KEY_SPECS
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
                             "help": "encryption context pair (repeatable)"})
@@ -50,7 +49,7 @@ def register(actions: Any, common: Callable[[argparse.ArgumentParser], None]) ->
            (["--source-key"], {"metavar": "KEY", "help": "refuse a blob of any other key"}))
     action("generate-data-key", cmd_generate_data_key, "make a data key: plaintext and sealed under KEY",
            key, _CONTEXT,
-           (["--key-spec"], {"choices": sorted(KEY_SPECS), "help": "AES_256 (default) or AES_128"}),
+           (["--key-spec"], {"choices": sorted(DATA_KEY_SPECS), "help": "AES_256 (default) or AES_128"}),
            (["--bytes"], {"type": int, "metavar": "N", "help": "N bytes (1-1024) instead of a key spec"}),
            (["--without-plaintext"], {"action": "store_true", "help": "only the sealed data key"}))
     action("generate-random", cmd_generate_random, "random bytes from the OS's CSPRNG",
@@ -161,6 +160,12 @@ def _write(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str,
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
     return 0
+
+
+def wipe(buf: bytearray) -> None:
+    from ..kms.material import wipe as _wipe
+
+    _wipe(buf)
 
 
 def _b64(data: bytes | bytearray) -> str:

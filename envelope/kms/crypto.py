@@ -26,9 +26,8 @@ from ..exceptions import FormatError, KeyringError, UsageError
 from . import blob as _blob
 from . import lifecycle, material
 from .db import Call, Database
+from .model import DATA_KEY_SPECS
 
-#: GenerateDataKey's KeySpec values and their sizes.
-KEY_SPECS = {"AES_256": 32, "AES_128": 16}
 #: NumberOfBytes range of GenerateDataKey and GenerateRandom, as in AWS KMS.
 MAX_DATA_KEY_BYTES = 1024
 MAX_RANDOM_BYTES = 1024
@@ -198,11 +197,11 @@ def _data_key_size(number_of_bytes: int | None, key_spec: str | None) -> int:
     if number_of_bytes is not None and key_spec is not None:
         raise UsageError("give a key spec or a number of bytes for the data key, not both")
     if key_spec is not None:
-        if key_spec not in KEY_SPECS:
-            raise UsageError(f"unknown data key spec {key_spec!r} (known: {', '.join(KEY_SPECS)})")
-        return KEY_SPECS[key_spec]
+        if key_spec not in DATA_KEY_SPECS:
+            raise UsageError(f"unknown data key spec {key_spec!r} (known: {', '.join(DATA_KEY_SPECS)})")
+        return DATA_KEY_SPECS[key_spec]
     if number_of_bytes is None:
-        return KEY_SPECS["AES_256"]
+        return DATA_KEY_SPECS["AES_256"]
     if isinstance(number_of_bytes, bool) or not isinstance(number_of_bytes, int) \
             or not 1 <= number_of_bytes <= MAX_DATA_KEY_BYTES:
         raise UsageError(f"number_of_bytes must be from 1 to {MAX_DATA_KEY_BYTES}")

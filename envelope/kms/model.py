@@ -211,6 +211,9 @@ def check_new_alias(name: str) -> None:
         raise UsageError(f"alias names beginning with {RESERVED_ALIAS_PREFIX} are reserved")
 
 
+#: GenerateDataKey's KeySpec values and their sizes in bytes.
+DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
+
 MAX_TAGS_PER_KEY = 50
 MAX_TAG_KEY_SIZE = 128
 MAX_TAG_VALUE_SIZE = 256
