@@ -94,17 +94,21 @@ def decode(buf: bytes | memoryview, offset: int = 0) -> tuple[dict[str, str], in
     return result, offset
 
 
-def parse_pairs(items: Iterable[str]) -> dict[str, str]:
-    """Turn command-line ``k=v`` strings into a context; a key given twice with two values is an error."""
-    context: dict[str, str] = {}
+def parse_pairs(items: Iterable[str], option: str = "--context") -> dict[str, str]:
+    """Turn command-line ``k=v`` strings into a context; a key given twice with two values is an error.
+
+    *option* names the flag in error messages; anything but ``--context`` gets
+    the pairs without the context's own checks (tags have their own rules).
+    """
+    pairs: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--context expects KEY=VALUE, got {item!r}")
-        if key in context and context[key] != value:
-            raise UsageError(f"--context key {key!r} given twice with different values")
-        context[key] = value
-    return normalize(context)
+            raise UsageError(f"{option} expects KEY=VALUE, got {item!r}")
+        if key in pairs and pairs[key] != value:
+            raise UsageError(f"{option} key {key!r} given twice with different values")
+        pairs[key] = value
+    return normalize(pairs) if option == "--context" else pairs
 
 
 def require_subset(required: EncryptionContext, actual: EncryptionContext) -> None:

@@ -373,7 +373,7 @@ def test_schedule_deletion_defaults_to_30_days(capsys: Capsys, ks_path: Path) ->
     assert close_to(plan["deletion_date"], datetime.now(timezone.utc) + timedelta(days=30))
     meta = ok_json(capsys, "keys", "describe", key)
     assert meta["state"] == "PendingDeletion" and meta["deletion_date"] == plan["deletion_date"]
-    assert f"deletion date:" in ok(capsys, "keys", "describe", key)
+    assert "deletion date:" in ok(capsys, "keys", "describe", key)
 
 
 def test_schedule_deletion_text_names_the_date_and_the_way_back(capsys: Capsys, ks_path: Path) -> None:
@@ -649,6 +649,19 @@ def test_audit_since_takes_an_iso_time_or_an_age(capsys: Capsys, ks_path: Path, 
     assert ok(capsys, "keys", "audit", "--since", "2999-01-01") == "no events\n"
     assert ok_json(capsys, "keys", "audit", "--since", "1h", "--limit", "1") == everything[-1:]
     refused(capsys, EXIT_USAGE, "keys", "audit", "--since", "last tuesday", fragments=("--since",))
+
+
+@pytest.mark.parametrize("since", ["999999999d", "99999999999999d", "0001-01-01T00:00:00+01:00",
+                                   "9999-12-31T23:59:59-01:00"])
+def test_audit_since_out_of_range_exits_2_without_a_traceback(capsys: Capsys, ks_path: Path, since: str) -> None:
+    create_key(capsys)
+    refused(capsys, EXIT_USAGE, "keys", "audit", "--since", since, fragments=("--since", "out of range"))
+
+
+def test_audit_limit_larger_than_any_integer_means_every_event(capsys: Capsys, ks_path: Path) -> None:
+    create_key(capsys)
+    everything = ok_json(capsys, "keys", "audit")
+    assert ok_json(capsys, "keys", "audit", "--limit", str(2**64)) == everything
 
 
 def test_audit_never_shows_context_values_only_keys(capsys: Capsys, ks_path: Path, tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     with open_store(args, create=True) as store:
-        meta = store.create_key(description=args.description, alias=args.alias, tags=parse_pairs(args.tag))
+        meta = store.create_key(description=args.description, alias=args.alias,
+                                tags=parse_pairs(args.tag, "--tag"))
     return emit(args, meta.to_dict(), meta.key_id)
 
 
@@ -243,7 +244,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        tags = store.tag_key(args.key, parse_pairs(args.tags))
+        tags = store.tag_key(args.key, parse_pairs(args.tags, "tag"))
     return emit(args, tags, [f"{k}={v}" for k, v in tags.items()])
 
 
@@ -264,7 +265,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     with open_store(args) as store:
-        events = store.audit_events(key=args.key, since=since, operation=args.operation, limit=args.limit)
+        # A limit beyond SQLite's integers means all of them (and must not overflow the query).
+        limit = None if args.limit is None else min(args.limit, 2**63 - 1)
+        events = store.audit_events(key=args.key, since=since, operation=args.operation, limit=limit)
     return emit(args, [e.to_dict() for e in events], [_audit_line(e) for e in events] or "no events")
 
 
@@ -310,11 +313,13 @@ def parse_since(text: str) -> datetime:
     from ..kms.clock import parse_iso
 
     match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
     try:
-        return parse_iso(text)
+        if match:
+            unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+            return datetime.now(timezone.utc) - timedelta(**{unit: int(match.group(1))})
+        return parse_iso(text).astimezone(timezone.utc)
+    except OverflowError:
+        raise UsageError(f"--since {text!r} is out of range") from None
     except ValueError:
         raise UsageError(f"--since {text!r}: give an ISO 8601 date or time, or an age like 30m, 12h, 7d") from None
 

@@ -78,13 +78,13 @@ class KeyStore(NamingOperations, CryptoOperations):
     def __init__(self, path: StrPath | None = None, *, create: bool = True, clock: Clock | None = None,
                  passphrase: str | None = None) -> None:
         self.path = Path(os.fspath(path)).expanduser() if path is not None else default_keystore_path()
+        if key_file_path(self.path).exists():  # first, so a refusal leaves no new empty keystore behind
+            check_private(key_file_path(self.path))
         if not self.path.exists():
             if not create:
                 raise KeyNotFoundError(f"no local keystore at {self.path}")
             create_keystore_file(self.path)
         check_private(self.path)
-        if key_file_path(self.path).exists():
-            check_private(key_file_path(self.path))
         self._db = Database(self.path, clock or SystemClock(), passphrase)
         self.keystore_id = self._db.keystore_id
 
