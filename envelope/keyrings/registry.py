@@ -26,6 +26,7 @@ DEFAULT_KEY_REFERENCE = "local:alias/envelope/default"
 _BUILTIN: dict[str, str] = {
     "local": "envelope.keyrings.local",
     "raw-aes": "envelope.keyrings.raw_aes",
+    "aws-kms": "envelope.keyrings.aws_kms",
 }
 
 Factory = Callable[..., Keyring]
