@@ -217,3 +217,17 @@ def test_an_unknown_alias_is_reported_as_not_found(kms: Any, plain: tuple[Path, 
 def test_malformed_aws_references_are_usage_errors(ref: str) -> None:
     with pytest.raises(UsageError):
         envelope.encrypt(b"x", keys=[ref])
+
+
+def test_region_flag_finds_an_alias_in_another_region(kms_endpoint: str, kms: Any, plain: tuple[Path, bytes],
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = boto3.client("kms", region_name="us-west-2", endpoint_url=kms_endpoint)
+    arn = other.create_key()["KeyMetadata"]["Arn"]
+    other.create_alias(AliasName="alias/west", TargetKeyId=arn)
+    out = tmp_path / "f.env"
+    argv = ["encrypt-file", str(plain[0]), "-o", str(out), "--key", "aws-kms:alias/west", "-q"]
+    assert main(argv) == EXIT_KEY  # not in the default region (eu-west-1)
+    assert main([*argv, "--region", "us-west-2"]) == EXIT_OK
+    assert wrapped_keys(out) == [("aws-kms", arn)]
+    assert main(["decrypt-file", str(out), "-o", str(tmp_path / "out"), "--key", f"aws-kms:{arn}"]) == EXIT_OK
+    assert (tmp_path / "out").read_bytes() == plain[1]

@@ -58,12 +58,27 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", help="input file, or - for stdin")
     p.add_argument("-o", "--output", metavar="OUT", help="output file, or - for stdout")
     p.add_argument("--key", action="append", default=[], metavar="REF",
-                   help="master key: local:alias/NAME, local:KEY-ID, raw-aes:PATH (repeatable)")
+                   help="master key: local:alias/NAME, local:KEY-ID, raw-aes:PATH, aws-kms:ARN|alias/NAME "
+                        "(repeatable)")
     p.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notices")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="engine threads (default: all cores)")
     p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
+    aws_options(p)
+
+
+def aws_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--region", metavar="REGION", help="AWS region for aws-kms keys not named by ARN ($AWS_REGION)")
+    p.add_argument("--profile", metavar="NAME", help="AWS profile for aws-kms keys ($AWS_PROFILE)")
+
+
+def apply_aws_options(args: argparse.Namespace) -> None:
+    """--region/--profile mean exactly AWS_REGION/AWS_PROFILE: boto3 reads them, as it does everywhere else."""
+    if getattr(args, "region", None):
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    if getattr(args, "profile", None):
+        os.environ["AWS_PROFILE"] = args.profile
 
 
 def register(sub: Any) -> None:

@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
+        from .files import apply_aws_options
+
+        apply_aws_options(args)
         return int(args.handler(args) or EXIT_OK)
     except KeyboardInterrupt:
         print("envelope: error: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..context import parse_pairs
+from .files import aws_options
 
 
 def register(sub: Any) -> None:
@@ -27,6 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
+    aws_options(p)
     p.set_defaults(handler=cmd_rewrap)
 
 
