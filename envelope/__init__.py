@@ -29,7 +29,11 @@ _LAZY = {
     "encrypt": "api",
     "decrypt": "api",
     "inspect_file": "api",
+    "decrypt_range": "api",
+    "rewrap_file": "rewrap",
     "open": "reader",
+    "DataKeyCache": "cache",
+    "CacheLimits": "cache",
     "KeyStore": "kms.store",
 }
 

@@ -9,45 +9,70 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Callable, Sequence
+from typing import BinaryIO
 
 from .atomic import STDIO, atomic_output, check_destination, open_input
 from .context import EncryptionContext
 from .engines import get_engine
 from .exceptions import UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, read_header
-from .keyrings.base import Keyring, MultiKeyring
+from .cache import CachingKeyring, DataKeyCache
+from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, Keyring, MultiKeyring
 from .keyrings.registry import DEFAULT_KEY_REFERENCE, resolve
 from .pipeline import write_all
 from .stream import Progress, decrypt_stream, encrypt_stream
 
 SUFFIX = ".envelope"
 KeySpec = str | Keyring
+#: Master keys: references, keyring objects, or a keyring already assembled (reused across many files).
+Keys = Sequence[KeySpec] | MultiKeyring
 Notify = Callable[[str], object]
 
 
-def _keyrings(keys: Sequence[KeySpec], keystore: str | None) -> MultiKeyring:
+def _keyrings(keys: Keys, keystore: str | None, max_wrapped_keys: int) -> MultiKeyring:
+    if isinstance(keys, MultiKeyring):
+        return keys
     options = {"keystore": keystore} if keystore else {}
-    return MultiKeyring(k if isinstance(k, Keyring) else resolve(k, **options) for k in keys)
+    return MultiKeyring((k if isinstance(k, Keyring) else resolve(k, **options) for k in keys),
+                        max_wrapped_keys=max_wrapped_keys)
 
 
-def encryption_keyring(keys: Sequence[KeySpec] | None, *, keystore: str | None = None,
-                       notify: Notify | None = None) -> MultiKeyring:
+def _cached(keyring: MultiKeyring, cache: DataKeyCache | None) -> MultiKeyring:
+    if cache is None or isinstance(keyring, CachingKeyring):
+        return keyring
+    return CachingKeyring(keyring, cache)
+
+
+def encryption_keyring(keys: Keys | None, *, keystore: str | None = None, notify: Notify | None = None,
+                       cache: DataKeyCache | None = None) -> MultiKeyring:
     """The keyring for encrypting; with no keys, the local default key, created on first use."""
     if keys:
-        return _keyrings(keys, keystore)
+        return _cached(_keyrings(keys, keystore, DEFAULT_MAX_WRAPPED_KEYS), cache)
     from .keyrings.local import default_keyring
 
-    return MultiKeyring([default_keyring(keystore=keystore, notify=notify)])
+    return _cached(MultiKeyring([default_keyring(keystore=keystore, notify=notify)]), cache)
 
 
-def decryption_keyring(keys: Sequence[KeySpec] | None, *, keystore: str | None = None) -> MultiKeyring:
+def decryption_keyring(keys: Keys | None, *, keystore: str | None = None, cache: DataKeyCache | None = None,
+                       max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> MultiKeyring:
     """The keyring for decrypting; with no keys, any key of the local keystore."""
     if keys:
-        return _keyrings(keys, keystore)
+        return _cached(_keyrings(keys, keystore, max_wrapped_keys), cache)
     from .keyrings.local import LocalKeyring
 
-    return MultiKeyring([LocalKeyring.discovery(keystore=keystore)])
+    return _cached(MultiKeyring([LocalKeyring.discovery(keystore=keystore)], max_wrapped_keys=max_wrapped_keys),
+                   cache)
+
+
+def _regular_size(f: BinaryIO) -> int | None:
+    """The size of a regular file (what a cache's byte bound needs), or None for pipes and terminals."""
+    try:
+        st = os.fstat(f.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def default_encrypted_name(path: str) -> str:
@@ -66,7 +91,7 @@ def encrypt_file(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str] | None = None,
     *,
-    keys: Sequence[KeySpec] | None = None,
+    keys: Keys | None = None,
     context: EncryptionContext | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     force: bool = False,
@@ -75,41 +100,48 @@ def encrypt_file(
     keystore: str | None = None,
     progress: Progress | None = None,
     notify: Notify | None = None,
+    cache: DataKeyCache | None = None,
 ) -> Header:
-    """Encrypt the file *src* to *dst* (default ``SRC.envelope``); ``-`` is stdin/stdout."""
+    """Encrypt the file *src* to *dst* (default ``SRC.envelope``); ``-`` is stdin/stdout.
+
+    With *cache*, a data key from an earlier file may be reused (see :mod:`envelope.cache`).
+    """
     src_s = os.fspath(src)
     dst_s = os.fspath(dst) if dst is not None else default_encrypted_name(src_s)
     check_destination(dst_s, force)
     chosen = get_engine(engine, threads)
     with open_input(src_s) as fin:
-        keyring = encryption_keyring(keys, keystore=keystore, notify=notify)
+        keyring = encryption_keyring(keys, keystore=keystore, notify=notify, cache=cache)
         with atomic_output(dst_s, force=force) as fout:
             return encrypt_stream(fin, fout, keyring, context=context, chunk_size=chunk_size,
-                                  engine=chosen, progress=progress)
+                                  engine=chosen, progress=progress, plaintext_size=_regular_size(fin))
 
 
 def decrypt_file(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str] | None = None,
     *,
-    keys: Sequence[KeySpec] | None = None,
+    keys: Keys | None = None,
     context: EncryptionContext | None = None,
     force: bool = False,
     engine: str | None = None,
     threads: int | None = None,
     keystore: str | None = None,
     progress: Progress | None = None,
+    cache: DataKeyCache | None = None,
+    max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS,
 ) -> Header:
     """Decrypt *src* to *dst* (default: *src* without ``.envelope``).
 
     *context* pairs must all be present in the file.  *dst* appears only once
-    the whole stream has verified.
+    the whole stream has verified.  Files with more than *max_wrapped_keys*
+    wrapped keys are refused before any key manager is asked.
     """
     src_s = os.fspath(src)
     dst_s = os.fspath(dst) if dst is not None else default_decrypted_name(src_s)
     check_destination(dst_s, force)
     chosen = get_engine(engine, threads)
-    keyring = decryption_keyring(keys, keystore=keystore)
+    keyring = decryption_keyring(keys, keystore=keystore, cache=cache, max_wrapped_keys=max_wrapped_keys)
     with open_input(src_s) as fin, atomic_output(dst_s, force=force) as fout:
         return decrypt_stream(fin, fout, keyring, required_context=context, engine=chosen, progress=progress)
 
@@ -120,12 +152,13 @@ def decrypt_range(
     start: int,
     end: int | None = None,
     *,
-    keys: Sequence[KeySpec] | None = None,
+    keys: Keys | None = None,
     context: EncryptionContext | None = None,
     force: bool = False,
     engine: str | None = None,
     threads: int | None = None,
     keystore: str | None = None,
+    max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS,
 ) -> int:
     """Write plaintext bytes [start, end) of *src* to *dst*, opening only the chunks that hold them.
 
@@ -140,7 +173,7 @@ def decrypt_range(
         raise UsageError("--range needs a seekable input file, not stdin")
     check_destination(dst_s, force)
     with open_envelope(src_s, keys=keys, context=context, keystore=keystore, engine=engine,
-                       threads=threads) as plain, atomic_output(dst_s, force=force) as out:
+                       threads=threads, max_wrapped_keys=max_wrapped_keys) as plain, atomic_output(dst_s, force=force) as out:
         plain.seek(start)
         left = None if end is None else end - start
         done = 0
@@ -154,20 +187,23 @@ def decrypt_range(
         return done
 
 
-def encrypt(data: bytes, *, keys: Sequence[KeySpec] | None = None, context: EncryptionContext | None = None,
-            chunk_size: int = DEFAULT_CHUNK_SIZE, keystore: str | None = None) -> bytes:
+def encrypt(data: bytes, *, keys: Keys | None = None, context: EncryptionContext | None = None,
+            chunk_size: int = DEFAULT_CHUNK_SIZE, keystore: str | None = None,
+            cache: DataKeyCache | None = None) -> bytes:
     """Encrypt bytes in memory; the output is a complete envelope v1 stream."""
     out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, encryption_keyring(keys, keystore=keystore),
-                   context=context, chunk_size=chunk_size)
+    encrypt_stream(io.BytesIO(data), out, encryption_keyring(keys, keystore=keystore, cache=cache),
+                   context=context, chunk_size=chunk_size, plaintext_size=len(data))
     return out.getvalue()
 
 
-def decrypt(data: bytes, *, keys: Sequence[KeySpec] | None = None, context: EncryptionContext | None = None,
-            keystore: str | None = None) -> bytes:
+def decrypt(data: bytes, *, keys: Keys | None = None, context: EncryptionContext | None = None,
+            keystore: str | None = None, cache: DataKeyCache | None = None,
+            max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> bytes:
     """Decrypt a complete envelope v1 stream held in memory."""
     out = io.BytesIO()
-    decrypt_stream(io.BytesIO(data), out, decryption_keyring(keys, keystore=keystore), required_context=context)
+    keyring = decryption_keyring(keys, keystore=keystore, cache=cache, max_wrapped_keys=max_wrapped_keys)
+    decrypt_stream(io.BytesIO(data), out, keyring, required_context=context)
     return out.getvalue()
 
 

@@ -22,7 +22,7 @@ from .context import EncryptionContext
 from .engines import Engine, get_engine
 from .exceptions import AuthenticationError, UsageError
 from .format import chunk_count, chunk_offset, plaintext_size, read_exactly
-from .keyrings.base import MultiKeyring
+from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from .stream import BATCH_BYTES, open_header
 
 
@@ -122,7 +122,8 @@ class DecryptingReader(io.RawIOBase):
 
 def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: MultiKeyring | None = None,
          keys: Any = None, context: EncryptionContext | None = None, keystore: str | None = None,
-         engine: str | None = None, threads: int | None = None) -> io.BufferedReader:
+         engine: str | None = None, threads: int | None = None,
+         max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> io.BufferedReader:
     """Open an envelope file for reading plaintext at any offset.
 
     ``keyring`` (a :class:`MultiKeyring`) or ``keys`` (references, as for
@@ -134,7 +135,7 @@ def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: 
     if keyring is None:
         from .api import decryption_keyring
 
-        keyring = decryption_keyring(keys, keystore=keystore)
+        keyring = decryption_keyring(keys, keystore=keystore, max_wrapped_keys=max_wrapped_keys)
     owned = isinstance(file, (str, os.PathLike))
     src: BinaryIO = io.open(os.fspath(file), "rb") if isinstance(file, (str, os.PathLike)) else file
     try:

@@ -26,7 +26,7 @@ from .context import EncryptionContext
 from .exceptions import UsageError
 from .format import Header
 from .kdf import seal_header
-from .keyrings.base import Keyring, MultiKeyring
+from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, Keyring, MultiKeyring
 from .pipeline import write_all
 from .stream import unwrap_header
 
@@ -66,6 +66,7 @@ def rewrap_file(
     in_place: bool = False,
     force: bool = False,
     keystore: str | None = None,
+    max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS,
 ) -> Header:
     """Replace the wrapped data keys of *path* with copies under *keys*; return the new header.
 
@@ -78,9 +79,10 @@ def rewrap_file(
         raise UsageError("rewrap needs at least one --key to wrap the data key under")
     wrap = encryption_keyring(keys, keystore=keystore)
     if unwrap_keys:
-        unwrap = decryption_keyring(unwrap_keys, keystore=keystore)
+        unwrap = decryption_keyring(unwrap_keys, keystore=keystore, max_wrapped_keys=max_wrapped_keys)
     else:
-        unwrap = MultiKeyring([*decryption_keyring(None, keystore=keystore).keyrings, *wrap.keyrings])
+        unwrap = MultiKeyring([*decryption_keyring(None, keystore=keystore).keyrings, *wrap.keyrings],
+                              max_wrapped_keys=max_wrapped_keys)
     src_path = os.fspath(path)
     dst_path = os.fspath(output) if output is not None else src_path
     if in_place and dst_path != src_path:

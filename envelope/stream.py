@@ -97,11 +97,15 @@ def encrypt_stream(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     engine: Engine | None = None,
     progress: Progress | None = None,
+    plaintext_size: int | None = None,
 ) -> Header:
-    """Encrypt everything *src* yields into *dst* under a fresh data key; return the header."""
+    """Encrypt everything *src* yields into *dst* under a fresh data key; return the header.
+
+    *plaintext_size*, when known, lets a caching keyring apply its byte bound.
+    """
     check_chunk_size(chunk_size)
     ctx = _context.normalize(context)
-    with keyring.generate_data_key(ctx) as data_key:
+    with keyring.generate_data_key(ctx, plaintext_size) as data_key:
         return seal_stream(src, dst, data_key.plaintext, data_key.wrapped, context=ctx,
                            chunk_size=chunk_size, engine=engine, progress=progress)
 

@@ -37,3 +37,35 @@ def kek_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def raw_keyring() -> MultiKeyring:
     return MultiKeyring([RawAesKeyring(os.urandom(32))])
+
+
+AWS_REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def kms_server():  # type: ignore[no-untyped-def]
+    """moto's KMS server on 127.0.0.1 behind the gate of tests/kms_gate.py: (gate, endpoint URL)."""
+    pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
+    from kms_gate import serve_gate, start_moto
+
+    server, upstream = start_moto()
+    try:
+        yield from serve_gate(upstream)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(kms_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The environment boto3 reads, pointed at the local server; the gate reset.  Returns the gate."""
+    gate, endpoint = kms_server
+    gate.reset()
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": AWS_REGION,
+                        "AWS_DEFAULT_REGION": AWS_REGION, "AWS_EC2_METADATA_DISABLED": "true",
+                        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_ENDPOINT_URL_KMS", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return gate

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,32 +28,14 @@ from envelope.kms.store import KeyStore  # noqa: E402
 REGION = "eu-west-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def kms_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+@pytest.fixture
+def kms_endpoint(kms_server: Any) -> str:
+    return str(kms_server[1])
 
 
 @pytest.fixture
-def kms(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def kms(aws_env: Any, kms_endpoint: str) -> Any:
     """A boto3 KMS client on the local server, with the environment envelope's own clients will read."""
-    for name, value in {"AWS_ENDPOINT_URL": kms_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
-                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     return boto3.client("kms", region_name=REGION, endpoint_url=kms_endpoint)
 
 
@@ -191,7 +172,7 @@ def test_throttling_is_retried_with_backoff_and_then_succeeds(kms: Any) -> None:
 
 
 def test_throttling_that_never_ends_becomes_one_clear_error(kms: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("envelope.keyrings.aws_kms.MAX_ATTEMPTS", 2)
+    monkeypatch.setattr("envelope.keyrings.aws_client.MAX_ATTEMPTS", 2)
     ring = AwsKmsKeyring(new_key(kms))
     refuse_with(ring, "GenerateDataKey", "ThrottlingException", "Rate exceeded")
     with pytest.raises(KeyringError, match="throttling requests; gave up after 2 attempts"):

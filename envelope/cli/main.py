@@ -74,7 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error: EnvelopeError subclasses by kind, OSError as I/O."""
+    if isinstance(exc, EnvelopeError):
+        return next(code for cls, code in _EXIT_CODES if isinstance(exc, cls))
+    return EXIT_IO if isinstance(exc, OSError) else EXIT_INTERNAL
+
+
 def error_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, EnvelopeError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return f"envelope: error: {exc.strerror or exc}{where}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"envelope: error: {text}"
 
@@ -93,13 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("envelope: error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except EnvelopeError as exc:
+    except (EnvelopeError, OSError) as exc:
         print(error_line(exc), file=sys.stderr)
-        return next(code for cls, code in _EXIT_CODES if isinstance(exc, cls))
-    except OSError as exc:
-        where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"envelope: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_IO
+        return exit_code(exc)
 
 
 def run() -> None:

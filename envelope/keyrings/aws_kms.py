@@ -1,4 +1,4 @@
-"""``aws-kms:ARN`` and ``aws-kms:alias/NAME``: master keys in AWS KMS, through boto3.
+"""``aws-kms:ARN`` and ``aws-kms:alias/NAME``: one master key in AWS KMS, through boto3.
 
 Encrypting asks KMS for the data key (GenerateDataKey) under the first key and
 wraps copies with Encrypt under the others; decrypting calls Decrypt.  The
@@ -7,48 +7,56 @@ wrapped key and records it in CloudTrail.  Only the data key crosses the
 network.
 
 Decryption is **strict**, like AWS's own keyrings: a wrapped key is sent to
-KMS only if it names a key this keyring was given, and Decrypt always carries
+KMS only if it names the key this keyring was given, and Decrypt always carries
 ``KeyId``, so a file cannot steer the caller into using some other key it
-happens to have access to.  An ``aws-kms:alias/NAME`` reference is resolved
-to its key ARN (one DescribeKey) before it can match anything.
-
-boto3 is imported on first use, and configured the way boto3 always is: the
-usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
-``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  A region
-in a key ARN wins, since a key lives in one region.  Throttling and transient
-failures are retried by botocore's ``standard`` mode with backoff and jitter.
+happens to have access to.  An ``aws-kms:alias/NAME`` reference is resolved to
+its key ARN (one DescribeKey) before it can match anything.  Multi-Region keys
+are the one exception to exact matching: a file wrapped by ``mrk-…`` in one
+region is opened by the replica this keyring names, in this keyring's region,
+without a call to the other region.  (To open files under any key the caller
+may use, see :mod:`envelope.keyrings.aws_kms_discovery`.)
 """
 
 from __future__ import annotations
 
-import re
-import threading
 from typing import Any
 
 from ..context import EncryptionContext
-from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+from ..exceptions import KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, WrappedKey
+from .aws_client import KmsClients
 from .base import Keyring
+from .kms_arn import KmsArn, is_alias_name, same_key_for_decrypt
 
 PROVIDER = "aws-kms"
-#: botocore retry attempts (first try included) before throttling becomes an error.
-MAX_ATTEMPTS = 8
-
-_ARN_RE = re.compile(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)\Z")
-_ALIAS_RE = re.compile(r"alias/[A-Za-z0-9/_-]+\Z")
 
 
 def parse_key(text: str) -> tuple[str | None, bool]:
     """``(region or None, is_alias)`` of a key ARN, alias ARN or ``alias/NAME``; anything else is refused."""
-    match = _ARN_RE.match(text)
-    if match:
-        return match.group(2), match.group(4) == "alias"
-    if _ALIAS_RE.match(text):
+    arn = KmsArn.parse(text)
+    if arn is not None:
+        return arn.region, not arn.is_key
+    if is_alias_name(text):
         return None, True
     raise UsageError(
         f"{text!r} is not an AWS KMS key: use aws-kms:arn:aws:kms:REGION:ACCOUNT:key/ID, "
         "aws-kms:arn:...:alias/NAME or aws-kms:alias/NAME"
     )
+
+
+def context_args(context: EncryptionContext, grant_tokens: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {"EncryptionContext": dict(context)} if context else {}
+    if grant_tokens:
+        args["GrantTokens"] = grant_tokens
+    return args
+
+
+def checked_plaintext(reference: str, response: dict[str, Any]) -> bytearray:
+    plaintext = bytearray(response["Plaintext"])
+    if len(plaintext) != DATA_KEY_SIZE:
+        plaintext[:] = bytes(len(plaintext))
+        raise KeyringError(f"{reference}: KMS returned a data key of the wrong size")
+    return plaintext
 
 
 class AwsKmsKeyring(Keyring):
@@ -61,11 +69,9 @@ class AwsKmsKeyring(Keyring):
         arn_region, self._is_alias = parse_key(key)
         self._key = key
         self._region = arn_region or region
-        self._profile = profile
-        self._client = client
+        self._clients = KmsClients(profile, client)
         self._grant_tokens = list(grant_tokens)
         self._arn: str | None = None if self._is_alias else key
-        self._lock = threading.Lock()
 
     @property
     def reference(self) -> str:
@@ -73,36 +79,36 @@ class AwsKmsKeyring(Keyring):
 
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
         response = self._call("GenerateDataKey", KeyId=self._key, NumberOfBytes=DATA_KEY_SIZE,
-                              **self._context_arg(context))
-        plaintext = bytearray(response["Plaintext"])
-        if len(plaintext) != DATA_KEY_SIZE:
-            raise KeyringError(f"{self.reference}: KMS returned a {len(plaintext)}-byte data key")
-        return plaintext, WrappedKey(PROVIDER, self._returned_arn(response), bytes(response["CiphertextBlob"]))
+                              **context_args(context, self._grant_tokens))
+        plaintext = checked_plaintext(self.reference, response)
+        try:
+            return plaintext, WrappedKey(PROVIDER, self._returned_arn(response), bytes(response["CiphertextBlob"]))
+        except BaseException:
+            plaintext[:] = bytes(len(plaintext))
+            raise
 
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
-        response = self._call("Encrypt", KeyId=self._key, Plaintext=bytes(plaintext), **self._context_arg(context))
+        response = self._call("Encrypt", KeyId=self._key, Plaintext=bytes(plaintext),
+                              **context_args(context, self._grant_tokens))
         return WrappedKey(PROVIDER, self._returned_arn(response), bytes(response["CiphertextBlob"]))
 
     def matches(self, wrapped: WrappedKey) -> bool:
         if wrapped.provider != PROVIDER:
             return False
         try:
-            return wrapped.key_id == self.key_arn()
+            return same_key_for_decrypt(wrapped.key_id, self.key_arn())
         except KeyringError:
             return True  # the alias cannot be resolved: let unwrap_data_key report why
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         arn = self.key_arn()
-        if wrapped.provider != PROVIDER or wrapped.key_id != arn:
+        if wrapped.provider != PROVIDER or not same_key_for_decrypt(wrapped.key_id, arn):
             raise KeyringError(f"the wrapped key is for {wrapped.provider}:{wrapped.key_id}, not {self.reference}")
         response = self._call("Decrypt", KeyId=arn, CiphertextBlob=wrapped.ciphertext,
-                              **self._context_arg(context))
+                              **context_args(context, self._grant_tokens))
         if response.get("KeyId") != arn:
             raise KeyringError(f"{self.reference}: KMS decrypted with {response.get('KeyId')}, not {arn}")
-        plaintext = bytearray(response["Plaintext"])
-        if len(plaintext) != DATA_KEY_SIZE:
-            raise KeyringError(f"{self.reference}: the unwrapped data key has the wrong size")
-        return plaintext
+        return checked_plaintext(self.reference, response)
 
     def key_arn(self) -> str:
         """The key ARN: given, or (for an alias) looked up once with DescribeKey."""
@@ -110,72 +116,21 @@ class AwsKmsKeyring(Keyring):
             self._arn = str(self._call("DescribeKey", KeyId=self._key)["KeyMetadata"]["Arn"])
         return self._arn
 
-    # -- internals -----------------------------------------------------------------------------------
-
     def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = make_client(self._region, self._profile)
-            return self._client
-
-    def _context_arg(self, context: EncryptionContext) -> dict[str, Any]:
-        args: dict[str, Any] = {"EncryptionContext": dict(context)} if context else {}
-        if self._grant_tokens:
-            args["GrantTokens"] = self._grant_tokens
-        return args
+        """The boto3 client this keyring calls (made on first use)."""
+        return self._clients.get(self._region)
 
     def _returned_arn(self, response: dict[str, Any]) -> str:
         arn = str(response.get("KeyId", ""))
-        if not _ARN_RE.match(arn) or ":key/" not in arn:
+        parsed = KmsArn.parse(arn)
+        if parsed is None or not parsed.is_key:
             raise KeyringError(f"{self.reference}: KMS answered without a key ARN")
         if self._arn is None:
             self._arn = arn
         return arn
 
     def _call(self, operation: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        method = {"GenerateDataKey": "generate_data_key", "Encrypt": "encrypt", "Decrypt": "decrypt",
-                  "DescribeKey": "describe_key"}[operation]
-        try:
-            return getattr(self.client(), method)(**kwargs)
-        except ClientError as exc:
-            raise _client_error(self.reference, operation, exc) from None
-        except BotoCoreError as exc:
-            raise KeyringError(f"{self.reference}: {operation} failed: {' '.join(str(exc).split())}") from None
-
-
-def make_client(region: str | None, profile: str | None) -> Any:
-    """A KMS client from boto3's usual configuration, with botocore's standard retries."""
-    try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError
-    except ImportError:
-        raise KeyringError("aws-kms keys need boto3: pip install 'envelope[aws]'") from None
-    try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
-        return session.client("kms", config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}))
-    except BotoCoreError as exc:
-        raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
-
-
-def _client_error(reference: str, operation: str, exc: Any) -> KeyringError:
-    error = exc.response.get("Error", {})
-    code, message = str(error.get("Code", "Error")), " ".join(str(error.get("Message", "")).split())
-    text = f"{reference}: {operation} refused by AWS KMS ({code}): {message}".rstrip(": ")
-    if code == "DisabledException":
-        return KeyStateError(f"{reference}: the key is disabled ({code}): {message}")
-    if code == "KMSInvalidStateException":
-        return KeyStateError(f"{reference}: the key is not usable in its current state, e.g. pending deletion "
-                             f"({code}): {message}")
-    if code == "NotFoundException":
-        return KeyNotFoundError(text)
-    if code == "InvalidCiphertextException":
-        return KeyringError(f"{reference}: wrong encryption context, or not this key's ciphertext ({code})")
-    if code in ("ThrottlingException", "RequestLimitExceeded"):
-        return KeyringError(f"{reference}: AWS KMS is throttling requests; gave up after {MAX_ATTEMPTS} attempts")
-    return KeyringError(text)
+        return self._clients.call(self.reference, self._region, operation, **kwargs)
 
 
 def from_reference(rest: str, region: str | None = None, profile: str | None = None,

@@ -16,8 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..context import EncryptionContext
-from ..exceptions import EnvelopeError, KeyNotFoundError, KeyringError
-from ..format import DATA_KEY_SIZE, WrappedKey
+from ..exceptions import EnvelopeError, FormatError, KeyNotFoundError, KeyringError, UsageError
+from ..format import DATA_KEY_SIZE, MAX_WRAPPED_KEYS, WrappedKey
+
+#: Files with more wrapped keys than this are refused before any key manager is called.
+DEFAULT_MAX_WRAPPED_KEYS = 10
 
 
 @dataclass
@@ -73,14 +76,28 @@ class Keyring(abc.ABC):
 
 
 class MultiKeyring:
-    """An ordered list of keyrings acting as one."""
+    """An ordered list of keyrings acting as one.
 
-    def __init__(self, keyrings: Iterable[Keyring]) -> None:
+    *max_wrapped_keys* bounds the work a file can ask of the reader: each
+    wrapped key may cost a KMS call, so a hostile file listing many keys for
+    the reader's KMS is refused before the first one.
+    """
+
+    def __init__(self, keyrings: Iterable[Keyring], *, max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> None:
         self.keyrings: tuple[Keyring, ...] = tuple(keyrings)
         if not self.keyrings:
             raise KeyringError("no master key given")
+        if not 1 <= max_wrapped_keys <= MAX_WRAPPED_KEYS:
+            raise UsageError(f"the wrapped-key limit must be from 1 to {MAX_WRAPPED_KEYS}")
+        self.max_wrapped_keys = max_wrapped_keys
 
-    def generate_data_key(self, context: EncryptionContext) -> DataKey:
+    def check_wrapped_count(self, wrapped_keys: Sequence[WrappedKey]) -> None:
+        if len(wrapped_keys) > self.max_wrapped_keys:
+            raise FormatError(f"the file has {len(wrapped_keys)} wrapped keys; at most {self.max_wrapped_keys} "
+                              "are accepted (raise it with --max-wrapped-keys)")
+
+    def generate_data_key(self, context: EncryptionContext, plaintext_size: int | None = None) -> DataKey:
+        """A fresh data key wrapped under every master key (*plaintext_size* matters only to caches)."""
         plaintext, first = self.keyrings[0].generate_data_key(context)
         if len(plaintext) != DATA_KEY_SIZE:
             raise KeyringError(f"{self.keyrings[0].reference} returned a data key of the wrong size")
@@ -95,6 +112,7 @@ class MultiKeyring:
 
     def unwrap(self, wrapped_keys: Sequence[WrappedKey], context: EncryptionContext) -> bytearray:
         """Unwrap the first wrapped key any keyring can open; report every failure otherwise."""
+        self.check_wrapped_count(wrapped_keys)
         failures: list[str] = []
         for wrapped in wrapped_keys:
             for keyring in self.keyrings:

@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "local": "envelope.keyrings.local",
     "raw-aes": "envelope.keyrings.raw_aes",
     "aws-kms": "envelope.keyrings.aws_kms",
+    "aws-kms-discovery": "envelope.keyrings.aws_kms_discovery",
 }
 
 Factory = Callable[..., Keyring]

@@ -1,0 +1,124 @@
+"""boto3 KMS clients for the aws-kms keyrings: made once per region, called with bounds.
+
+boto3 is imported on first use and configured the way boto3 always is: the
+usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
+``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  Retries
+use botocore's ``standard`` mode (exponential backoff with jitter) unless
+``AWS_RETRY_MODE`` asks for ``adaptive``, which also rate-limits on the client
+side.  KMS quotas are per account and region, so every call in the process goes
+through one semaphore: a program that opens many files at once from many
+threads makes at most :data:`MAX_CONCURRENT_CALLS` KMS requests at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+
+#: botocore retry attempts (first try included) before throttling becomes an error.
+MAX_ATTEMPTS = 8
+#: KMS requests in flight at once, across the process (also the HTTP pool size).
+MAX_CONCURRENT_CALLS = 10
+_RETRY_MODES = ("standard", "adaptive")
+
+_slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
+_METHODS = {"GenerateDataKey": "generate_data_key", "Encrypt": "encrypt", "Decrypt": "decrypt",
+            "DescribeKey": "describe_key"}
+
+
+def set_max_concurrent_calls(limit: int) -> None:
+    """Change the process-wide bound on KMS requests in flight (before making any)."""
+    global _slots, MAX_CONCURRENT_CALLS
+    if limit < 1:
+        raise UsageError("the number of concurrent KMS calls must be at least 1")
+    MAX_CONCURRENT_CALLS = limit
+    _slots = threading.BoundedSemaphore(limit)
+
+
+def _import_boto3() -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise KeyringError("aws-kms keys need boto3: pip install 'envelope[aws]'") from None
+    return boto3
+
+
+def default_region(profile: str | None) -> str | None:
+    """The region boto3 would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return _import_boto3().session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
+    except BotoCoreError as exc:
+        raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+def make_client(region: str | None, profile: str | None) -> Any:
+    """A KMS client from boto3's usual configuration, with bounded, jittered retries."""
+    boto3 = _import_boto3()
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    mode = os.environ.get("AWS_RETRY_MODE", "standard")
+    if mode not in _RETRY_MODES:
+        mode = "standard"
+    config = Config(retries={"mode": mode, "max_attempts": MAX_ATTEMPTS},
+                    max_pool_connections=MAX_CONCURRENT_CALLS)
+    try:
+        return boto3.session.Session(profile_name=profile, region_name=region).client("kms", config=config)
+    except BotoCoreError as exc:
+        raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+class KmsClients:
+    """Clients by region for one profile; thread-safe, each made once."""
+
+    def __init__(self, profile: str | None = None, client: Any = None) -> None:
+        self._profile = profile
+        self._given = client
+        self._clients: dict[str | None, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, region: str | None) -> Any:
+        if self._given is not None:
+            return self._given
+        with self._lock:
+            if region not in self._clients:
+                self._clients[region] = make_client(region, self._profile)
+            return self._clients[region]
+
+    def call(self, reference: str, region: str | None, operation: str, **kwargs: Any) -> Any:
+        """One KMS request; any failure becomes a one-line :class:`KeyringError` naming *reference*."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.get(region)
+        try:
+            with _slots:
+                return getattr(client, _METHODS[operation])(**kwargs)
+        except ClientError as exc:
+            raise client_error(reference, operation, exc) from None
+        except BotoCoreError as exc:
+            raise KeyringError(f"{reference}: {operation} failed: {' '.join(str(exc).split())}") from None
+
+
+def client_error(reference: str, operation: str, exc: Any) -> KeyringError:
+    error = exc.response.get("Error", {})
+    code, message = str(error.get("Code", "Error")), " ".join(str(error.get("Message", "")).split())
+    text = f"{reference}: {operation} refused by AWS KMS ({code}): {message}".rstrip(": ")
+    if code == "DisabledException":
+        return KeyStateError(f"{reference}: the key is disabled ({code}): {message}".rstrip(": "))
+    if code == "KMSInvalidStateException":
+        return KeyStateError(f"{reference}: the key is not usable in its current state, e.g. pending deletion "
+                             f"({code}): {message}".rstrip(": "))
+    if code == "NotFoundException":
+        return KeyNotFoundError(text)
+    if code == "AccessDeniedException":
+        return KeyringError(f"{reference}: access denied to {operation} ({code}): {message}".rstrip(": "))
+    if code == "InvalidCiphertextException":
+        return KeyringError(f"{reference}: wrong encryption context, or not this key's ciphertext ({code})")
+    if code in ("ThrottlingException", "RequestLimitExceeded"):
+        return KeyringError(f"{reference}: AWS KMS is throttling requests; gave up after {MAX_ATTEMPTS} attempts")
+    return KeyringError(text)
