@@ -10,6 +10,7 @@ from typing import Any
 
 from . import exceptions as _exceptions
 from .exceptions import (
+    AccessDeniedError,
     AuthenticationError,
     ContextMismatchError,
     EnvelopeError,

@@ -58,6 +58,10 @@ class KeyStateError(KeyringError):
     """The master key exists but its state forbids the operation."""
 
 
+class AccessDeniedError(KeyringError):
+    """The key manager refused the caller: no key policy statement or grant allows the call, or one denies it."""
+
+
 class UsageError(EnvelopeError, ValueError):
     """The request itself is invalid: a bad flag, reference or argument."""
 
@@ -67,6 +71,7 @@ class OutputExistsError(UsageError, FileExistsError):
 
 
 __all__ = [
+    "AccessDeniedError",
     "AuthenticationError",
     "ContextMismatchError",
     "EnvelopeError",

@@ -56,16 +56,34 @@ class _Pool:
 
 
 def run(fill: Fill, transform: Transform, dst: BinaryIO, in_size: int, out_size: int,
-        *, depth: int = DEFAULT_DEPTH, progress: Callable[[int], object] | None = None) -> None:
-    """Run fill -> transform -> write until a batch comes back final."""
+        *, depth: int = DEFAULT_DEPTH, progress: Callable[[int], object] | None = None,
+        first_sizes: tuple[int, int] | None = None) -> None:
+    """Run fill -> transform -> write until a batch comes back final.
+
+    The first batch is read in the calling thread: a stream that fits in it (a
+    small file, the common case in a batch of thousands) is transformed and
+    written right there, with no threads started.  *first_sizes* (input and
+    output sizes, one unit of the transform, e.g. one chunk) makes that first
+    batch small, so a 4 KiB file does not pay for zeroing megabytes of buffers.
+    A longer stream hands that batch to the pipeline.
+    """
     ins, outs = _Pool(in_size, depth), _Pool(out_size, depth)
+    first = bytearray(first_sizes[0]) if first_sizes else ins.take()
+    got, final = fill(first)
+    if final:
+        out = bytearray(first_sizes[1]) if first_sizes else outs.take()
+        write_all(dst, memoryview(out)[:transform(memoryview(first)[:got], True, out)])
+        if progress is not None:
+            progress(got)
+        return
     full_in: queue.Queue[Any] = queue.Queue()
+    full_in.put((first, got, final))
     full_out: queue.Queue[Any] = queue.Queue()
     writer_error: list[BaseException] = []
     abort = threading.Event()
 
     def reader() -> None:
-        final = False
+        final = False  # the first batch, already read, was not final
         try:
             while not final:
                 buf = ins.take()
@@ -107,7 +125,8 @@ def run(fill: Fill, transform: Transform, dst: BinaryIO, in_size: int, out_size:
             if out is None:
                 raise writer_error[0]
             n = transform(memoryview(buf)[:got], final, out)
-            ins.free.put(buf)
+            if len(buf) == in_size:  # the small first batch is not pooled
+                ins.free.put(buf)
             full_out.put((out, n))
             if progress is not None:
                 progress(got)

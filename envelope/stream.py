@@ -149,7 +149,7 @@ def seal_stream(
 
     count = batch_chunk_count(chunk_size)
     pipeline.run(reader.fill, seal_batch, dst, count * chunk_size, count * (chunk_size + TAG_SIZE),
-                 progress=progress)
+                 progress=progress, first_sizes=(chunk_size, chunk_size + TAG_SIZE))
     return header
 
 
@@ -247,4 +247,5 @@ def open_body(
         return n
 
     count = batch_chunk_count(chunk_size)
-    pipeline.run(reader.fill, open_batch, dst, count * sealed_chunk, count * chunk_size, progress=progress)
+    pipeline.run(reader.fill, open_batch, dst, count * sealed_chunk, count * chunk_size, progress=progress,
+                 first_sizes=(sealed_chunk, chunk_size))

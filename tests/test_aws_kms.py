@@ -123,8 +123,11 @@ class _Body:
 def refuse_with(ring: AwsKmsKeyring, operation: str, code: str, message: str) -> None:
     """Make *operation* answer as AWS KMS does for a key in the wrong state.
 
-    moto's server does not enforce key states, so the HTTP response AWS KMS
-    sends is injected below botocore, which parses it as it would AWS's.
+    The HTTP response AWS KMS sends is injected below botocore, which parses it
+    as it would AWS's: this checks the error mapping alone, for both codes.  The
+    same refusals after a real DisableKey or ScheduleKeyDeletion, made by the
+    gate in front of moto (which does not enforce states itself), are in
+    ``test_cli_aws_kms.py``.
     """
     from botocore.awsrequest import AWSResponse
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from envelope.cli.main import EXIT_FORMAT, EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from envelope.cli.main import EXIT_FORMAT, EXIT_IO, EXIT_KEY, EXIT_OK, EXIT_USAGE, main
 from envelope.kms.store import KeyStore
 
 
@@ -137,3 +137,21 @@ def test_range_takes_one_file(files: list[Path], tmp_path: Path) -> None:
     enc = tmp_path / "enc"
     assert encrypt_all(files[:2], enc) == EXIT_OK
     assert main(["decrypt-file", *map(str, sorted(enc.iterdir())), "--range", "0:10"]) == EXIT_USAGE
+
+
+def test_a_key_that_cannot_work_stops_the_batch_with_one_line(files: list[Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert encrypt_all(files, tmp_path / "enc") == EXIT_OK  # creates the keystore and the default key
+    capsys.readouterr()
+    code = encrypt_all(files, tmp_path / "none", "--key", "local:alias/typo")
+    err = capsys.readouterr().err
+    assert code == EXIT_KEY and err.count("\n") == 1 and "alias/typo does not exist" in err
+    assert list((tmp_path / "none").iterdir()) == []
+    enc = sorted(map(str, (tmp_path / "enc").iterdir()))
+    (tmp_path / "dec").mkdir()
+    # Decrypting, one usable key among several is enough: the bad one does not stop the batch.
+    assert main(["decrypt-file", *enc, "--output-dir", str(tmp_path / "dec"), "-q", "--key", "local:alias/typo",
+                 "--key", "local:alias/envelope/default"]) == EXIT_OK
+    assert main(["decrypt-file", *enc, "--output-dir", str(tmp_path / "dec"), "--force", "--key",
+                 "local:alias/typo"]) == EXIT_KEY
+    assert capsys.readouterr().err.count("\n") == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import io
+import subprocess
 import os
 import sys
 import textwrap
@@ -61,3 +63,49 @@ def test_built_in_schemes_need_no_plugin():
 def test_bad_references_are_usage_errors_naming_the_problem(ref, needle):
     with pytest.raises(UsageError, match=needle):
         registry.resolve(ref)
+
+
+def test_the_declared_entry_points_are_exactly_the_built_in_schemes():
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.value for ep in entry_points(group=registry.ENTRY_POINT_GROUP)
+                if ep.value.startswith("envelope.")}
+    assert declared == {name: f"{module}:from_reference" for name, module in registry._BUILTIN.items()}
+    for value in declared.values():  # each names a real factory
+        module, _, attr = value.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr))
+
+
+def test_the_cli_uses_a_plugin_installed_beside_it_without_any_change_to_envelope(plugin, tmp_path):
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(100_000))
+    key = os.urandom(32).hex()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(plugin), os.environ.get("PYTHONPATH", "")]),
+               ENVELOPE_KEYSTORE=str(tmp_path / "ks.db"))
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "envelope", *argv], env=env, capture_output=True, text=True)
+
+    assert cli("encrypt-file", str(src), "-o", str(tmp_path / "data.env"), "--key", f"toy:{key}").returncode == 0
+    assert cli("decrypt-file", str(tmp_path / "data.env"), "-o", str(tmp_path / "out"), "--key",
+               f"toy:{key}").returncode == 0
+    assert (tmp_path / "out").read_bytes() == src.read_bytes()
+    wrong = cli("decrypt-file", str(tmp_path / "data.env"), "-o", str(tmp_path / "out2"), "--key",
+                f"toy:{os.urandom(32).hex()}")
+    assert wrong.returncode != 0
+    assert wrong.stderr.startswith("envelope: error:") and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_plugin_that_fails_to_import_is_a_usage_error_naming_it(plugin):
+    (plugin / "toy_keyring.py").write_text("import no_such_dependency_here\n")
+    with pytest.raises(UsageError, match=r"key scheme 'toy': its plugin toy_keyring:from_reference failed "
+                                         r"to load \(ModuleNotFoundError"):
+        registry.resolve("toy:00")
+
+
+def test_a_plugin_cannot_take_over_a_built_in_scheme(plugin):
+    dist = plugin / "toy_keyring-1.0.dist-info"
+    (dist / "entry_points.txt").write_text("[envelope.keyrings]\nlocal = toy_keyring:from_reference\n")
+    keyring = registry.resolve("local:alias/x")
+    assert type(keyring).__module__ == "envelope.keyrings.local"

@@ -182,6 +182,9 @@ def test_a_version_1_keystore_is_upgraded_and_its_old_blobs_still_open(path: Pat
         assert store.protection == "key-file" and store.keystore_id == "00112233aabbccdd"
         assert store.verify() == []
         assert backing_keys(store) == [material]
+        # Version 3 enforces key policies: the empty one written by version 1 became the owner's.
+        assert store.get_key_policy(key_id)["Statement"][0]["Principal"] == {"Local": "local:root"}
+        assert store.owner == store.principal
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(
             schema.SCHEMA_VERSION)

@@ -170,12 +170,18 @@ def _each(args: argparse.Namespace, pairs: list[tuple[str, str | None]],
     from .main import error_line, exit_code
 
     if len(pairs) == 1:
-        work(*pairs[0])
+        try:
+            work(*pairs[0])
+        except _SetupFailed as setup:
+            raise setup.cause from None
         return 0
     first_failure, failed = 0, 0
     for src, dst in pairs:
         try:
             work(src, dst)
+        except _SetupFailed as setup:
+            print(error_line(setup.cause), file=sys.stderr)
+            return exit_code(setup.cause)
         except (EnvelopeError, OSError) as exc:
             print(f"{error_line(exc)} ({src})", file=sys.stderr)
             failed += 1
@@ -222,7 +228,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
     cache = _cache(args)
     keyring = _Once(lambda: api.encryption_keyring(args.key, keystore=args.keystore, notify=_notice(args),
-                                                   cache=cache))
+                                                   cache=cache), encrypting=True)
 
     def encrypt(src: str, dst: str | None) -> None:
         dst = dst if dst is not None else api.default_encrypted_name(src)
@@ -244,13 +250,17 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     pairs = _outputs(args, api.default_decrypted_name)
     cache = _cache(args)
     keyring = _Once(lambda: api.decryption_keyring(args.key, keystore=args.keystore, cache=cache,
-                                                   max_wrapped_keys=args.max_wrapped_keys))
+                                                   max_wrapped_keys=args.max_wrapped_keys), encrypting=False)
     if args.range is not None:
         if len(pairs) > 1:
             raise UsageError("--range takes one input file")
         src, dst = pairs[0]
         dst = dst if dst is not None else api.default_decrypted_name(src)
-        api.decrypt_range(src, dst, *args.range, keys=keyring.get(src, dst, args.force), context=context, force=args.force, threads=args.threads)
+        try:
+            keys = keyring.get(src, dst, args.force)
+        except _SetupFailed as setup:
+            raise setup.cause from None
+        api.decrypt_range(src, dst, *args.range, keys=keys, context=context, force=args.force, threads=args.threads)
         return 0
 
     def decrypt(src: str, dst: str | None) -> None:
@@ -273,8 +283,9 @@ class _Once:
     KMS call and creates no default key.
     """
 
-    def __init__(self, make: Callable[[], MultiKeyring]) -> None:
+    def __init__(self, make: Callable[[], MultiKeyring], encrypting: bool) -> None:
         self._make = make
+        self._encrypting = encrypting
         self._keyring: MultiKeyring | None = None
 
     def get(self, src: str, dst: str, force: bool) -> MultiKeyring:
@@ -284,8 +295,21 @@ class _Once:
             check_destination(dst, force)
             if src != "-":
                 open(src, "rb").close()
-            self._keyring = self._make()
+            try:
+                keyring = self._make()
+                keyring.prepare(self._encrypting)
+            except EnvelopeError as exc:
+                raise _SetupFailed(exc) from None
+            self._keyring = keyring
         return self._keyring
+
+
+class _SetupFailed(Exception):
+    """The keyring itself cannot work: no file of the batch can succeed, so the batch stops."""
+
+    def __init__(self, cause: EnvelopeError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def header_summary(header: Header, file_size: int | None) -> dict[str, Any]:

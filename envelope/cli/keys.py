@@ -55,10 +55,24 @@ def register(sub: Any) -> None:
            (["--passphrase"], {"action": "store_true",
                                "help": "protect it with a passphrase ($ENVELOPE_KEYSTORE_PASSPHRASE or a prompt)"}),
            key=False)
-    action("create", cmd_create, "create a symmetric master key (AES-256); prints its key id",
+    action("create", cmd_create, "create a master key (AES-256 unless --spec says otherwise); prints its key id",
            (["--description"], {"default": "", "metavar": "TEXT", "help": "what the key is for"}),
            (["--alias"], {"metavar": "alias/NAME", "help": "also give the key this alias"}),
            (["--tag"], {"action": "append", "default": [], "metavar": "K=V", "help": "tag (repeatable)"}),
+           (["--policy"], {"metavar": "FILE", "help": "the key policy, a JSON file (default: owner and creator "
+                                                      "have full access)"}),
+           (["--admin"], {"action": "append", "default": [], "metavar": "PRINCIPAL",
+                          "help": "key administrator: may manage the key, not use it (repeatable)"}),
+           (["--user"], {"action": "append", "default": [], "metavar": "PRINCIPAL",
+                         "help": "key user: may use the key, not manage it (repeatable)"}),
+           (["--spec"], {"default": "SYMMETRIC_DEFAULT", "metavar": "SPEC",
+                         "help": "SYMMETRIC_DEFAULT (AES-256, the default), RSA_2048|3072|4096, "
+                                 "ECC_NIST_P256|P384 or HMAC_256|384|512"}),
+           (["--usage"], {"metavar": "USAGE", "help": "ENCRYPT_DECRYPT, SIGN_VERIFY or GENERATE_VERIFY_MAC "
+                                                    "(default: the first the spec allows)"}),
+           (["--origin"], {"choices": ["ENVELOPE", "EXTERNAL"], "default": "ENVELOPE",
+                           "help": "EXTERNAL: no key material until you import yours (see keys import)"}),
+           (["--bypass-policy-lockout-safety-check"], {"action": "store_true", "help": argparse.SUPPRESS}),
            key=False)
     action("list", cmd_list, "list the keys of the local keystore", key=False)
     action("describe", cmd_describe, "show a key's metadata")
@@ -106,15 +120,37 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(handler=cmd_alias_list)
 
-    from . import kms_ops
+    from . import keys_access, keys_asymmetric, keys_import, kms_ops
 
-    kms_ops.register(actions, common)
+    for module in (kms_ops, keys_access, keys_import, keys_asymmetric):
+        module.register(actions)
+
+
+Option = tuple[Sequence[str], dict[str, Any]]
+
+
+def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Option) -> argparse.ArgumentParser:
+    """One ``envelope keys`` action (or a grant verb): its options, the common ones, its handler."""
+    p: argparse.ArgumentParser = parent.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    for flags, kwargs in options:
+        p.add_argument(*flags, **kwargs)
+    common(p)
+    p.set_defaults(handler=handler)
+    return p
 
 
 def common(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: when not given after the action, keep the value given before it (envelope keys --keystore P list).
     p.add_argument("--keystore", metavar="PATH", default=argparse.SUPPRESS, help=_KEYSTORE_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def read_policy(path: str | None) -> str | None:
+    """A key policy file's text, bounded (the policy parser has the 32 KiB limit and says so)."""
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read(64 * 1024).decode("utf-8", errors="replace")
 
 
 def keystore_path(args: argparse.Namespace) -> Path:
@@ -157,7 +193,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_create(args: argparse.Namespace) -> int:
     with open_store(args, create=True) as store:
         meta = store.create_key(description=args.description, alias=args.alias,
-                                tags=parse_pairs(args.tag, "--tag"))
+                                tags=parse_pairs(args.tag, "--tag"), policy=read_policy(args.policy),
+                                admins=args.admin, users=args.user, origin=args.origin,
+                                key_spec=args.spec, key_usage=args.usage,
+                                bypass_policy_lockout_safety_check=args.bypass_policy_lockout_safety_check)
     return emit(args, meta.to_dict(), meta.key_id)
 
 

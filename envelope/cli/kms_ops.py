@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import os
 import sys
-from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
 from ..kms.model import DATA_KEY_SPECS
+from .keys import add_action
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
                             "help": "encryption context pair (repeatable)"})
@@ -28,20 +29,15 @@ _IN = (["--in"], {"dest": "input", "metavar": "FILE", "help": "read from FILE (d
 _OUT = (["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"})
 
 
-def register(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    def action(name: str, handler: Callable[[argparse.Namespace], int], text: str,
-               *args: tuple[list[str], dict[str, Any]]) -> None:
-        p = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        for flags, options in args:
-            p.add_argument(*flags, **options)
-        common(p)
-        p.set_defaults(handler=handler)
+def register(actions: Any) -> None:
+    action = functools.partial(add_action, actions)
 
     key = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME"})
+    rsa = (["--algorithm"], {"metavar": "ALG", "help": "with an RSA key: RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1"})
     action("encrypt", cmd_encrypt, "encrypt up to 4096 bytes under KEY (larger data: envelope encrypt-file)",
-           key, _IN, _OUT, _CONTEXT)
+           key, _IN, _OUT, _CONTEXT, rsa)
     action("decrypt", cmd_decrypt, "decrypt a ciphertext blob (it names its own key)", _IN, _OUT, _CONTEXT,
-           (["--key"], {"dest": "expected", "metavar": "KEY", "help": "refuse a blob of any other key"}))
+           (["--key"], {"dest": "expected", "metavar": "KEY", "help": "refuse a blob of any other key"}), rsa)
     action("re-encrypt", cmd_re_encrypt, "re-encrypt a blob under another key or context, or the newest backing key",
            (["--to"], {"required": True, "metavar": "KEY", "help": "destination key"}), _IN, _OUT, _CONTEXT,
            (["--destination-context"], {"action": "append", "default": None, "metavar": "K=V",
@@ -57,11 +53,17 @@ def register(actions: Any, common: Callable[[argparse.ArgumentParser], None]) ->
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    from .keys import open_store
+    from .keys import add_action, open_store
 
     plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE))
     try:
         with open_store(args) as store:
+            if args.algorithm:  # RSA-OAEP to an asymmetric key: no blob header, no context
+                if args.context:
+                    raise UsageError("RSA encryption takes no encryption context")
+                sealed = store.encrypt_asymmetric(args.key, bytes(plaintext), args.algorithm)
+                return _write(args, sealed, {"key_id": args.key, "ciphertext_blob": _b64(sealed),
+                                             "encryption_algorithm": args.algorithm})
             sealed = store.encrypt(args.key, plaintext, parse_pairs(args.context))
     finally:
         wipe(plaintext)
@@ -73,7 +75,12 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
     data = _read_input(args, _blob.MAX_BLOB_SIZE)
     with open_store(args) as store:
-        plaintext, key_id = store.decrypt(data, parse_pairs(args.context), expected_key_id=args.expected)
+        if args.algorithm:
+            if not args.expected:
+                raise UsageError("decrypting with an RSA key needs --key (an RSA ciphertext does not name its key)")
+            plaintext, key_id = store.decrypt_asymmetric(args.expected, data, args.algorithm), args.expected
+        else:
+            plaintext, key_id = store.decrypt(data, parse_pairs(args.context), expected_key_id=args.expected)
     try:
         return _write(args, plaintext, {"key_id": key_id, "plaintext": _b64(plaintext)})
     finally:

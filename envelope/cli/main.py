@@ -9,6 +9,7 @@ mapped to the exit code documented in README.md; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
     parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--as", dest="principal", metavar="PRINCIPAL",
+                        help="call the local keystore as this principal (NAME or local:user/NAME; "
+                             "default $ENVELOPE_PRINCIPAL, else your OS user)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     files.register(sub)
@@ -95,10 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    from ..kms.principal import PRINCIPAL_ENV, normalize
+
+    previous = os.environ.get(PRINCIPAL_ENV)
     try:
         from .files import apply_aws_options
 
         apply_aws_options(args)
+        if args.principal:  # through the environment, so every keystore this command opens sees it
+            os.environ[PRINCIPAL_ENV] = normalize(args.principal)
         return int(args.handler(args) or EXIT_OK)
     except KeyboardInterrupt:
         print("envelope: error: interrupted", file=sys.stderr)
@@ -106,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EnvelopeError, OSError) as exc:
         print(error_line(exc), file=sys.stderr)
         return exit_code(exc)
+    finally:
+        if args.principal:
+            if previous is None:
+                os.environ.pop(PRINCIPAL_ENV, None)
+            else:
+                os.environ[PRINCIPAL_ENV] = previous
 
 
 def run() -> None:

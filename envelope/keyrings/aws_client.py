@@ -5,7 +5,7 @@ usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  Retries
 use botocore's ``standard`` mode (exponential backoff with jitter) unless
 ``AWS_RETRY_MODE`` asks for ``adaptive``, which also rate-limits on the client
-side.  KMS quotas are per account and region, so every call in the process goes
+side; ``AWS_MAX_ATTEMPTS`` overrides the number of attempts.  KMS quotas are per account and region, so every call in the process goes
 through one semaphore: a program that opens many files at once from many
 threads makes at most :data:`MAX_CONCURRENT_CALLS` KMS requests at a time.
 """
@@ -65,12 +65,21 @@ def make_client(region: str | None, profile: str | None) -> Any:
     mode = os.environ.get("AWS_RETRY_MODE", "standard")
     if mode not in _RETRY_MODES:
         mode = "standard"
-    config = Config(retries={"mode": mode, "max_attempts": MAX_ATTEMPTS},
+    config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS)
     try:
         return boto3.session.Session(profile_name=profile, region_name=region).client("kms", config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+def max_attempts() -> int:
+    """``AWS_MAX_ATTEMPTS`` as botocore reads it, else :data:`MAX_ATTEMPTS`.
+
+    An explicit retry config would otherwise hide the variable from botocore.
+    """
+    text = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_ATTEMPTS
 
 
 class KmsClients:
@@ -120,5 +129,6 @@ def client_error(reference: str, operation: str, exc: Any) -> KeyringError:
     if code == "InvalidCiphertextException":
         return KeyringError(f"{reference}: wrong encryption context, or not this key's ciphertext ({code})")
     if code in ("ThrottlingException", "RequestLimitExceeded"):
-        return KeyringError(f"{reference}: AWS KMS is throttling requests; gave up after {MAX_ATTEMPTS} attempts")
+        attempts = 1 + int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", max_attempts() - 1))
+        return KeyringError(f"{reference}: AWS KMS is throttling requests; gave up after {attempts} attempts")
     return KeyringError(text)

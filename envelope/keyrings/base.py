@@ -71,6 +71,12 @@ class Keyring(abc.ABC):
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         """Return the plaintext data key, or raise :class:`KeyringError`."""
 
+    def prepare(self) -> None:
+        """Check what can be checked before the first file, without a KMS call (a missing keystore, alias...).
+
+        A batch of files then fails once, not once per file.  The default checks nothing.
+        """
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.reference}>"
 
@@ -90,6 +96,19 @@ class MultiKeyring:
         if not 1 <= max_wrapped_keys <= MAX_WRAPPED_KEYS:
             raise UsageError(f"the wrapped-key limit must be from 1 to {MAX_WRAPPED_KEYS}")
         self.max_wrapped_keys = max_wrapped_keys
+
+    def prepare(self, encrypting: bool) -> None:
+        """Every keyring's :meth:`Keyring.prepare`: all must pass to encrypt (each wraps), one to decrypt."""
+        failures: list[EnvelopeError] = []
+        for keyring in self.keyrings:
+            try:
+                keyring.prepare()
+            except EnvelopeError as exc:
+                if encrypting:
+                    raise
+                failures.append(exc)
+        if failures and len(failures) == len(self.keyrings):
+            raise failures[0]
 
     def check_wrapped_count(self, wrapped_keys: Sequence[WrappedKey]) -> None:
         if len(wrapped_keys) > self.max_wrapped_keys:

@@ -7,6 +7,10 @@ the data key (GenerateDataKey), wraps extra copies (Encrypt) and unwraps them
 the right key after its alias is moved; the blob itself names the key too, and
 the two must agree.
 
+A key of spec RSA_* for ENCRYPT_DECRYPT works too: the data key is wrapped
+to its public half locally (as ``rsa-public:`` does offline) and unwrapped by
+the keystore's RSA Decrypt, so files from senders without KMS access open here.
+
 The keystore is opened on first use, not when the keyring is built, and only
 the default keyring (:func:`default_keyring`) may create it: decrypting, or
 naming a key explicitly, on a machine without a keystore reports "no local
@@ -25,9 +29,11 @@ from ..kms import blob as _blob
 from ..kms.model import DEFAULT_ALIAS, is_key_id, parse_reference
 from ..kms.paths import default_keystore_path
 from ..kms.store import KeyStore
+from . import rsa_public
 from .base import Keyring
 
 PROVIDER = "local"
+_UNKNOWN = object()
 
 KeystoreOption = KeyStore | str | os.PathLike[str] | None
 
@@ -53,6 +59,7 @@ class LocalKeyring(Keyring):
         self._owns_store = False
         self._create = create
         self._key_id: str | None = None
+        self._public: object = _UNKNOWN
 
     @classmethod
     def discovery(cls, keystore: KeystoreOption = None) -> LocalKeyring:
@@ -74,6 +81,8 @@ class LocalKeyring(Keyring):
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
         """GenerateDataKey in the keystore: the KMS makes the data key, as AWS KMS would."""
         key = self._require_key("generate a data key")
+        if self._rsa() is not None:
+            return super().generate_data_key(context)
         plaintext, sealed, key_id = self.store().generate_data_key(key, context, DATA_KEY_SIZE)
         self._key_id = key_id
         return plaintext, WrappedKey(PROVIDER, key_id, sealed)
@@ -81,10 +90,19 @@ class LocalKeyring(Keyring):
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
         """Encrypt an existing data key (made by another keyring) under this key."""
         key = self._require_key("wrap a data key")
+        public = self._rsa()
+        if public is not None:
+            return public.wrap_data_key(plaintext, context)
         sealed = self.store().encrypt(key, plaintext, context)
         return WrappedKey(PROVIDER, _blob.parse(sealed).key_id, sealed)
 
     def matches(self, wrapped: WrappedKey) -> bool:
+        if wrapped.provider == rsa_public.PROVIDER and self._key is not None:
+            try:
+                public = self._rsa()
+            except KeyringError:
+                return False
+            return public is not None and public.matches(wrapped)
         if wrapped.provider != PROVIDER:
             return False
         if self._key is None:
@@ -96,6 +114,8 @@ class LocalKeyring(Keyring):
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         """Decrypt in the keystore, insisting that the blob is sealed under the key the header names."""
+        if wrapped.provider == rsa_public.PROVIDER and self._key is not None:
+            return self.store().decrypt_asymmetric(self._key, wrapped.ciphertext, rsa_public.ALGORITHM)
         if wrapped.provider != PROVIDER:
             raise KeyringError(f"{wrapped.provider}:{wrapped.key_id} is not a local key")
         if not is_key_id(wrapped.key_id):
@@ -105,6 +125,11 @@ class LocalKeyring(Keyring):
             raise KeyringError(f"the wrapped key is for key {named}, not for {self.reference} ({self.key_id()})")
         plaintext, _ = self.store().decrypt(wrapped.ciphertext, context, expected_key_id=named)
         return plaintext
+
+    def prepare(self) -> None:
+        """Open the keystore and resolve the key (no audited call): a missing one fails before any file."""
+        if self._key is not None:
+            self.key_id()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -122,6 +147,17 @@ class LocalKeyring(Keyring):
         if self._key_id is None:
             self._key_id = self.store().resolve_key_id(key)
         return self._key_id
+
+    def _rsa(self) -> rsa_public.RsaPublicKeyring | None:
+        """For an RSA ENCRYPT_DECRYPT key, its public half as an offline keyring (looked up once)."""
+        if self._public is _UNKNOWN:
+            key_id, spec, usage = self.store().key_kind(self._require_key("name a key"))
+            self._public = None
+            if spec.startswith("RSA_") and usage == "ENCRYPT_DECRYPT":
+                der = self.store().get_public_key(key_id).public_key
+                self._public = rsa_public.RsaPublicKeyring(rsa_public.load_public_key(der, self.reference),
+                                                           self.reference)
+        return self._public  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:

@@ -1,7 +1,8 @@
 """From a reference string (``scheme:rest``) to a keyring: the one place that knows the schemes.
 
 Built-in schemes are modules imported on first use, so a command that does not
-touch AWS never imports boto3.  Third-party key managers register a factory
+touch AWS never imports boto3.  A built-in name always wins over a plugin of the
+same name: installing a package must not silently change what ``local:`` means.  Third-party key managers register a factory
 under the ``envelope.keyrings`` entry-point group, named by their scheme::
 
     [project.entry-points."envelope.keyrings"]
@@ -28,6 +29,7 @@ _BUILTIN: dict[str, str] = {
     "raw-aes": "envelope.keyrings.raw_aes",
     "aws-kms": "envelope.keyrings.aws_kms",
     "aws-kms-discovery": "envelope.keyrings.aws_kms_discovery",
+    "rsa-public": "envelope.keyrings.rsa_public",
 }
 
 Factory = Callable[..., Keyring]
@@ -39,7 +41,11 @@ def _factory(scheme: str) -> Factory:
         return importlib.import_module(module).from_reference  # type: ignore[no-any-return]
     for ep in _plugins():
         if ep.name == scheme:
-            return ep.load()  # type: ignore[no-any-return]
+            try:
+                return ep.load()  # type: ignore[no-any-return]
+            except Exception as exc:  # a broken plugin is the user's setup problem, not a crash
+                raise UsageError(f"key scheme {scheme!r}: its plugin {ep.value} failed to load "
+                                 f"({type(exc).__name__}: {exc})") from None
     raise UsageError(f"unknown key scheme {scheme!r} in key reference (known: {', '.join(schemes())})")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import context as _context
@@ -25,6 +25,7 @@ from ..context import EncryptionContext
 from ..exceptions import FormatError, KeyringError, UsageError
 from . import blob as _blob
 from . import lifecycle, material
+from .asymmetric_ops import require_symmetric
 from .db import Call, Database
 from .model import DATA_KEY_SPECS
 
@@ -43,15 +44,19 @@ class CryptoOperations:
     def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
         raise NotImplementedError
 
-    def _resolve_in(self, call: Call, ref: str) -> str:
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
         raise NotImplementedError
 
     def _resolve(self, conn: Any, ref: str) -> str:
         raise NotImplementedError
 
+    def _authorize(self, call: Call, key_id: str, action: str, context: EncryptionContext | None,
+                   **facts: Any) -> None:
+        raise NotImplementedError
+
     def generate_data_key(self, ref: str, context: EncryptionContext | None = None,
-                          number_of_bytes: int | None = None, *,
-                          key_spec: str | None = None) -> tuple[bytearray, bytes, str]:
+                          number_of_bytes: int | None = None, *, key_spec: str | None = None,
+                          grant_tokens: Sequence[str] = ()) -> tuple[bytearray, bytes, str]:
         """GenerateDataKey: fresh random bytes, and the same bytes sealed under *ref*'s newest backing key.
 
         The size is *key_spec* (``AES_256``, the default, or ``AES_128``) or
@@ -60,7 +65,8 @@ class CryptoOperations:
         """
         size = _data_key_size(number_of_bytes, key_spec)
         ctx = _context.normalize(context)
-        with self._crypto_call("GenerateDataKey", ref, ctx, {"number_of_bytes": size}) as (call, key_id):
+        with self._crypto_call("GenerateDataKey", ref, ctx, {"number_of_bytes": size}, grant_tokens) \
+                as (call, key_id):
             plaintext = bytearray(os.urandom(size))
             try:
                 sealed = material.seal(call.conn, self._db.wrapping_key(call.conn), key_id, plaintext, ctx)
@@ -70,16 +76,16 @@ class CryptoOperations:
         return plaintext, sealed, key_id
 
     def generate_data_key_without_plaintext(self, ref: str, context: EncryptionContext | None = None,
-                                            number_of_bytes: int | None = None, *,
-                                            key_spec: str | None = None) -> tuple[bytes, str]:
+                                            number_of_bytes: int | None = None, *, key_spec: str | None = None,
+                                            grant_tokens: Sequence[str] = ()) -> tuple[bytes, str]:
         """GenerateDataKeyWithoutPlaintext: only the sealed data key, for a party that will decrypt later.
 
         Returns ``(blob, key_id)``.
         """
         size = _data_key_size(number_of_bytes, key_spec)
         ctx = _context.normalize(context)
-        with self._crypto_call("GenerateDataKeyWithoutPlaintext", ref, ctx, {"number_of_bytes": size}) \
-                as (call, key_id):
+        with self._crypto_call("GenerateDataKeyWithoutPlaintext", ref, ctx, {"number_of_bytes": size},
+                               grant_tokens) as (call, key_id):
             plaintext = bytearray(os.urandom(size))
             try:
                 sealed = material.seal(call.conn, self._db.wrapping_key(call.conn), key_id, plaintext, ctx)
@@ -87,7 +93,8 @@ class CryptoOperations:
                 material.wipe(plaintext)
         return sealed, key_id
 
-    def encrypt(self, ref: str, plaintext: Bytes, context: EncryptionContext | None = None) -> bytes:
+    def encrypt(self, ref: str, plaintext: Bytes, context: EncryptionContext | None = None, *,
+                grant_tokens: Sequence[str] = ()) -> bytes:
         """Encrypt: seal up to 4096 bytes under *ref*'s newest backing key; returns the blob."""
         size = memoryview(plaintext).nbytes
         if size > _blob.MAX_PLAINTEXT_SIZE:
@@ -99,25 +106,26 @@ class CryptoOperations:
         if size == 0:
             raise UsageError("Encrypt needs at least 1 byte of plaintext")
         ctx = _context.normalize(context)
-        with self._crypto_call("Encrypt", ref, ctx, {}) as (call, key_id):
+        with self._crypto_call("Encrypt", ref, ctx, {}, grant_tokens) as (call, key_id):
             return material.seal(call.conn, self._db.wrapping_key(call.conn), key_id, plaintext, ctx)
 
     def decrypt(self, blob: Bytes, context: EncryptionContext | None = None,
-                expected_key_id: str | None = None) -> tuple[bytearray, str]:
+                expected_key_id: str | None = None, *, grant_tokens: Sequence[str] = ()) -> tuple[bytearray, str]:
         """Decrypt: open a blob from Encrypt or GenerateDataKey; returns ``(plaintext, key_id)``.
 
         The blob names its key.  With *expected_key_id* (any reference), a blob
         sealed under another key is refused before any decryption is tried.
         """
         ctx = _context.normalize(context)
-        with self._db_call("Decrypt", ctx, {"expected_key": expected_key_id}) as call:
+        with self._db_call("Decrypt", ctx, {"expected_key": expected_key_id}, grant_tokens) as call:
             parsed = self._parse_blob(call, blob, expected_key_id)
             self._usable(call, parsed.key_id)
             return material.open_blob(call.conn, self._db.wrapping_key(call.conn), parsed, ctx), parsed.key_id
 
     def re_encrypt(self, blob: Bytes, destination_key: str, source_context: EncryptionContext | None = None,
                    destination_context: EncryptionContext | None = None, *,
-                   expected_source_key_id: str | None = None) -> tuple[bytes, str, str]:
+                   expected_source_key_id: str | None = None,
+                   grant_tokens: Sequence[str] = ()) -> tuple[bytes, str, str]:
         """ReEncrypt: open a blob and seal its plaintext under *destination_key*, inside the keystore.
 
         The plaintext never reaches the caller.  Use it to move a blob to
@@ -131,13 +139,15 @@ class CryptoOperations:
         dest_ctx = source_ctx if destination_context is None else _context.normalize(destination_context)
         request = {"destination_key": destination_key, "expected_source_key": expected_source_key_id,
                    "destination_context_keys": sorted(dest_ctx)}
-        with self._db_call("ReEncrypt", source_ctx, request) as call:
+        with self._db_call("ReEncrypt", source_ctx, request, grant_tokens) as call:
             parsed = self._parse_blob(call, blob, expected_source_key_id)
-            source_id = self._usable(call, parsed.key_id)
+            destination_id = self._resolve(call.conn, destination_key)
+            same = {"kms:ReEncryptOnSameKey": destination_id == parsed.key_id}
+            source_id = self._usable(call, parsed.key_id, action="ReEncryptFrom", facts=same)
             wrapping = self._db.wrapping_key(call.conn)
             plaintext = material.open_blob(call.conn, wrapping, parsed, source_ctx)
             try:
-                dest_id = self._usable(call, destination_key, destination=True)
+                dest_id = self._usable(call, destination_key, destination=True, context=dest_ctx, facts=same)
                 sealed = material.seal(call.conn, wrapping, dest_id, plaintext, dest_ctx)
             finally:
                 material.wipe(plaintext)
@@ -155,25 +165,31 @@ class CryptoOperations:
     # -- internals -----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _db_call(self, name: str, ctx: EncryptionContext, request: dict[str, Any]) -> Iterator[Call]:
+    def _db_call(self, name: str, ctx: EncryptionContext, request: dict[str, Any],
+                 grant_tokens: Sequence[str] = ()) -> Iterator[Call]:
         with self._operation(name, request) as call:
             call.context_keys = sorted(ctx)
+            call.context = dict(ctx)
+            call.grant_tokens = tuple(grant_tokens)
             yield call
 
     @contextlib.contextmanager
-    def _crypto_call(self, name: str, ref: str, ctx: EncryptionContext,
-                     request: dict[str, Any]) -> Iterator[tuple[Call, str]]:
-        with self._db_call(name, ctx, {"key": ref, **request}) as call:
+    def _crypto_call(self, name: str, ref: str, ctx: EncryptionContext, request: dict[str, Any],
+                     grant_tokens: Sequence[str] = ()) -> Iterator[tuple[Call, str]]:
+        with self._db_call(name, ctx, {"key": ref, **request}, grant_tokens) as call:
             yield call, self._usable(call, ref)
 
-    def _usable(self, call: Call, ref: str, destination: bool = False) -> str:
-        """Resolve *ref* for cryptography: it must exist and be Enabled."""
+    def _usable(self, call: Call, ref: str, destination: bool = False, action: str | None = None,
+                context: EncryptionContext | None = None, facts: dict[str, Any] | None = None) -> str:
+        """Resolve *ref* for cryptography: the caller must be allowed, and the key exist and be Enabled."""
         if destination:
             key_id = self._resolve(call.conn, ref)
             call.destination_key_id = key_id
+            self._authorize(call, key_id, "ReEncryptTo", context, **(facts or {}))
         else:
-            key_id = self._resolve_in(call, ref)
+            key_id = self._resolve_in(call, ref, action, **(facts or {}))
         lifecycle.require(call.conn, key_id, call.operation)
+        require_symmetric(call.conn, key_id, call.operation)
         return key_id
 
     def _parse_blob(self, call: Call, blob: Bytes, expected: str | None) -> _blob.Blob:

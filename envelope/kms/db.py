@@ -11,7 +11,6 @@ record even though nothing else changed.  SQLite errors leave this module as
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import secrets
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import EnvelopeError, KeyringError
+from . import principal as _principal
 from . import protection, schema
 from .clock import Clock, iso
 from .model import AuditEvent
@@ -42,6 +42,8 @@ class Call:
         self.key_id: str | None = None
         self.alias: str | None = None  # the alias the caller named, if any
         self.context_keys: list[str] | None = None
+        self.context: dict[str, str] | None = None  # the whole context, for policy conditions; never audited
+        self.grant_tokens: tuple[str, ...] = ()
         self.destination_key_id: str | None = None  # ReEncrypt's target
         self.unrecorded = False  # a successful call that turned out to do nothing worth a row
         self.followups: list[tuple[str, str | None, dict[str, Any]]] = []
@@ -54,10 +56,12 @@ class Call:
 class Database:
     """An open keystore file whose schema is current; :attr:`keystore_id` names it."""
 
-    def __init__(self, path: Path, clock: Clock, passphrase: str | None = None) -> None:
+    def __init__(self, path: Path, clock: Clock, passphrase: str | None = None,
+                 principal: str | None = None) -> None:
         self.path = path
         self.clock = clock
-        self.principal = principal()
+        self.principal = _principal.current(principal)
+        self.owner = self.principal  # until _prepare reads the keystore's
         self._passphrase_explicit = passphrase
         self._passphrase: PassphraseSource = protection.passphrase_source(passphrase, path)
         self._wrapping: WrappingKey | None = None
@@ -225,6 +229,9 @@ class Database:
                 raise KeyringError(f"{self.path} is not a usable envelope keystore: {exc}") from None
             if conn.execute("SELECT 1 FROM meta WHERE name = 'protection'").fetchone() is None:
                 set_up_protection()
+            # A keystore's first user owns it (the "root" of its key policies).
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('owner', ?)", (self.principal,))
+            self.owner = str(conn.execute("SELECT value FROM meta WHERE name = 'owner'").fetchone()[0])
             row = conn.execute("SELECT value FROM meta WHERE name = 'keystore_id'").fetchone()
         if row is None:
             raise KeyringError(f"{self.path} is not a usable envelope keystore: it has no keystore id")
@@ -235,12 +242,3 @@ class Database:
         if self._passphrase_explicit is not None:
             return self._passphrase_explicit
         return os.environ.get(protection.PASSPHRASE_ENV) or None
-
-
-def principal() -> str:
-    """The local OS user, the "principal" of every audit row."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in the environment or the password database
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-

@@ -187,6 +187,9 @@ def anything_due(conn: sqlite3.Connection, now: datetime) -> bool:
         "SELECT 1 FROM keys WHERE (state = ? AND rotation_enabled = 1 AND next_rotation_date <= ?)"
         " OR (state = ? AND deletion_date <= ?) LIMIT 1", (ENABLED, stamp, PENDING_DELETION, stamp),
     ).fetchone()
+    if row is None:  # imported material past its valid_to
+        row = conn.execute("SELECT 1 FROM key_material WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
+                           (stamp,)).fetchone()
     return row is not None
 
 
@@ -207,6 +210,8 @@ def deleted_at(conn: sqlite3.Connection, key_id: str) -> str | None:
 
 
 def _require_generated(conn: sqlite3.Connection, key_id: str, what: str) -> None:
-    (origin,) = conn.execute("SELECT origin FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    origin, spec = conn.execute("SELECT origin, key_spec FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    if spec != "SYMMETRIC_DEFAULT":
+        raise UsageError(f"key {key_id} is {spec}; {what} is for symmetric keys (make a new key and move the alias)")
     if origin != "ENVELOPE":
         raise UsageError(f"key {key_id} has imported key material ({origin}); {what} needs generated material")

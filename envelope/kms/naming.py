@@ -33,7 +33,7 @@ class NamingOperations:
     def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
         raise NotImplementedError
 
-    def _resolve_in(self, call: Call, ref: str) -> str:
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
         raise NotImplementedError
 
     # -- aliases -----------------------------------------------------------------------------------

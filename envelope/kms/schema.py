@@ -30,16 +30,21 @@ Version history:
 2. backing keys sealed under the keystore wrapping key; rotation type per
    backing key; audit rows name the alias used, the encryption context keys
    and a ReEncrypt's destination key; key tombstones.
+3. principals: the keystore's owner in ``meta``, audit principals as
+   ``local:user/NAME``; grants record their issuer and a hash of their token;
+   ``import_tokens`` for imported key material.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
+from ..exceptions import UsageError
 from .protection import WrappingKey
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 KEY_STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
 KEY_ORIGINS = ("ENVELOPE", "EXTERNAL")
@@ -155,6 +160,31 @@ CREATE INDEX audit_by_destination ON audit (destination_key_id);
 CREATE INDEX audit_by_ts ON audit (ts)
 """
 
+_V3 = """
+ALTER TABLE grants ADD COLUMN issuing_principal TEXT;
+ALTER TABLE grants ADD COLUMN token_sha256 TEXT;
+CREATE INDEX grants_by_grantee ON grants (key_id, grantee_principal);
+CREATE INDEX grants_by_token ON grants (token_sha256);
+CREATE INDEX grants_by_retiring ON grants (retiring_principal);
+
+CREATE TABLE import_tokens (
+    token_sha256     TEXT PRIMARY KEY,
+    key_id           TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+    wrapping_spec    TEXT NOT NULL,                 -- RSA_2048, RSA_3072, RSA_4096
+    algorithm        TEXT NOT NULL,                 -- RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256
+    sealed_private   BLOB NOT NULL,                 -- the wrapping private key, sealed like backing keys
+    created_at       TEXT NOT NULL,
+    expires_at       TEXT NOT NULL,
+    used_at          TEXT
+);
+CREATE INDEX import_tokens_by_key ON import_tokens (key_id);
+ALTER TABLE keys ADD COLUMN import_fingerprint TEXT;  -- HMAC(material, key id): recognises re-imports
+
+UPDATE audit SET principal = 'local:user/' || principal WHERE principal NOT LIKE 'local:%';
+INSERT OR IGNORE INTO meta (name, value)
+    SELECT 'owner', principal FROM audit WHERE principal LIKE 'local:%' ORDER BY id LIMIT 1
+"""
+
 WrappingKeySource = Callable[[], WrappingKey]
 
 
@@ -178,8 +208,22 @@ def _to_v1(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
     _run(conn, _V1)
 
 
+def _to_v3(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
+    """Principals and policies become enforced: a stored policy that does not parse gives way to the owner's."""
+    from . import policy as _policy
+    from .principal import ROOT
+
+    _run(conn, _V3)
+    owner_only = json.dumps(_policy.default_policy(ROOT, ROOT))
+    for key_id, text in conn.execute("SELECT key_id, policy FROM keys").fetchall():
+        try:
+            _policy.parse(text)
+        except UsageError:
+            conn.execute("UPDATE keys SET policy = ? WHERE key_id = ?", (owner_only, key_id))
+
+
 #: version -> the step that brings a keystore from version-1 to version.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3}
 
 
 class SchemaError(Exception):

@@ -29,15 +29,20 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
-from . import lifecycle, material, schema
+from . import access, asymmetric, imports, lifecycle, material, schema
+from . import grants as _grants
+from . import policy as _policy
 from .clock import Clock, SystemClock, parse_iso
 from .crypto import CryptoOperations
+from .grants import GrantOperations
+from .asymmetric_ops import AsymmetricOperations
+from .imports import ImportOperations
 from .naming import NamingOperations, insert_alias, tags_of
 from .db import Call, Database
 from .model import (
@@ -63,7 +68,7 @@ MAX_DESCRIPTION_SIZE = 8192
 StrPath = str | os.PathLike[str]
 
 
-class KeyStore(NamingOperations, CryptoOperations):
+class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperations, AsymmetricOperations):
     """One local keystore file.  Open it, call KMS operations, close it.
 
     ``create=False`` opens only an existing keystore and raises
@@ -73,10 +78,14 @@ class KeyStore(NamingOperations, CryptoOperations):
     *passphrase* protects a new keystore with a passphrase instead of a key
     file, and opens an existing passphrase keystore; without it
     ``$ENVELOPE_KEYSTORE_PASSPHRASE`` or a terminal prompt is used.
+    *principal* is who calls (default ``$ENVELOPE_PRINCIPAL``, else the OS
+    user; see :mod:`envelope.kms.principal`): key policies and grants decide
+    what it may do.  *via* names the envelope component making the calls, for
+    ``kms:ViaService`` conditions.
     """
 
     def __init__(self, path: StrPath | None = None, *, create: bool = True, clock: Clock | None = None,
-                 passphrase: str | None = None) -> None:
+                 passphrase: str | None = None, principal: str | None = None, via: str | None = None) -> None:
         self.path = Path(os.fspath(path)).expanduser() if path is not None else default_keystore_path()
         if key_file_path(self.path).exists():  # first, so a refusal leaves no new empty keystore behind
             check_private(key_file_path(self.path))
@@ -85,8 +94,9 @@ class KeyStore(NamingOperations, CryptoOperations):
                 raise KeyNotFoundError(f"no local keystore at {self.path}")
             create_keystore_file(self.path)
         check_private(self.path)
-        self._db = Database(self.path, clock or SystemClock(), passphrase)
+        self._db = Database(self.path, clock or SystemClock(), passphrase, principal)
         self.keystore_id = self._db.keystore_id
+        self.via = via
 
     # -- lifecycle of the object -------------------------------------------------------------------
 
@@ -103,6 +113,16 @@ class KeyStore(NamingOperations, CryptoOperations):
         return f"<KeyStore {os.fspath(self.path)!r}>"
 
     @property
+    def principal(self) -> str:
+        """Who this keystore object calls as."""
+        return self._db.principal
+
+    @property
+    def owner(self) -> str:
+        """The keystore's owner, ``local:root`` in key policies: the principal that created it."""
+        return self._db.owner
+
+    @property
     def protection(self) -> str:
         """``key-file`` or ``passphrase``: what the master keys are sealed under at rest."""
         with self._db.reading() as conn:
@@ -111,17 +131,41 @@ class KeyStore(NamingOperations, CryptoOperations):
     # -- keys --------------------------------------------------------------------------------------
 
     def create_key(self, description: str = "", alias: str | None = None,
-                   tags: Mapping[str, str] | None = None) -> KeyMetadata:
-        """CreateKey: a new Enabled symmetric key with fresh material, optionally with an alias and tags."""
+                   tags: Mapping[str, str] | None = None, *, policy: str | Mapping[str, Any] | None = None,
+                   admins: Sequence[str] = (), users: Sequence[str] = (), origin: str = "ENVELOPE",
+                   key_spec: str = schema.KEY_SPEC, key_usage: str | None = None,
+                   bypass_policy_lockout_safety_check: bool = False) -> KeyMetadata:
+        """CreateKey: a new Enabled symmetric key with fresh material, optionally with an alias and tags.
+
+        The key policy is *policy*, or with *admins* / *users* the console's
+        administrators-and-users policy, or else the default (the keystore
+        owner and the caller may do everything).  *origin* ``EXTERNAL`` makes
+        a key without material, ``PendingImport`` until ImportKeyMaterial.
+        *key_spec* ``RSA_2048|3072|4096``, ``ECC_NIST_P256|P384`` or
+        ``HMAC_256|384|512`` with *key_usage* makes an asymmetric or HMAC key
+        (:mod:`envelope.kms.asymmetric_ops`).
+        """
         _check_description(description)
+        if origin not in schema.KEY_ORIGINS:
+            raise UsageError(f"unknown key origin {origin!r} (known: {', '.join(schema.KEY_ORIGINS)})")
+        if key_spec == schema.KEY_SPEC:
+            if key_usage not in (None, schema.KEY_USAGE):
+                raise UsageError(f"a {schema.KEY_SPEC} key is for {schema.KEY_USAGE}, not {key_usage}")
+            key_usage = schema.KEY_USAGE
+        else:
+            key_usage = asymmetric.check_spec(key_spec, key_usage)
+            if origin != "ENVELOPE":
+                raise UsageError(f"only symmetric keys take imported material, not {key_spec}")
+        document = self._new_key_policy(policy, admins, users, bypass_policy_lockout_safety_check)
         tag_map = check_tags(tags or {})
         if len(tag_map) > MAX_TAGS_PER_KEY:
             raise UsageError(f"a key has at most {MAX_TAGS_PER_KEY} tags")
         if alias is not None:
             check_new_alias(alias)
-        with self._operation("CreateKey", {"description": description, "alias": alias,
+        with self._operation("CreateKey", {"description": description, "alias": alias, "origin": origin,
+                                           "key_spec": key_spec, "key_usage": key_usage,
                                            "tag_keys": sorted(tag_map)}) as call:
-            key_id = self._insert_key(call.conn, description)
+            key_id = self._insert_key(call.conn, description, document, origin, key_spec, key_usage)
             call.key_id = key_id
             if alias is not None:
                 insert_alias(call.conn, alias, key_id, self._db.timestamp())
@@ -150,6 +194,33 @@ class KeyStore(NamingOperations, CryptoOperations):
             call.conn.execute("UPDATE keys SET description = ?, updated_at = ? WHERE key_id = ?",
                               (description, self._db.timestamp(), key_id))
             return self._metadata(call.conn, key_id)
+
+    # -- key policies ------------------------------------------------------------------------------
+
+    def get_key_policy(self, ref: str) -> dict[str, Any]:
+        """GetKeyPolicy: the key's policy document."""
+        with self._operation("GetKeyPolicy", {"key": ref}) as call:
+            key_id = self._resolve_in(call, ref)
+            (text,) = call.conn.execute("SELECT policy FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            return dict(json.loads(text))
+
+    def put_key_policy(self, ref: str, policy: str | Mapping[str, Any], *,
+                       bypass_policy_lockout_safety_check: bool = False) -> None:
+        """PutKeyPolicy: replace the key's policy, validated.
+
+        Refused, unless *bypass_policy_lockout_safety_check*, when the new policy
+        would not let the caller put a policy again: the guard AWS KMS has
+        against a key nobody can manage any more.
+        """
+        parsed = _policy.parse(policy)
+        with self._operation("PutKeyPolicy", {"key": ref}) as call:
+            key_id = self._resolve_in(call, ref)
+            lifecycle.require(call.conn, key_id, "PutKeyPolicy",
+                              (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
+            if not bypass_policy_lockout_safety_check:
+                self._check_lockout(parsed, key_arn(self.keystore_id, key_id))
+            call.conn.execute("UPDATE keys SET policy = ?, updated_at = ? WHERE key_id = ?",
+                              (json.dumps(parsed.document), self._db.timestamp(), key_id))
 
     def enable_key(self, ref: str) -> KeyMetadata:
         """EnableKey: a Disabled key may be used again."""
@@ -231,6 +302,13 @@ class KeyStore(NamingOperations, CryptoOperations):
             call.key_id = key_id
             return self._metadata(call.conn, key_id), created
 
+    def key_kind(self, ref: str) -> tuple[str, str, str]:
+        """``(key_id, key_spec, key_usage)`` of *ref*: a lookup, not an API call, so not audited."""
+        with self._db.reading() as conn:
+            key_id = self._resolve(conn, ref)
+            spec, usage = conn.execute("SELECT key_spec, key_usage FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            return key_id, str(spec), str(usage)
+
     def resolve_key_id(self, ref: str) -> str:
         """The key id *ref* names (a lookup, not an API call: it is not audited)."""
         with self._db.reading() as conn:
@@ -279,7 +357,11 @@ class KeyStore(NamingOperations, CryptoOperations):
         with self._db.operation("Maintain", {"trigger": "lazy" if lazy else "maintain"}) as call:
             now = self._db.now()
             rotations, deletions = lifecycle.due(call.conn, now)
-            call.unrecorded = lazy and not (rotations or deletions)  # another process got there first
+            expirations = imports.expired(call.conn, now)
+            call.unrecorded = lazy and not (rotations or deletions or expirations)  # another process got there first
+            for key_id in expirations:
+                imports.remove_material(call.conn, key_id, self._db.timestamp())
+                call.also("DeleteImportedKeyMaterial", key_id, {"trigger": "imported key material expired"})
             for key_id in deletions:
                 lifecycle.destroy(call.conn, key_id, now)
                 call.also("DeleteKey", key_id, {"trigger": "scheduled deletion"})
@@ -310,12 +392,48 @@ class KeyStore(NamingOperations, CryptoOperations):
             lifecycle.set_enabled(call.conn, key_id, enabled, self._db.now())
             return self._metadata(call.conn, key_id)
 
-    def _resolve_in(self, call: Call, ref: str) -> str:
-        """Resolve *ref* for an audited call, recording the key and the alias the caller used."""
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
+        """Resolve *ref* for an audited call, recording the key and the alias the caller used, and
+        check that the caller may perform *action* (default: the call's operation) on it."""
+        key_id = self._resolve_any(call, ref)
+        if call.grant_tokens:  # a bad token is its own error, whatever the policy says
+            _grants.check_tokens(call.conn, call.grant_tokens, key_id)
+        self._authorize(call, key_id, action or call.operation, call.context, **facts)
+        return key_id
+
+    def _resolve_any(self, call: Call, ref: str) -> str:
+        """Resolve *ref* for an audited call with no authorization (the caller decides who may)."""
         if parse_reference(ref).kind == "alias":
             call.alias = parse_reference(ref).value
         call.key_id = self._resolve(call.conn, ref)
         return call.key_id
+
+    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None,
+                   **facts: Any) -> None:
+        access.authorize(call.conn, principal=self._db.principal, owner=self._db.owner,
+                         keystore_id=self.keystore_id, action=action, key_id=key_id, context=context,
+                         extra=facts, via=self.via)
+
+    def _new_key_policy(self, policy: str | Mapping[str, Any] | None, admins: Sequence[str],
+                        users: Sequence[str], bypass: bool) -> dict[str, Any]:
+        if policy is not None and (admins or users):
+            raise UsageError("give a key policy, or key administrators and users, not both")
+        if policy is None and not (admins or users):
+            return _policy.default_policy(self._db.owner, self._db.principal)
+        document = _policy.roles_policy(self._db.owner, self._db.principal, admins, users) if policy is None \
+            else policy
+        parsed = _policy.parse(document)
+        if not bypass:
+            self._check_lockout(parsed, key_arn(self.keystore_id, "*"))
+        return parsed.document
+
+    def _check_lockout(self, parsed: _policy.Policy, arn: str) -> None:
+        request = _policy.Request(self._db.principal, "kms:PutKeyPolicy", arn,
+                                  {"aws:principalarn": self._db.principal, "kms:calleraccount": self.keystore_id})
+        if _policy.evaluate(parsed, request, self._db.owner)[0] != _policy.ALLOW:
+            raise UsageError(f"the key policy would not let {self._db.principal} change it again (the lockout "
+                             "safety check); add a statement allowing kms:PutKeyPolicy, or bypass the check on "
+                             "purpose")
 
     def _resolve(self, conn: sqlite3.Connection, ref: str) -> str:
         parsed = parse_reference(ref)
@@ -339,16 +457,28 @@ class KeyStore(NamingOperations, CryptoOperations):
             raise KeyNotFoundError(f"key {parsed.value} does not exist in the local keystore at {self.path}")
         return parsed.value
 
-    def _insert_key(self, conn: sqlite3.Connection, description: str) -> str:
+    def _insert_key(self, conn: sqlite3.Connection, description: str, policy: dict[str, Any] | None = None,
+                    origin: str = "ENVELOPE", key_spec: str = schema.KEY_SPEC,
+                    key_usage: str = schema.KEY_USAGE) -> str:
         key_id = new_key_id()
         now = self._db.timestamp()
         conn.execute(
             "INSERT INTO keys (key_id, arn, description, created_at, state, origin, key_spec, key_usage, policy,"
-            " updated_at) VALUES (?, ?, ?, ?, 'Enabled', 'ENVELOPE', ?, ?, ?, ?)",
-            (key_id, key_arn(self.keystore_id, key_id), description, now, schema.KEY_SPEC, schema.KEY_USAGE,
-             json.dumps(default_policy(self._db.principal)), now),
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key_id, key_arn(self.keystore_id, key_id), description, now,
+             lifecycle.PENDING_IMPORT if origin == "EXTERNAL" else lifecycle.ENABLED, origin, key_spec,
+             key_usage, json.dumps(policy or _policy.default_policy(self._db.owner, self._db.principal)), now),
         )
-        material.add_version(conn, self._db.wrapping_key(conn), key_id, "ENVELOPE", None, now)
+        if key_spec != schema.KEY_SPEC:
+            private = asymmetric.generate(key_spec)
+            try:
+                conn.execute("INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
+                             " VALUES (?, 1, ?, 'ENVELOPE', NULL, ?)",
+                             (key_id, self._db.wrapping_key(conn).seal(key_id, 1, private), now))
+            finally:
+                material.wipe(private)
+        elif origin == "ENVELOPE":
+            material.add_version(conn, self._db.wrapping_key(conn), key_id, "ENVELOPE", None, now)
         return key_id
 
     def _metadata(self, conn: sqlite3.Connection, key_id: str) -> KeyMetadata:
@@ -379,25 +509,6 @@ class KeyStore(NamingOperations, CryptoOperations):
 _DEFAULT_DESCRIPTION = "envelope default key (created on first use)"
 
 
-def default_policy(principal: str) -> dict[str, Any]:
-    """The key policy stored with a new key: its local owner may do everything.
-
-    Stored now, in AWS's document shape, so policies can be enforced later
-    without rewriting keys; nothing evaluates it yet.
-    """
-    return {
-        "Version": "2012-10-17",
-        "Id": "envelope-local-default",
-        "Statement": [{
-            "Sid": "Allow the keystore owner full access",
-            "Effect": "Allow",
-            "Principal": {"Local": principal},
-            "Action": "kms:*",
-            "Resource": "*",
-        }],
-    }
-
-
 def _check_description(description: str) -> None:
     if not isinstance(description, str):
         raise UsageError("a key description must be a string")
@@ -405,4 +516,4 @@ def _check_description(description: str) -> None:
         raise UsageError(f"a key description is at most {MAX_DESCRIPTION_SIZE} characters")
 
 
-__all__ = ["KeyStore", "default_policy"]
+__all__ = ["KeyStore"]

@@ -1,0 +1,96 @@
+"""``envelope keys import-parameters|import-material|import|delete-material``: bring your own key material.
+
+The files are those of AWS KMS's documented flow, so the same OpenSSL
+commands wrap the material for either: ``WrappingPublicKey.bin`` (the RSA
+public key, DER) and ``ImportToken.bin`` from ``import-parameters``; the
+material wrapped with ``openssl pkeyutl`` goes to ``import-material``.
+``import`` does all of it from a raw 32-byte key file in one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from ..exceptions import UsageError
+from ..kms.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
+from .keys import add_action, emit, open_store
+
+PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
+TOKEN_FILE = "ImportToken.bin"
+_MAX_INPUT = 16 * 1024  # wrapped material and tokens are a few hundred bytes
+
+_KEY = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME (created with --origin EXTERNAL)"})
+_ALGORITHM = (["--wrapping-algorithm"], {"choices": list(WRAPPING_ALGORITHMS), "default": "RSAES_OAEP_SHA_256",
+                                         "help": "how the material is wrapped (default RSAES_OAEP_SHA_256)"})
+_SPEC = (["--wrapping-key-spec"], {"choices": list(WRAPPING_KEY_SPECS), "default": "RSA_2048",
+                                   "help": "size of the RSA wrapping key (default RSA_2048)"})
+_VALID_TO = (["--valid-to"], {"metavar": "TIME", "help": "the material expires then (ISO 8601); default: never"})
+
+
+def register(actions: Any) -> None:
+    add = functools.partial(add_action, actions)
+
+    add("import-parameters", cmd_import_parameters,
+        f"write {PUBLIC_KEY_FILE} and {TOKEN_FILE} (valid 24 hours) for importing key material", _KEY,
+        _ALGORITHM, _SPEC, (["-o", "--output-dir"], {"required": True, "metavar": "DIR"}))
+    add("import-material", cmd_import_material, "import key material wrapped under the import parameters", _KEY,
+        (["--material"], {"required": True, "metavar": "FILE", "help": "the wrapped (encrypted) key material"}),
+        (["--token"], {"required": True, "metavar": "FILE", "help": TOKEN_FILE}), _VALID_TO)
+    add("import", cmd_import, "import a raw 256-bit key file in one step (parameters, wrapping, import)", _KEY,
+        (["--raw-key"], {"required": True, "metavar": "FILE", "help": "32 raw bytes"}), _ALGORITHM, _SPEC, _VALID_TO)
+    add("delete-material", cmd_delete_material, "delete imported key material now (the key waits for it again)",
+        _KEY)
+
+
+def cmd_import_parameters(args: argparse.Namespace) -> int:
+    out = Path(args.output_dir)
+    if not out.is_dir():
+        raise UsageError(f"--output-dir {str(out)!r} is not a directory")
+    with open_store(args) as store:
+        params = store.get_parameters_for_import(args.key, args.wrapping_algorithm, args.wrapping_key_spec)
+    (out / PUBLIC_KEY_FILE).write_bytes(params.public_key)
+    (out / TOKEN_FILE).write_bytes(params.import_token)
+    data = {"KeyId": params.key_id, "PublicKeyFile": str(out / PUBLIC_KEY_FILE), "ImportTokenFile": str(out / TOKEN_FILE),
+            "WrappingAlgorithm": params.wrapping_algorithm, "ParametersValidTo": params.parameters_valid_to}
+    return emit(args, data, [f"wrote {out / PUBLIC_KEY_FILE} and {out / TOKEN_FILE} for key {params.key_id}",
+                             f"wrap with {params.wrapping_algorithm}; valid until {params.parameters_valid_to}"])
+
+
+def cmd_import_material(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.import_key_material(args.key, _read(args.token), _read(args.material), args.valid_to)
+    return emit(args, {"KeyId": args.key, "imported": True}, f"key material imported into {args.key}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    raw = bytearray(_read(args.raw_key))
+    try:
+        if len(raw) != 32:
+            raise UsageError(f"--raw-key must hold 32 raw bytes (a 256-bit key), not {len(raw)}")
+        with open_store(args) as store:
+            params = store.get_parameters_for_import(args.key, args.wrapping_algorithm, args.wrapping_key_spec)
+            public = serialization.load_der_public_key(params.public_key)
+            assert isinstance(public, rsa.RSAPublicKey)
+            digest = WRAPPING_ALGORITHMS[args.wrapping_algorithm]
+            wrapped = public.encrypt(bytes(raw), padding.OAEP(padding.MGF1(digest()), digest(), None))
+            store.import_key_material(args.key, params.import_token, wrapped, args.valid_to)
+    finally:
+        raw[:] = bytes(len(raw))
+    return emit(args, {"KeyId": params.key_id, "imported": True}, f"key material imported into {params.key_id}")
+
+
+def cmd_delete_material(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        store.delete_imported_key_material(args.key)
+    return emit(args, {"KeyId": args.key, "deleted": True}, f"imported key material of {args.key} deleted")
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(_MAX_INPUT)
