@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -194,7 +195,8 @@ def test_the_local_keyring_encrypts_to_an_rsa_key_and_mixes_with_others(escrow: 
         assert out.read_bytes() == src.read_bytes()
 
 
-def test_a_changed_context_in_an_offline_file_fails_authentication(escrow: Path, tmp_path: Path) -> None:
+def test_an_offline_wrap_is_bound_to_the_encryption_context(escrow: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     src, enc = tmp_path / "a", tmp_path / "a.envelope"
     src.write_bytes(os.urandom(1000))
     assert main(["encrypt-file", str(src), "-o", str(enc), "--key", f"rsa-public:{escrow}", "--context", "t=blue",
@@ -203,7 +205,9 @@ def test_a_changed_context_in_an_offline_file_fails_authentication(escrow: Path,
     at = blob.index(b"blue")
     blob[at:at + 4] = b"bleu"
     enc.write_bytes(blob)
-    assert main(["decrypt-file", str(enc), "-o", str(tmp_path / "out"), "--key", "local:alias/escrow"]) == EXIT_AUTH
+    capsys.readouterr()
+    assert main(["decrypt-file", str(enc), "-o", str(tmp_path / "out"), "--key", "local:alias/escrow"]) == EXIT_KEY
+    assert "wrong encryption context" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -226,3 +230,26 @@ def test_a_small_or_non_rsa_public_key_is_refused(tmp_path: Path, capsys: pytest
     (tmp_path / "a").write_bytes(b"x")
     assert main(["encrypt-file", str(tmp_path / "a"), "--key", f"rsa-public:{pem}"]) == EXIT_KEY
     assert "not an RSA public key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("spec", "size"), [("RSA_2048", 317), ("RSA_3072", 445), ("RSA_4096", 573)])
+def test_the_rsa_oaep_blob_has_the_specified_layout(store: KeyStore, spec: str, size: int) -> None:
+    from envelope.keyrings import rsa_public
+
+    key = store.create_key(key_spec=spec, key_usage="ENCRYPT_DECRYPT").key_id
+    der = store.get_public_key(key).public_key
+    ring = rsa_public.RsaPublicKeyring(rsa_public.load_public_key(der, "k"))
+    data_key = os.urandom(32)
+    wrapped = ring.wrap_data_key(data_key, {"a": "b"})
+    assert (wrapped.provider, wrapped.key_id) == ("rsa-oaep-sha256", "sha256:" + hashlib.sha256(der).hexdigest())
+    assert len(wrapped.ciphertext) == size and wrapped.ciphertext[:1] == b"\x01"
+
+    def kms_decrypt(part: bytes) -> bytearray:
+        return store.decrypt_asymmetric(key, part, "RSAES_OAEP_SHA_256")
+
+    assert rsa_public.open_blob(kms_decrypt, wrapped.key_id, wrapped.ciphertext, {"a": "b"}) == data_key
+    for bad in (wrapped.ciphertext[:-1], b"\x02" + wrapped.ciphertext[1:]):
+        with pytest.raises(KeyringError, match="malformed"):
+            rsa_public.open_blob(kms_decrypt, wrapped.key_id, bad, {"a": "b"})
+    with pytest.raises(KeyringError, match="failed authentication"):
+        rsa_public.open_blob(kms_decrypt, wrapped.key_id, wrapped.ciphertext, {"a": "c"})

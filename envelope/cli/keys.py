@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     action("init", cmd_init, "create the local keystore (master keys sealed under a key file or a passphrase)",
            (["--passphrase"], {"action": "store_true",
                                "help": "protect it with a passphrase ($ENVELOPE_KEYSTORE_PASSPHRASE or a prompt)"}),
+           (["--region"], {"metavar": "NAME", "help": "the keystore's region, for multi-Region keys (default local)"}),
            key=False)
     action("create", cmd_create, "create a master key (AES-256 unless --spec says otherwise); prints its key id",
            (["--description"], {"default": "", "metavar": "TEXT", "help": "what the key is for"}),
@@ -70,6 +71,8 @@ def register(sub: Any) -> None:
                                  "ECC_NIST_P256|P384 or HMAC_256|384|512"}),
            (["--usage"], {"metavar": "USAGE", "help": "ENCRYPT_DECRYPT, SIGN_VERIFY or GENERATE_VERIFY_MAC "
                                                     "(default: the first the spec allows)"}),
+           (["--multi-region"], {"action": "store_true",
+                                 "help": "a multi-Region primary key (id mrk-...), replicable with keys replicate"}),
            (["--origin"], {"choices": ["ENVELOPE", "EXTERNAL"], "default": "ENVELOPE",
                            "help": "EXTERNAL: no key material until you import yours (see keys import)"}),
            (["--bypass-policy-lockout-safety-check"], {"action": "store_true", "help": argparse.SUPPRESS}),
@@ -98,6 +101,12 @@ def register(sub: Any) -> None:
            (["--operation"], {"metavar": "NAME", "help": "only this operation (e.g. Decrypt)"}),
            (["--limit"], {"type": int, "metavar": "N", "help": "only the last N events"}),
            key=False)
+    action("replicate", cmd_replicate, "copy a multi-Region key into another region's keystore (again after "
+                                       "rotating, to carry new backing keys)",
+           (["--region"], {"required": True, "metavar": "NAME", "help": "the replica's region"}),
+           (["--replica-keystore"], {"metavar": "PATH", "help": "that region's keystore "
+                                                                 "(default: keystore-REGION.db beside this one)"}),
+           (["--description"], {"metavar": "TEXT", "help": "the replica's description (default: the primary's)"}))
     action("check", cmd_check, "check the keystore's consistency (integrity, states, every backing key)", key=False)
 
     alias = actions.add_parser("alias", help="create, update, delete or list aliases",
@@ -185,9 +194,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     secret = passphrase_source(None, path, confirm=True)() if args.passphrase else None
     if args.passphrase and secret is None:
         raise UsageError("--passphrase needs $ENVELOPE_KEYSTORE_PASSPHRASE or a terminal to ask on")
-    with KeyStore(path, create=True, passphrase=secret) as store:
-        info = {"keystore": str(path), "keystore_id": store.keystore_id, "protection": store.protection}
-    return emit(args, info, f"created the local keystore {path} ({info['protection']} protection)")
+    with KeyStore(path, create=True, passphrase=secret, region=args.region) as store:
+        info = {"keystore": str(path), "keystore_id": store.keystore_id, "protection": store.protection,
+                "region": store.region}
+    where = f" in region {store.region}" if args.region else ""
+    return emit(args, info, f"created the local keystore {path}{where} ({info['protection']} protection)")
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -195,9 +206,15 @@ def cmd_create(args: argparse.Namespace) -> int:
         meta = store.create_key(description=args.description, alias=args.alias,
                                 tags=parse_pairs(args.tag, "--tag"), policy=read_policy(args.policy),
                                 admins=args.admin, users=args.user, origin=args.origin,
-                                key_spec=args.spec, key_usage=args.usage,
+                                key_spec=args.spec, key_usage=args.usage, multi_region=args.multi_region,
                                 bypass_policy_lockout_safety_check=args.bypass_policy_lockout_safety_check)
     return emit(args, meta.to_dict(), meta.key_id)
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        meta = store.replicate_key(args.key, args.region, args.replica_keystore, args.description)
+    return emit(args, meta.to_dict(), f"{meta.key_id} replicated to region {args.region} ({meta.arn})")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

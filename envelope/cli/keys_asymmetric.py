@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..exceptions import UsageError
 from ..kms.asymmetric import MAX_MESSAGE_BYTES
-from .keys import add_action
+from .keys import add_action, emit, open_store
 from .kms_ops import _b64, _read_limited, _write
 
 EXIT_INVALID = 4  # as for any failed authentication (see envelope.cli.main)
@@ -48,8 +48,6 @@ def register(actions: Any) -> None:
 
 
 def cmd_public_key(args: argparse.Namespace) -> int:
-    from .keys import add_action, open_store
-
     with open_store(args) as store:
         info = store.get_public_key(args.key)
     data = info.public_key
@@ -66,8 +64,6 @@ def cmd_public_key(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from .keys import open_store
-
     message = _message(args)
     with open_store(args) as store:
         signature = store.sign(args.key, message, args.algorithm, args.message_type)
@@ -76,8 +72,6 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .keys import emit, open_store
-
     message = _message(args)
     with open_store(args) as store:
         valid = store.verify_signature(args.key, message, _read_small(args.signature), args.algorithm,
@@ -87,8 +81,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_mac(args: argparse.Namespace) -> int:
-    from .keys import open_store
-
     message = _message(args)
     with open_store(args) as store:
         mac = store.generate_mac(args.key, message, args.algorithm)
@@ -96,8 +88,6 @@ def cmd_mac(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_mac(args: argparse.Namespace) -> int:
-    from .keys import emit, open_store
-
     message = _message(args)
     with open_store(args) as store:
         valid = store.verify_mac(args.key, message, _read_small(args.mac), args.algorithm)

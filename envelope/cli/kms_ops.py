@@ -21,7 +21,7 @@ from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
 from ..kms.model import DATA_KEY_SPECS
-from .keys import add_action
+from .keys import add_action, emit, open_store
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
                             "help": "encryption context pair (repeatable)"})
@@ -53,8 +53,6 @@ def register(actions: Any) -> None:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    from .keys import add_action, open_store
-
     plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE))
     try:
         with open_store(args) as store:
@@ -71,8 +69,6 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    from .keys import open_store
-
     data = _read_input(args, _blob.MAX_BLOB_SIZE)
     with open_store(args) as store:
         if args.algorithm:
@@ -88,8 +84,6 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_re_encrypt(args: argparse.Namespace) -> int:
-    from .keys import open_store
-
     data = _read_input(args, _blob.MAX_BLOB_SIZE)
     dest_ctx = None if args.destination_context is None else parse_pairs(args.destination_context)
     with open_store(args) as store:
@@ -99,8 +93,6 @@ def cmd_re_encrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_generate_data_key(args: argparse.Namespace) -> int:
-    from .keys import emit, open_store
-
     ctx = parse_pairs(args.context)
     with open_store(args) as store:
         if args.without_plaintext:
@@ -118,8 +110,6 @@ def cmd_generate_data_key(args: argparse.Namespace) -> int:
 
 
 def cmd_generate_random(args: argparse.Namespace) -> int:
-    from .keys import open_store
-
     with open_store(args) as store:
         data = store.generate_random(args.count)
     return _write(args, data, {"random": _b64(data)})
@@ -152,8 +142,6 @@ def _read_limited(stream: BinaryIO, limit: int) -> bytes:
 
 
 def _write(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
-    from .keys import emit
-
     if args.json:
         return emit(args, as_json, "")
     if args.output not in (None, "-"):

@@ -115,7 +115,10 @@ class LocalKeyring(Keyring):
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         """Decrypt in the keystore, insisting that the blob is sealed under the key the header names."""
         if wrapped.provider == rsa_public.PROVIDER and self._key is not None:
-            return self.store().decrypt_asymmetric(self._key, wrapped.ciphertext, rsa_public.ALGORITHM)
+            key = self._key
+            return rsa_public.open_blob(
+                lambda part: self.store().decrypt_asymmetric(key, part, rsa_public.ALGORITHM),
+                wrapped.key_id, wrapped.ciphertext, context)
         if wrapped.provider != PROVIDER:
             raise KeyringError(f"{wrapped.provider}:{wrapped.key_id} is not a local key")
         if not is_key_id(wrapped.key_id):

@@ -10,23 +10,34 @@ wrapped with RSA-OAEP (SHA-256, MGF1-SHA-256), exactly what the KMS's
 
 The wrapped key names the public key by fingerprint (SHA-256 of its DER
 SubjectPublicKeyInfo), which the holder's keyring computes from its own key.
-RSA decryption in a KMS takes no label, so the encryption context is not bound
-into the wrap itself; it is bound by the header's authentication under the
-data key, which a changed context fails.
+A KMS's RSA decryption takes no label, so RSA alone could not bind the
+encryption context; the wrap is therefore two layers, as every envelope
+provider must be an authenticated encryption bound to the context:
+
+    K    = 32 random bytes, fresh per wrap
+    aad  = "envelope rsa-oaep-sha256 v1" || 0x00 || key_id || context
+    blob = 0x01 || RSA-OAEP-SHA-256(public key, K) || nonce || AES-256-GCM(K, nonce, data_key, aad)
+
+The holder's KMS decrypts the RSA part (RSAES_OAEP_SHA_256), its keyring
+opens the rest locally, and a changed context fails the tag.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .. import context as _context
 from ..context import EncryptionContext
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
-from ..format import WrappedKey
+from ..format import DATA_KEY_SIZE, NONCE_SIZE, WrappedKey
 from .base import Keyring
 
 SCHEME = "rsa-public"
@@ -34,6 +45,43 @@ PROVIDER = "rsa-oaep-sha256"
 ALGORITHM = "RSAES_OAEP_SHA_256"  # the KMS's name for this wrapping
 MIN_BITS = 2048
 _MAX_KEY_FILE = 64 * 1024
+_BLOB_VERSION = b"\x01"
+_AAD_LABEL = b"envelope rsa-oaep-sha256 v1\x00"
+_RSA_SIZES = (256, 384, 512)  # RSA-2048, 3072 and 4096 ciphertexts
+_TAIL = NONCE_SIZE + DATA_KEY_SIZE + 16
+
+
+def seal(public: rsa.RSAPublicKey, key_id: str, data_key: bytes | bytearray, context: EncryptionContext) -> bytes:
+    """The blob for *data_key*: RSA-OAEP of a fresh key, and AES-GCM of the data key under it."""
+    inner = bytearray(os.urandom(32))
+    try:
+        nonce = os.urandom(NONCE_SIZE)
+        sealed = AESGCM(bytes(inner)).encrypt(nonce, bytes(data_key), _aad(key_id, context))
+        return _BLOB_VERSION + public.encrypt(bytes(inner), oaep()) + nonce + sealed
+    finally:
+        inner[:] = bytes(len(inner))
+
+
+def open_blob(rsa_decrypt: Callable[[bytes], bytearray], key_id: str, blob: bytes,
+              context: EncryptionContext) -> bytearray:
+    """The data key from *blob*, with *rsa_decrypt* (the KMS's RSAES_OAEP_SHA_256 Decrypt) for the RSA part."""
+    rsa_size = len(blob) - 1 - _TAIL
+    if blob[:1] != _BLOB_VERSION or rsa_size not in _RSA_SIZES:
+        raise KeyringError("malformed rsa-oaep-sha256 wrapped key")
+    inner = rsa_decrypt(blob[1:1 + rsa_size])
+    try:
+        if len(inner) != 32:
+            raise KeyringError("malformed rsa-oaep-sha256 wrapped key: the RSA part is not a 32-byte key")
+        tail = blob[1 + rsa_size:]
+        return bytearray(AESGCM(bytes(inner)).decrypt(tail[:NONCE_SIZE], tail[NONCE_SIZE:], _aad(key_id, context)))
+    except InvalidTag:
+        raise KeyringError("wrapped key failed authentication (wrong encryption context, or altered)") from None
+    finally:
+        inner[:] = bytes(len(inner))
+
+
+def _aad(key_id: str, context: EncryptionContext) -> bytes:
+    return _AAD_LABEL + key_id.encode("ascii") + _context.encode(context)
 
 
 def fingerprint(public_der: bytes) -> str:
@@ -87,7 +135,7 @@ class RsaPublicKeyring(Keyring):
         return f"{SCHEME}:{self._path}" if self._path else f"{SCHEME}:<{self.key_id}>"
 
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
-        return WrappedKey(PROVIDER, self.key_id, self._public.encrypt(bytes(plaintext), oaep()))
+        return WrappedKey(PROVIDER, self.key_id, seal(self._public, self.key_id, plaintext, context))
 
     def matches(self, wrapped: WrappedKey) -> bool:
         return wrapped.provider == PROVIDER and wrapped.key_id == self.key_id

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..exceptions import UsageError
 from . import asymmetric, lifecycle, material
-from .db import Call, Database
+from .part import StorePart
 from .schema import KEY_SPEC as SYMMETRIC_DEFAULT
 
 MESSAGE_TYPES = ("RAW", "DIGEST")
@@ -37,16 +37,8 @@ class PublicKeyInfo:
     signing_algorithms: tuple[str, ...]
 
 
-class AsymmetricOperations:
+class AsymmetricOperations(StorePart):
     """GetPublicKey, Sign, Verify, GenerateMac, VerifyMac, and Encrypt/Decrypt with RSA keys."""
-
-    _db: Database
-
-    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
-        raise NotImplementedError
-
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
-        raise NotImplementedError
 
     def get_public_key(self, ref: str) -> PublicKeyInfo:
         """GetPublicKey: the public half of an RSA or ECC key, with what it may be used for."""

@@ -4,8 +4,8 @@ Like an AWS KMS ``CiphertextBlob``, the blob names the master key that sealed
 it, so Decrypt needs no key id, and it names the backing key version, so a
 rotated key still opens everything it sealed before::
 
-    blob = version (1 byte, 0x01)
-         || key id (16 bytes, the key's UUID)
+    blob = version (1 byte: 0x01, or 0x02 when the key is a multi-Region key)
+         || key id (16 bytes: the key's UUID, or the 32 hex digits after mrk-)
          || backing version (4 bytes, big-endian, >= 1)
          || nonce (12 bytes, random)
          || AES-256-GCM ciphertext || tag (16 bytes)
@@ -22,14 +22,15 @@ lookup) and raises :class:`FormatError` only.
 from __future__ import annotations
 
 import struct
-import uuid
 from dataclasses import dataclass, field
 
 from .. import context as _context
 from ..context import EncryptionContext
 from ..exceptions import FormatError
+from .model import is_multi_region, key_id_bytes, key_id_from_bytes
 
 BLOB_VERSION = 1
+BLOB_VERSION_MRK = 2  # the same layout; the key id is a multi-Region key's
 KEY_ID_SIZE = 16
 NONCE_SIZE = 12
 TAG_SIZE = 16
@@ -68,7 +69,8 @@ class Blob:
 def encode_prefix(key_id: str, backing_version: int) -> bytes:
     if not 1 <= backing_version <= _MAX_BACKING_VERSION:
         raise ValueError(f"backing version {backing_version} out of range")
-    return _PREFIX.pack(BLOB_VERSION, uuid.UUID(key_id).bytes, backing_version)
+    version = BLOB_VERSION_MRK if is_multi_region(key_id) else BLOB_VERSION
+    return _PREFIX.pack(version, key_id_bytes(key_id), backing_version)
 
 
 def aad(key_id: str, backing_version: int, context: EncryptionContext) -> bytes:
@@ -88,12 +90,12 @@ def parse(data: bytes | bytearray | memoryview) -> Blob:
     if len(view) > MAX_BLOB_SIZE:
         raise FormatError(f"local KMS ciphertext is {len(view)} bytes; longer than any ciphertext blob")
     version, raw_id, backing_version = _PREFIX.unpack_from(view)
-    if version != BLOB_VERSION:
+    if version not in (BLOB_VERSION, BLOB_VERSION_MRK):
         raise FormatError(f"unsupported local KMS ciphertext version {version}")
     if backing_version == 0:
         raise FormatError("local KMS ciphertext names backing version 0")
     return Blob(
-        key_id=str(uuid.UUID(bytes=bytes(raw_id))),
+        key_id=key_id_from_bytes(bytes(raw_id), version == BLOB_VERSION_MRK),
         backing_version=backing_version,
         nonce=bytes(view[PREFIX_SIZE : PREFIX_SIZE + NONCE_SIZE]),
         sealed=bytes(view[PREFIX_SIZE + NONCE_SIZE :]),

@@ -26,7 +26,8 @@ from ..exceptions import FormatError, KeyringError, UsageError
 from . import blob as _blob
 from . import lifecycle, material
 from .asymmetric_ops import require_symmetric
-from .db import Call, Database
+from .db import Call
+from .part import StorePart
 from .model import DATA_KEY_SPECS
 
 #: NumberOfBytes range of GenerateDataKey and GenerateRandom, as in AWS KMS.
@@ -36,23 +37,8 @@ MAX_RANDOM_BYTES = 1024
 Bytes = bytes | bytearray | memoryview
 
 
-class CryptoOperations:
+class CryptoOperations(StorePart):
     """The cryptographic half of :class:`KeyStore`; see the module docstring for the rules."""
-
-    _db: Database
-
-    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
-        raise NotImplementedError
-
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
-        raise NotImplementedError
-
-    def _resolve(self, conn: Any, ref: str) -> str:
-        raise NotImplementedError
-
-    def _authorize(self, call: Call, key_id: str, action: str, context: EncryptionContext | None,
-                   **facts: Any) -> None:
-        raise NotImplementedError
 
     def generate_data_key(self, ref: str, context: EncryptionContext | None = None,
                           number_of_bytes: int | None = None, *, key_spec: str | None = None,

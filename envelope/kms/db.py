@@ -26,7 +26,7 @@ from ..exceptions import EnvelopeError, KeyringError
 from . import principal as _principal
 from . import protection, schema
 from .clock import Clock, iso
-from .model import AuditEvent
+from .model import DEFAULT_REGION, AuditEvent
 from .protection import PassphraseSource, WrappingKey
 
 _BUSY_TIMEOUT = 30.0  # seconds to wait for another process's transaction
@@ -57,11 +57,13 @@ class Database:
     """An open keystore file whose schema is current; :attr:`keystore_id` names it."""
 
     def __init__(self, path: Path, clock: Clock, passphrase: str | None = None,
-                 principal: str | None = None) -> None:
+                 principal: str | None = None, region: str | None = None) -> None:
         self.path = path
         self.clock = clock
         self.principal = _principal.current(principal)
         self.owner = self.principal  # until _prepare reads the keystore's
+        self._region_asked = region
+        self.region = region or DEFAULT_REGION
         self._passphrase_explicit = passphrase
         self._passphrase: PassphraseSource = protection.passphrase_source(passphrase, path)
         self._wrapping: WrappingKey | None = None
@@ -232,6 +234,12 @@ class Database:
             # A keystore's first user owns it (the "root" of its key policies).
             conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('owner', ?)", (self.principal,))
             self.owner = str(conn.execute("SELECT value FROM meta WHERE name = 'owner'").fetchone()[0])
+            # The region is chosen when the keystore is made (for a replica, by keys replicate).
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('region', ?)", (self.region,))
+            self.region = str(conn.execute("SELECT value FROM meta WHERE name = 'region'").fetchone()[0])
+            if self._region_asked is not None and self._region_asked != self.region:
+                raise KeyringError(f"the keystore at {self.path} is in region {self.region}, "
+                                   f"not {self._region_asked}")
             row = conn.execute("SELECT value FROM meta WHERE name = 'keystore_id'").fetchone()
         if row is None:
             raise KeyringError(f"{self.path} is not a usable envelope keystore: it has no keystore id")

@@ -22,7 +22,6 @@ grant includes ``RetireGrant``, or the keystore owner.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +35,7 @@ from ..context import EncryptionContext
 from ..exceptions import AccessDeniedError, KeyNotFoundError, UsageError
 from . import lifecycle
 from . import principal as _principal
-from .db import Call, Database
+from .part import StorePart
 
 #: Operations a grant may allow (AWS's list, for the key types this keystore has).
 GRANT_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
@@ -69,17 +68,8 @@ class Grant:
                 "Constraints": self.constraints, "CreationDate": self.created_at}
 
 
-class GrantOperations:
+class GrantOperations(StorePart):
     """CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant."""
-
-    _db: Database
-    keystore_id: str
-
-    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
-        raise NotImplementedError
-
-    def _resolve_in(self, call: Call, ref: str, **facts: Any) -> str:
-        raise NotImplementedError
 
     def create_grant(self, ref: str, grantee_principal: str, operations: Iterable[str], *,
                      retiring_principal: str | None = None, constraints: Mapping[str, Mapping[str, str]] | None = None,
@@ -94,8 +84,9 @@ class GrantOperations:
         request = {"key": ref, "grantee": grantee, "operations": list(ops), "retiring": retiring,
                    "constraint_kinds": sorted(checked), "name": name}
         with self._operation("CreateGrant", request) as call:
-            key_id = self._resolve_in(call, ref, **{"kms:GrantOperations": list(ops), "kms:GranteePrincipal": grantee,
-                                                    "kms:GrantIsForAWSResource": False})
+            facts: dict[str, Any] = {"kms:GrantOperations": list(ops), "kms:GranteePrincipal": grantee,
+                                     "kms:GrantIsForAWSResource": False}
+            key_id = self._resolve_in(call, ref, None, **facts)
             lifecycle.require(call.conn, key_id, "CreateGrant",
                               (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
             (count,) = call.conn.execute("SELECT count(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
@@ -156,8 +147,6 @@ class GrantOperations:
             _one_grant(call.conn, key_id, grant_id)
             call.conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant_id,))
 
-    def _resolve_any(self, call: Call, ref: str) -> str:
-        raise NotImplementedError
 
 
 def allows(conn: sqlite3.Connection, key_id: str, principal: str, operation: str,

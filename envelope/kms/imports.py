@@ -28,7 +28,6 @@ nothing about the material without it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
@@ -44,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..exceptions import KeyringError, UsageError
 from . import lifecycle, material
 from .clock import iso, parse_iso
-from .db import Call, Database
+from .part import StorePart
 from .schema import MATERIAL_SIZE
 
 WRAPPING_KEY_SPECS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
@@ -68,16 +67,8 @@ class ImportParameters:
     parameters_valid_to: str
 
 
-class ImportOperations:
+class ImportOperations(StorePart):
     """GetParametersForImport, ImportKeyMaterial, DeleteImportedKeyMaterial."""
-
-    _db: Database
-
-    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
-        raise NotImplementedError
-
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
-        raise NotImplementedError
 
     def get_parameters_for_import(self, ref: str, wrapping_algorithm: str = "RSAES_OAEP_SHA_256",
                                   wrapping_key_spec: str = "RSA_2048") -> ImportParameters:

@@ -210,7 +210,11 @@ def deleted_at(conn: sqlite3.Connection, key_id: str) -> str | None:
 
 
 def _require_generated(conn: sqlite3.Connection, key_id: str, what: str) -> None:
-    origin, spec = conn.execute("SELECT origin, key_spec FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    origin, spec, role, primary = conn.execute(
+        "SELECT origin, key_spec, multi_region_role, primary_region FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+    if role == "REPLICA":
+        raise UsageError(f"key {key_id} is a multi-Region replica: {what} happens on its primary (region "
+                         f"{primary}); then run keys replicate again to bring the new backing key here")
     if spec != "SYMMETRIC_DEFAULT":
         raise UsageError(f"key {key_id} is {spec}; {what} is for symmetric keys (make a new key and move the alias)")
     if origin != "ENVELOPE":

@@ -78,8 +78,12 @@ def open_blob(conn: sqlite3.Connection, wrapping: WrappingKey, parsed: _blob.Blo
     row = conn.execute(
         "SELECT sealed FROM key_material WHERE key_id = ? AND version = ?", (parsed.key_id, parsed.backing_version)
     ).fetchone()
-    if row is None:  # a version this key never had: the blob was altered
-        raise KeyringError(unwrap_failure(parsed.key_id))
+    if row is None:
+        role = conn.execute("SELECT multi_region_role FROM keys WHERE key_id = ?", (parsed.key_id,)).fetchone()
+        if role is not None and role[0] == "REPLICA":
+            raise KeyringError(f"backing key {parsed.backing_version} of multi-Region key {parsed.key_id} has not "
+                               "reached this replica: run keys replicate for it in the primary's region")
+        raise KeyringError(unwrap_failure(parsed.key_id))  # a version this key never had: the blob was altered
     material = wrapping.open(parsed.key_id, parsed.backing_version, row[0])
     plaintext = bytearray(len(parsed.sealed) - _blob.TAG_SIZE)
     try:

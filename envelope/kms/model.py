@@ -25,7 +25,11 @@ ARN_PREFIX = "arn:envelope:kms:local:"
 
 _ALIAS_RE = re.compile(r"alias/[A-Za-z0-9/_-]+\Z")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-_ARN_RE = re.compile(r"arn:envelope:kms:local:([0-9a-f]+):(key/.*|alias/.*)\Z", re.DOTALL)
+_MRK_RE = re.compile(r"mrk-[0-9a-fA-F]{32}\Z")
+_ARN_RE = re.compile(r"arn:envelope:kms:[a-z0-9-]{1,32}:([0-9a-f]+):(key/.*|alias/.*)\Z", re.DOTALL)
+#: A keystore's region when none was chosen.
+DEFAULT_REGION = "local"
+_REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class KeyMetadata:
     rotation_period_days: int | None = None
     next_rotation_date: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    multi_region: bool = False
+    multi_region_role: str | None = None  # PRIMARY or REPLICA
+    primary_region: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -161,12 +168,32 @@ class Reference:
     keystore_id: str | None = None
 
 
-def key_arn(keystore_id: str, key_id: str) -> str:
-    return f"{ARN_PREFIX}{keystore_id}:key/{key_id}"
+def key_arn(keystore_id: str, key_id: str, region: str = DEFAULT_REGION) -> str:
+    return f"arn:envelope:kms:{region}:{keystore_id}:key/{key_id}"
 
 
 def is_key_id(text: str) -> bool:
-    return bool(_UUID_RE.match(text))
+    """A key id: a UUID, or ``mrk-`` and 32 hex digits for a multi-Region key (as in AWS KMS)."""
+    return bool(_UUID_RE.match(text) or _MRK_RE.match(text))
+
+
+def is_multi_region(key_id: str) -> bool:
+    return key_id.startswith("mrk-")
+
+
+def key_id_bytes(key_id: str) -> bytes:
+    """The 16 bytes that stand for a key id in blobs and AADs."""
+    return bytes.fromhex(key_id[4:]) if is_multi_region(key_id) else uuid.UUID(key_id).bytes
+
+
+def key_id_from_bytes(raw: bytes, multi_region: bool) -> str:
+    return "mrk-" + raw.hex() if multi_region else str(uuid.UUID(bytes=raw))
+
+
+def check_region(region: str) -> str:
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise UsageError(f"invalid region name {region!r}: 1-32 lowercase letters, digits and '-'")
+    return region
 
 
 def parse_reference(ref: str) -> Reference:
@@ -238,5 +265,5 @@ def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return checked
 
 
-def new_key_id() -> str:
-    return str(uuid.uuid4())
+def new_key_id(multi_region: bool = False) -> str:
+    return "mrk-" + uuid.uuid4().hex if multi_region else str(uuid.uuid4())

@@ -10,31 +10,19 @@ AWS's size rules.  A key pending deletion takes neither new names nor labels.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
 
 from ..exceptions import KeyNotFoundError, UsageError
 from . import lifecycle
-from .db import Call, Database
+from .part import StorePart
 from .model import MAX_TAGS_PER_KEY, AliasEntry, check_new_alias, check_tags, parse_reference
 
 _NAMEABLE = (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT)
 
 
-class NamingOperations:
+class NamingOperations(StorePart):
     """CreateAlias, UpdateAlias, DeleteAlias, ListAliases, TagResource, UntagResource, ListResourceTags."""
-
-    _db: Database
-    path: Path
-
-    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
-        raise NotImplementedError
-
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
-        raise NotImplementedError
 
     # -- aliases -----------------------------------------------------------------------------------
 

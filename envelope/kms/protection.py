@@ -31,7 +31,6 @@ import os
 import sqlite3
 import struct
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..exceptions import KeyringError
+from .model import key_id_bytes
 from .paths import FILE_MODE, check_private
 
 PASSPHRASE_ENV = "ENVELOPE_KEYSTORE_PASSPHRASE"
@@ -189,7 +189,7 @@ def _scrypt_params(text: str, db_path: Path) -> tuple[bytes, int, int, int]:
 
 
 def _material_aad(key_id: str, version: int) -> bytes:
-    return _MATERIAL_AAD + uuid.UUID(key_id).bytes + struct.pack(">I", version)
+    return _MATERIAL_AAD + key_id_bytes(key_id) + struct.pack(">I", version)
 
 
 def _create_or_read_key_file(path: Path) -> bytes:

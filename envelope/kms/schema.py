@@ -33,6 +33,8 @@ Version history:
 3. principals: the keystore's owner in ``meta``, audit principals as
    ``local:user/NAME``; grants record their issuer and a hash of their token;
    ``import_tokens`` for imported key material.
+4. multi-Region keys: a key's multi-Region role and its primary's region; the
+   keystore's region in ``meta`` (``local`` unless chosen at creation).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from collections.abc import Callable
 from ..exceptions import UsageError
 from .protection import WrappingKey
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 KEY_STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
 KEY_ORIGINS = ("ENVELOPE", "EXTERNAL")
@@ -185,6 +187,11 @@ INSERT OR IGNORE INTO meta (name, value)
     SELECT 'owner', principal FROM audit WHERE principal LIKE 'local:%' ORDER BY id LIMIT 1
 """
 
+_V4 = """
+ALTER TABLE keys ADD COLUMN multi_region_role TEXT CHECK (multi_region_role IN ('PRIMARY', 'REPLICA'));
+ALTER TABLE keys ADD COLUMN primary_region TEXT
+"""
+
 WrappingKeySource = Callable[[], WrappingKey]
 
 
@@ -222,8 +229,12 @@ def _to_v3(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
             conn.execute("UPDATE keys SET policy = ? WHERE key_id = ?", (owner_only, key_id))
 
 
+def _to_v4(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
+    _run(conn, _V4)
+
+
 #: version -> the step that brings a keystore from version-1 to version.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 class SchemaError(Exception):

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
-from . import access, asymmetric, imports, lifecycle, material, schema
+from . import asymmetric, imports, lifecycle, material, schema
 from . import grants as _grants
 from . import policy as _policy
 from .clock import Clock, SystemClock, parse_iso
@@ -43,6 +43,9 @@ from .crypto import CryptoOperations
 from .grants import GrantOperations
 from .asymmetric_ops import AsymmetricOperations
 from .imports import ImportOperations
+from .key_policies import PolicyOperations
+from .regions import RegionOperations
+from .rotation import RotationOperations
 from .naming import NamingOperations, insert_alias, tags_of
 from .db import Call, Database
 from .model import (
@@ -51,10 +54,9 @@ from .model import (
     AuditEvent,
     DeletionSchedule,
     KeyMetadata,
-    KeyRotation,
     MaintenanceReport,
-    RotationStatus,
     check_new_alias,
+    check_region,
     check_tags,
     key_arn,
     new_key_id,
@@ -68,7 +70,8 @@ MAX_DESCRIPTION_SIZE = 8192
 StrPath = str | os.PathLike[str]
 
 
-class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperations, AsymmetricOperations):
+class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOperations, GrantOperations,
+               ImportOperations, AsymmetricOperations, RegionOperations):
     """One local keystore file.  Open it, call KMS operations, close it.
 
     ``create=False`` opens only an existing keystore and raises
@@ -81,11 +84,13 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
     *principal* is who calls (default ``$ENVELOPE_PRINCIPAL``, else the OS
     user; see :mod:`envelope.kms.principal`): key policies and grants decide
     what it may do.  *via* names the envelope component making the calls, for
-    ``kms:ViaService`` conditions.
+    ``kms:ViaService`` conditions.  *region* names the region of a new
+    keystore (default ``local``) and must match an existing one's.
     """
 
     def __init__(self, path: StrPath | None = None, *, create: bool = True, clock: Clock | None = None,
-                 passphrase: str | None = None, principal: str | None = None, via: str | None = None) -> None:
+                 passphrase: str | None = None, principal: str | None = None, via: str | None = None,
+                 region: str | None = None) -> None:
         self.path = Path(os.fspath(path)).expanduser() if path is not None else default_keystore_path()
         if key_file_path(self.path).exists():  # first, so a refusal leaves no new empty keystore behind
             check_private(key_file_path(self.path))
@@ -94,8 +99,10 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
                 raise KeyNotFoundError(f"no local keystore at {self.path}")
             create_keystore_file(self.path)
         check_private(self.path)
-        self._db = Database(self.path, clock or SystemClock(), passphrase, principal)
+        self._db = Database(self.path, clock or SystemClock(), passphrase, principal,
+                            check_region(region) if region is not None else None)
         self.keystore_id = self._db.keystore_id
+        self.region = self._db.region
         self.via = via
 
     # -- lifecycle of the object -------------------------------------------------------------------
@@ -133,7 +140,7 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
     def create_key(self, description: str = "", alias: str | None = None,
                    tags: Mapping[str, str] | None = None, *, policy: str | Mapping[str, Any] | None = None,
                    admins: Sequence[str] = (), users: Sequence[str] = (), origin: str = "ENVELOPE",
-                   key_spec: str = schema.KEY_SPEC, key_usage: str | None = None,
+                   key_spec: str = schema.KEY_SPEC, key_usage: str | None = None, multi_region: bool = False,
                    bypass_policy_lockout_safety_check: bool = False) -> KeyMetadata:
         """CreateKey: a new Enabled symmetric key with fresh material, optionally with an alias and tags.
 
@@ -143,7 +150,8 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
         a key without material, ``PendingImport`` until ImportKeyMaterial.
         *key_spec* ``RSA_2048|3072|4096``, ``ECC_NIST_P256|P384`` or
         ``HMAC_256|384|512`` with *key_usage* makes an asymmetric or HMAC key
-        (:mod:`envelope.kms.asymmetric_ops`).
+        (:mod:`envelope.kms.asymmetric_ops`).  *multi_region* makes the primary
+        of a multi-Region key (id ``mrk-…``; see :mod:`envelope.kms.regions`).
         """
         _check_description(description)
         if origin not in schema.KEY_ORIGINS:
@@ -164,8 +172,10 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
             check_new_alias(alias)
         with self._operation("CreateKey", {"description": description, "alias": alias, "origin": origin,
                                            "key_spec": key_spec, "key_usage": key_usage,
+                                           "multi_region": multi_region,
                                            "tag_keys": sorted(tag_map)}) as call:
-            key_id = self._insert_key(call.conn, description, document, origin, key_spec, key_usage)
+            key_id = self._insert_key(call.conn, description, document, origin, key_spec, key_usage,
+                                      "PRIMARY" if multi_region else None)
             call.key_id = key_id
             if alias is not None:
                 insert_alias(call.conn, alias, key_id, self._db.timestamp())
@@ -195,33 +205,6 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
                               (description, self._db.timestamp(), key_id))
             return self._metadata(call.conn, key_id)
 
-    # -- key policies ------------------------------------------------------------------------------
-
-    def get_key_policy(self, ref: str) -> dict[str, Any]:
-        """GetKeyPolicy: the key's policy document."""
-        with self._operation("GetKeyPolicy", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            (text,) = call.conn.execute("SELECT policy FROM keys WHERE key_id = ?", (key_id,)).fetchone()
-            return dict(json.loads(text))
-
-    def put_key_policy(self, ref: str, policy: str | Mapping[str, Any], *,
-                       bypass_policy_lockout_safety_check: bool = False) -> None:
-        """PutKeyPolicy: replace the key's policy, validated.
-
-        Refused, unless *bypass_policy_lockout_safety_check*, when the new policy
-        would not let the caller put a policy again: the guard AWS KMS has
-        against a key nobody can manage any more.
-        """
-        parsed = _policy.parse(policy)
-        with self._operation("PutKeyPolicy", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.require(call.conn, key_id, "PutKeyPolicy",
-                              (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
-            if not bypass_policy_lockout_safety_check:
-                self._check_lockout(parsed, key_arn(self.keystore_id, key_id))
-            call.conn.execute("UPDATE keys SET policy = ?, updated_at = ? WHERE key_id = ?",
-                              (json.dumps(parsed.document), self._db.timestamp(), key_id))
-
     def enable_key(self, ref: str) -> KeyMetadata:
         """EnableKey: a Disabled key may be used again."""
         return self._set_enabled(ref, True)
@@ -242,33 +225,6 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
             key_id = self._resolve_in(call, ref)
             lifecycle.cancel_deletion(call.conn, key_id, self._db.now())
             return self._metadata(call.conn, key_id)
-
-    # -- rotation ----------------------------------------------------------------------------------
-
-    def enable_key_rotation(self, ref: str, rotation_period_days: int | None = None) -> RotationStatus:
-        """EnableKeyRotation: a new backing key every *rotation_period_days* (90-2560, default 365)."""
-        with self._operation("EnableKeyRotation", {"key": ref, "rotation_period_days": rotation_period_days}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.set_rotation(call.conn, key_id, rotation_period_days, self._db.now())
-            return self._rotation_status(call.conn, key_id)
-
-    def disable_key_rotation(self, ref: str) -> RotationStatus:
-        with self._operation("DisableKeyRotation", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.disable_rotation(call.conn, key_id, self._db.now())
-            return self._rotation_status(call.conn, key_id)
-
-    def get_key_rotation_status(self, ref: str) -> RotationStatus:
-        """GetKeyRotationStatus with ListKeyRotations: the schedule, and every backing key so far."""
-        with self._operation("GetKeyRotationStatus", {"key": ref}) as call:
-            return self._rotation_status(call.conn, self._resolve_in(call, ref))
-
-    def rotate_key_on_demand(self, ref: str) -> KeyRotation:
-        """RotateKeyOnDemand: a new backing key now; older ones stay, and the automatic schedule is unchanged."""
-        with self._operation("RotateKeyOnDemand", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.check_on_demand(call.conn, key_id)
-            return self._rotate(call.conn, key_id, automatic=False)
 
     def maintain(self) -> MaintenanceReport:
         """Perform every due automatic rotation and scheduled deletion; each is audited on its own.
@@ -378,14 +334,6 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
                 call.also("RotateKey", key_id, {"trigger": "automatic rotation", "version": version})
         return MaintenanceReport(tuple(rotated), tuple(deletions))
 
-    def _rotate(self, conn: sqlite3.Connection, key_id: str, automatic: bool) -> KeyRotation:
-        now = self._db.now()
-        kind = "AUTOMATIC" if automatic else "ON_DEMAND"
-        version = material.add_version(conn, self._db.wrapping_key(conn), key_id, "ENVELOPE", kind,
-                                       self._db.timestamp())
-        lifecycle.record_rotation(conn, key_id, automatic, now)
-        return material.rotations(conn, key_id)[version - 1]
-
     def _set_enabled(self, ref: str, enabled: bool) -> KeyMetadata:
         with self._operation("EnableKey" if enabled else "DisableKey", {"key": ref}) as call:
             key_id = self._resolve_in(call, ref)
@@ -407,33 +355,6 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
             call.alias = parse_reference(ref).value
         call.key_id = self._resolve(call.conn, ref)
         return call.key_id
-
-    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None,
-                   **facts: Any) -> None:
-        access.authorize(call.conn, principal=self._db.principal, owner=self._db.owner,
-                         keystore_id=self.keystore_id, action=action, key_id=key_id, context=context,
-                         extra=facts, via=self.via)
-
-    def _new_key_policy(self, policy: str | Mapping[str, Any] | None, admins: Sequence[str],
-                        users: Sequence[str], bypass: bool) -> dict[str, Any]:
-        if policy is not None and (admins or users):
-            raise UsageError("give a key policy, or key administrators and users, not both")
-        if policy is None and not (admins or users):
-            return _policy.default_policy(self._db.owner, self._db.principal)
-        document = _policy.roles_policy(self._db.owner, self._db.principal, admins, users) if policy is None \
-            else policy
-        parsed = _policy.parse(document)
-        if not bypass:
-            self._check_lockout(parsed, key_arn(self.keystore_id, "*"))
-        return parsed.document
-
-    def _check_lockout(self, parsed: _policy.Policy, arn: str) -> None:
-        request = _policy.Request(self._db.principal, "kms:PutKeyPolicy", arn,
-                                  {"aws:principalarn": self._db.principal, "kms:calleraccount": self.keystore_id})
-        if _policy.evaluate(parsed, request, self._db.owner)[0] != _policy.ALLOW:
-            raise UsageError(f"the key policy would not let {self._db.principal} change it again (the lockout "
-                             "safety check); add a statement allowing kms:PutKeyPolicy, or bypass the check on "
-                             "purpose")
 
     def _resolve(self, conn: sqlite3.Connection, ref: str) -> str:
         parsed = parse_reference(ref)
@@ -459,17 +380,21 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
 
     def _insert_key(self, conn: sqlite3.Connection, description: str, policy: dict[str, Any] | None = None,
                     origin: str = "ENVELOPE", key_spec: str = schema.KEY_SPEC,
-                    key_usage: str = schema.KEY_USAGE) -> str:
-        key_id = new_key_id()
+                    key_usage: str = schema.KEY_USAGE, multi_region_role: str | None = None,
+                    key_id: str | None = None, primary_region: str | None = None) -> str:
+        key_id = key_id or new_key_id(multi_region=multi_region_role is not None)
         now = self._db.timestamp()
         conn.execute(
             "INSERT INTO keys (key_id, arn, description, created_at, state, origin, key_spec, key_usage, policy,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key_id, key_arn(self.keystore_id, key_id), description, now,
+            " updated_at, multi_region_role, primary_region) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key_id, key_arn(self.keystore_id, key_id, self.region), description, now,
              lifecycle.PENDING_IMPORT if origin == "EXTERNAL" else lifecycle.ENABLED, origin, key_spec,
-             key_usage, json.dumps(policy or _policy.default_policy(self._db.owner, self._db.principal)), now),
+             key_usage, json.dumps(policy or _policy.default_policy(self._db.owner, self._db.principal)), now,
+             multi_region_role, primary_region or (self.region if multi_region_role else None)),
         )
-        if key_spec != schema.KEY_SPEC:
+        if multi_region_role == "REPLICA":
+            pass  # its material arrives from the primary (envelope.kms.regions)
+        elif key_spec != schema.KEY_SPEC:
             private = asymmetric.generate(key_spec)
             try:
                 conn.execute("INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
@@ -484,7 +409,8 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
     def _metadata(self, conn: sqlite3.Connection, key_id: str) -> KeyMetadata:
         row = conn.execute(
             "SELECT key_id, arn, description, created_at, state, origin, key_spec, key_usage, key_manager,"
-            " rotation_enabled, deletion_date, rotation_period_days, next_rotation_date FROM keys WHERE key_id = ?",
+            " rotation_enabled, deletion_date, rotation_period_days, next_rotation_date, multi_region_role,"
+            " primary_region FROM keys WHERE key_id = ?",
             (key_id,),
         ).fetchone()
         if row is None:
@@ -496,14 +422,10 @@ class KeyStore(NamingOperations, CryptoOperations, GrantOperations, ImportOperat
             key_id=row[0], arn=row[1], description=row[2], created_at=row[3], state=row[4], origin=row[5],
             key_spec=row[6], key_usage=row[7], key_manager=row[8], aliases=aliases, backing_versions=int(versions),
             rotation_enabled=bool(row[9]), deletion_date=row[10], rotation_period_days=row[11],
-            next_rotation_date=row[12], tags=tags_of(conn, key_id),
+            next_rotation_date=row[12], tags=tags_of(conn, key_id), multi_region=row[13] is not None,
+            multi_region_role=row[13], primary_region=row[14],
         )
 
-    def _rotation_status(self, conn: sqlite3.Connection, key_id: str) -> RotationStatus:
-        enabled, period, next_date = conn.execute(
-            "SELECT rotation_enabled, rotation_period_days, next_rotation_date FROM keys WHERE key_id = ?", (key_id,)
-        ).fetchone()
-        return RotationStatus(key_id, bool(enabled), period, next_date, material.rotations(conn, key_id))
 
 
 _DEFAULT_DESCRIPTION = "envelope default key (created on first use)"

@@ -1,0 +1,48 @@
+"""What every mix-in of :class:`~envelope.kms.store.KeyStore` may rely on.
+
+The keystore is one class assembled from mix-ins, one per family of KMS calls
+(naming, cryptography, policies, rotation, grants, imports, asymmetric keys,
+regions).  This base declares, once, the state and the hooks they share; the
+keystore itself (or :class:`~envelope.kms.key_policies.PolicyOperations`, for
+the authorization hook) supplies them.  It is last in the method order, so a
+real definition anywhere wins over these stubs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .db import Call, Database
+
+
+class StorePart:
+    _db: Database
+    path: Path
+    keystore_id: str
+    region: str
+    via: str | None
+
+    def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
+        """One audited call: a transaction and its audit row."""
+        raise NotImplementedError
+
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
+        """*ref*'s key id, once the caller is allowed *action* (default: the call's operation) on it."""
+        raise NotImplementedError
+
+    def _resolve_any(self, call: Call, ref: str) -> str:
+        """*ref*'s key id, recorded in the call, with no authorization (the caller decides who may)."""
+        raise NotImplementedError
+
+    def _resolve(self, conn: sqlite3.Connection, ref: str) -> str:
+        """*ref*'s key id: a lookup only."""
+        raise NotImplementedError
+
+    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None,
+                   **facts: Any) -> None:
+        """Return if the caller may perform *action* on *key_id*; raise AccessDeniedError otherwise."""
+        raise NotImplementedError
