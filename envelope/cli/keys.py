@@ -410,6 +410,9 @@ def _show_key(args: argparse.Namespace, meta: KeyMetadata) -> int:
     ]
     if meta.deletion_date:
         rows.append(("deletion date", meta.deletion_date))
+    if meta.multi_region:
+        rows.append(("multi-region", f"{meta.multi_region_role.lower() if meta.multi_region_role else '-'} "
+                                     f"(primary in region {meta.primary_region})"))
     width = max(len(name) for name, _ in rows) + 2
     return emit(args, meta.to_dict(), [f"{name + ':':<{width}}{value}" for name, value in rows])
 
