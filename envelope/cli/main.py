@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import files, keys, rewrap
+    from . import bench, files, keys, rewrap
 
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
     parser.add_argument("--version", action="version", version=_version())
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.register(sub)
     rewrap.register(sub)
     keys.register(sub)
+    bench.register(sub)
     return parser
 
 
