@@ -26,7 +26,32 @@ from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from .stream import BATCH_BYTES, open_header
 
 
-class DecryptingReader(io.RawIOBase):
+class SeekableReader(io.RawIOBase):
+    """A raw, read-only stream of known ``size`` with a position: what seeking needs, once."""
+
+    size: int
+    _pos: int = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}.get(whence)
+        if base is None:
+            raise UsageError(f"invalid whence {whence}")
+        if base + offset < 0:
+            raise UsageError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+
+class DecryptingReader(SeekableReader):
     """Raw, seekable plaintext over a seekable envelope ciphertext stream."""
 
     def __init__(self, src: BinaryIO, keyring: MultiKeyring, *, required_context: EncryptionContext | None = None,
@@ -47,24 +72,6 @@ class DecryptingReader(io.RawIOBase):
         self._cached = bytearray()
 
     # -- io.RawIOBase --------------------------------------------------------------
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}.get(whence)
-        if base is None:
-            raise UsageError(f"invalid whence {whence}")
-        if base + offset < 0:
-            raise UsageError("negative seek position")
-        self._pos = base + offset
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         if self._failure is not None:

@@ -1,0 +1,285 @@
+"""Client-side encryption for S3 objects: a boto3 S3 client whose objects are envelope files.
+
+:class:`EncryptedS3Client` wraps a boto3 S3 client and keeps its names and
+shapes: ``put_object(Bucket=, Key=, Body=, ...)`` encrypts the body before it
+leaves the machine (a fresh data key per object, wrapped by the keyring), and
+``get_object`` decrypts, including ``Range=`` requests, which fetch and
+authenticate only the chunks that cover the range.  Every other argument
+(ContentType, Metadata, Tagging, ServerSideEncryption, ACL...) goes to S3 as
+given, and every other method is the wrapped client's.
+
+The object body is exactly an envelope v1 file.  Its metadata says so, with
+what a reader needs to plan ranged reads without fetching the header first::
+
+    x-amz-meta-envelope                 1 (the format version)
+    x-amz-meta-envelope-plaintext-size  the plaintext's length
+    x-amz-meta-envelope-chunk-size      the chunk size
+
+Nothing unauthenticated is returned: a whole-object GET decrypts into a
+spooled temporary file (memory up to 8 MiB, then disk) and returns it only
+after the last chunk and the end of the stream verify; a ranged GET returns
+bytes from chunks whose tags verified, and the chunk that the object's length
+says is last is opened as last.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from typing import Any, BinaryIO, cast
+
+from .. import api
+from ..context import EncryptionContext
+from ..exceptions import FormatError, UsageError
+from ..format import DEFAULT_CHUNK_SIZE
+from ..reader import DecryptingReader
+from ..stream import decrypt_stream, encrypt_stream
+from .ranged import RangedObject
+
+META_VERSION = "envelope"
+META_SIZE = "envelope-plaintext-size"
+META_CHUNK = "envelope-chunk-size"
+SPOOL_BYTES = 8 << 20
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
+
+
+class EncryptedS3Client:
+    """A boto3 S3 client that encrypts on the way up and decrypts on the way down."""
+
+    def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
+                 keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self._client = client
+        self._context = dict(context or {})
+        self._chunk_size = chunk_size
+        self._encrypting = api.encryption_keyring(keys, keystore=keystore)
+        self._decrypting = api.decryption_keyring(keys, keystore=keystore)
+
+    # -- what the transfer helpers need ---------------------------------------------------------------
+
+    @property
+    def wrapped_client(self) -> Any:
+        return self._client
+
+    @property
+    def encryption_keyring(self) -> Any:
+        return self._encrypting
+
+    @property
+    def decryption_keyring(self) -> Any:
+        return self._decrypting
+
+    @property
+    def context(self) -> dict[str, str]:
+        return dict(self._context)
+
+    @property
+    def chunk_size(self) -> int:
+        return self._chunk_size
+
+    def envelope_metadata(self, plaintext_size: int | None) -> dict[str, str]:
+        metadata = {META_VERSION: "1", META_CHUNK: str(self._chunk_size)}
+        if plaintext_size is not None:
+            metadata[META_SIZE] = str(plaintext_size)
+        return metadata
+
+    # -- boto3's transfer methods --------------------------------------------------------------------
+
+    def upload_fileobj(self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
+                       Callback: Any = None, Config: Any = None) -> None:
+        from .transfer import upload
+
+        upload(self, Fileobj, Bucket, Key, ExtraArgs, Config)
+
+    def upload_file(self, Filename: str, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
+                    Callback: Any = None, Config: Any = None) -> None:
+        with open(Filename, "rb") as fh:
+            self.upload_fileobj(fh, Bucket, Key, ExtraArgs=ExtraArgs, Config=Config)
+
+    def download_file(self, Bucket: str, Key: str, Filename: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
+                      Callback: Any = None, Config: Any = None) -> None:
+        from .transfer import download_file
+
+        download_file(self, Bucket, Key, Filename, ExtraArgs, Config)
+
+    def download_fileobj(self, Bucket: str, Key: str, Fileobj: Any,  # noqa: N803
+                         ExtraArgs: dict[str, Any] | None = None, Callback: Any = None, Config: Any = None) -> None:
+        from .transfer import download_fileobj
+
+        download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs, Config)
+
+    def copy_object(self, *, Bucket: str, Key: str, CopySource: Any, **kwargs: Any) -> Any:  # noqa: N803
+        """CopyObject: the encrypted body is copied as it is (no key needed); a REPLACE of the
+        metadata keeps envelope's own fields, without which the copy could not be read by range."""
+        if kwargs.get("MetadataDirective") == "REPLACE":
+            source = CopySource if isinstance(CopySource, dict) else dict(
+                zip(("Bucket", "Key"), str(CopySource).lstrip("/").split("/", 1)))
+            head = self._client.head_object(Bucket=source["Bucket"], Key=source["Key"])
+            kept = {k: v for k, v in head.get("Metadata", {}).items() if k.startswith(META_VERSION)}
+            kwargs["Metadata"] = {**dict(kwargs.get("Metadata") or {}), **kept}
+        return self._client.copy_object(Bucket=Bucket, Key=Key, CopySource=CopySource, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """Every method not defined here is the wrapped client's (list_objects_v2, create_bucket...)."""
+        return getattr(self._client, name)
+
+    def put_object(self, *, Bucket: str, Key: str, Body: Any = b"", **kwargs: Any) -> Any:  # noqa: N803 - boto3's
+        source = io.BytesIO(Body.encode() if isinstance(Body, str) else bytes(Body)) \
+            if isinstance(Body, (bytes, bytearray, memoryview, str)) else Body
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as sealed:
+            counter = _Counter(source)
+            header = encrypt_stream(cast(BinaryIO, counter), cast(BinaryIO, sealed), self._encrypting, context=self._context,
+                                    chunk_size=self._chunk_size)
+            sealed.seek(0)
+            metadata = dict(kwargs.pop("Metadata", None) or {})
+            metadata.update({META_VERSION: str(header.version), META_SIZE: str(counter.count),
+                             META_CHUNK: str(header.chunk_size)})
+            kwargs.pop("ContentLength", None)  # the plaintext's; S3 gets the ciphertext's from the body
+            kwargs.pop("ContentMD5", None)
+            return self._client.put_object(Bucket=Bucket, Key=Key, Body=sealed, Metadata=metadata, **kwargs)
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str | None = None,  # noqa: N803 - boto3's names
+                   **kwargs: Any) -> dict[str, Any]:
+        if Range is None:
+            return self._get_whole(Bucket, Key, kwargs)
+        return self._get_range(Bucket, Key, Range, kwargs)
+
+    def head_object(self, *, Bucket: str, Key: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
+        """HeadObject, with ContentLength the plaintext's (the stored length is in EncryptedContentLength)."""
+        response = dict(self._client.head_object(Bucket=Bucket, Key=Key, **kwargs))
+        return _plaintext_view(response, Bucket, Key)
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _get_whole(self, bucket: str, key: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
+        body = response["Body"]
+        plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        try:
+            decrypt_stream(cast(BinaryIO, _Readable(body)), cast(BinaryIO, plain), self._decrypting,
+                           required_context=self._context)
+        except BaseException:
+            plain.close()
+            raise
+        finally:
+            body.close()
+        length = plain.tell()
+        plain.seek(0)
+        response = _plaintext_view(response, bucket, key)
+        response.update(Body=plain, ContentLength=length)
+        return response
+
+    def _get_range(self, bucket: str, key: str, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        head = self._client.head_object(Bucket=bucket, Key=key, **{k: v for k, v in kwargs.items()
+                                                                   if k in ("VersionId", "IfMatch")})
+        metadata = head.get("Metadata") or {}
+        if META_VERSION not in metadata:
+            raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
+        source = RangedObject(self._client, bucket, key, int(head["ContentLength"]), head["ETag"],
+                              window=max(64 << 10, int(metadata.get(META_CHUNK, DEFAULT_CHUNK_SIZE)) + 16))
+        reader = DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context)
+        try:
+            size = reader.size  # from the header and the object's length; the metadata's, when given, must agree
+            if META_SIZE in metadata and int(metadata[META_SIZE]) != size:
+                raise FormatError(f"s3://{bucket}/{key}: its metadata says {metadata[META_SIZE]} bytes of "
+                                  f"plaintext, its length {size}")
+            first, last = _parse_range(text, size, bucket, key)
+            reader.seek(first)
+            data = _read_exactly(reader, last - first + 1)
+        finally:
+            reader.close()
+        response = _plaintext_view(dict(head), bucket, key)
+        response.update(Body=io.BytesIO(data), ContentLength=len(data), ContentRange=f"bytes {first}-{last}/{size}",
+                        EnvelopeBytesFetched=source.fetched, EnvelopeRequests=source.requests + 1)
+        return response
+
+
+def _parse_range(text: str, size: int, bucket: str, key: str) -> tuple[int, int]:
+    """S3's single-range forms: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``; past the end shortens, as S3 does."""
+    match = _RANGE.match(text.replace(" ", ""))
+    if not match or match.group(1) == match.group(2) == "":
+        raise UsageError(f"unsupported Range {text!r}: expected bytes=A-B, bytes=A- or bytes=-N")
+    start_text, end_text = match.groups()
+    if start_text == "":
+        n = int(end_text)
+        if n == 0 or size == 0:
+            raise _invalid_range(bucket, key, text, size)
+        return max(0, size - n), size - 1
+    start = int(start_text)
+    end = size - 1 if end_text == "" else min(int(end_text), size - 1)
+    if end_text and int(end_text) < start:
+        raise UsageError(f"Range {text!r} ends before it starts")
+    if start >= size:
+        raise _invalid_range(bucket, key, text, size)
+    return start, end
+
+
+def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
+    """The error S3 gives: a botocore ClientError with code InvalidRange and HTTP status 416."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
+                                  f"satisfiable (the object has {size} bytes of plaintext)"},
+                        "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
+
+
+def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    metadata = dict(response.get("Metadata") or {})
+    if META_VERSION not in metadata:
+        raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
+    response["EncryptedContentLength"] = response.get("ContentLength")
+    if META_SIZE in metadata:  # absent for a stream of unknown length uploaded in parts
+        response["ContentLength"] = int(metadata[META_SIZE])
+    response["Metadata"] = {k: v for k, v in metadata.items() if not k.startswith(META_VERSION)}
+    response.pop("ContentRange", None)
+    return response
+
+
+def _read_exactly(reader: DecryptingReader, n: int) -> bytes:
+    out = bytearray(n)
+    view, got = memoryview(out), 0
+    while got < n:
+        k = reader.readinto(view[got:])
+        if not k:
+            raise FormatError("the object ended before the requested range")
+        got += k
+    return bytes(out)
+
+
+class _Counter(io.RawIOBase):
+    """Counts the plaintext read from the caller's body (its length goes into the metadata)."""
+
+    def __init__(self, src: Any) -> None:
+        super().__init__()
+        self._src, self.count = src, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if hasattr(self._src, "readinto"):
+            n = self._src.readinto(view) or 0
+        else:
+            data = self._src.read(len(view))
+            n = len(data)
+            view[:n] = data
+        self.count += n
+        return n
+
+
+class _Readable(io.RawIOBase):
+    """botocore's StreamingBody as a raw binary stream."""
+
+    def __init__(self, body: Any) -> None:
+        super().__init__()
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._body.read(len(view))
+        view[:len(data)] = data
+        return len(data)

@@ -1,0 +1,266 @@
+"""EncryptedS3Client against a real S3 server: moto's, on 127.0.0.1, through boto3."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
+
+from botocore.exceptions import ClientError  # noqa: E402
+
+from envelope.exceptions import AuthenticationError, EnvelopeError, FormatError, KeyNotFoundError  # noqa: E402
+from envelope.s3 import EncryptedS3Client  # noqa: E402
+
+CHUNK = 64 << 10
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    from kms_gate import start_moto
+
+    server, endpoint = start_moto()
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint)
+    bucket = "b" + os.urandom(6).hex()
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket  # type: ignore[attr-defined]
+    return client
+
+
+@pytest.fixture
+def kek(tmp_path: Any) -> str:
+    path = tmp_path / "kek"
+    path.write_bytes(os.urandom(32))
+    return f"raw-aes:{path}"
+
+
+@pytest.fixture
+def enc(s3: Any, kek: str) -> EncryptedS3Client:
+    return EncryptedS3Client(s3, keys=[kek], context={"app": "backups"}, chunk_size=CHUNK)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5])
+def test_put_and_get_round_trip_at_chunk_edges(s3: Any, enc: EncryptedS3Client, size: int) -> None:
+    data = os.urandom(size)
+    enc.put_object(Bucket=s3.bucket, Key="obj", Body=data, ContentType="application/x-tar",
+                   Metadata={"owner": "ops"})
+    got = enc.get_object(Bucket=s3.bucket, Key="obj")
+    assert got["Body"].read() == data
+    assert got["ContentLength"] == size and got["Metadata"] == {"owner": "ops"}
+    assert got["ContentType"] == "application/x-tar"
+    head = enc.head_object(Bucket=s3.bucket, Key="obj")
+    assert head["ContentLength"] == size and head["EncryptedContentLength"] > size
+
+
+def test_the_stored_object_is_an_envelope_file_and_not_the_plaintext(s3: Any, enc: EncryptedS3Client) -> None:
+    data = b"payroll " * 10_000
+    enc.put_object(Bucket=s3.bucket, Key="p", Body=data)
+    raw = s3.get_object(Bucket=s3.bucket, Key="p")
+    stored = raw["Body"].read()
+    assert stored[:4] != data[:4] and b"payroll" not in stored
+    assert raw["Metadata"]["envelope"] == "1" and raw["Metadata"]["envelope-plaintext-size"] == str(len(data))
+    assert raw["Metadata"]["envelope-chunk-size"] == str(CHUNK)
+
+
+def test_a_file_like_body_is_read_in_a_stream(s3: Any, enc: EncryptedS3Client, tmp_path: Any) -> None:
+    path = tmp_path / "dump"
+    path.write_bytes(os.urandom(5 * CHUNK + 123))
+    with open(path, "rb") as fh:
+        enc.put_object(Bucket=s3.bucket, Key="dump", Body=fh)
+    assert enc.get_object(Bucket=s3.bucket, Key="dump")["Body"].read() == path.read_bytes()
+
+
+SIZE = 10 * CHUNK + 777
+
+
+@pytest.fixture
+def stored(s3: Any, enc: EncryptedS3Client) -> bytes:
+    data = os.urandom(SIZE)
+    enc.put_object(Bucket=s3.bucket, Key="big", Body=data)
+    return data
+
+
+@pytest.mark.parametrize(("header", "first", "last"), [
+    ("bytes=0-0", 0, 0),
+    ("bytes=10-4105", 10, 4105),                              # inside the first chunk
+    (f"bytes={CHUNK - 2}-{CHUNK + 1}", CHUNK - 2, CHUNK + 1),  # across a chunk boundary
+    (f"bytes={CHUNK}-{2 * CHUNK - 1}", CHUNK, 2 * CHUNK - 1),  # exactly one chunk
+    (f"bytes={SIZE - 100}-", SIZE - 100, SIZE - 1),           # open range
+    ("bytes=-100", SIZE - 100, SIZE - 1),                     # suffix range
+    (f"bytes=-{SIZE + 50}", 0, SIZE - 1),                     # suffix longer than the object
+    (f"bytes={SIZE - 5}-{SIZE + 500}", SIZE - 5, SIZE - 1),   # past the end: shortened, as S3 does
+])
+def test_ranged_gets_return_exactly_the_bytes_asked_for(s3: Any, enc: EncryptedS3Client, stored: bytes,
+                                                        header: str, first: int, last: int) -> None:
+    got = enc.get_object(Bucket=s3.bucket, Key="big", Range=header)
+    assert got["Body"].read() == stored[first:last + 1]
+    assert got["ContentRange"] == f"bytes {first}-{last}/{SIZE}" and got["ContentLength"] == last - first + 1
+
+
+def test_a_small_range_fetches_less_than_three_chunks(s3: Any, enc: EncryptedS3Client, stored: bytes) -> None:
+    got = enc.get_object(Bucket=s3.bucket, Key="big", Range=f"bytes={5 * CHUNK + 100}-{5 * CHUNK + 4195}")
+    assert got["Body"].read() == stored[5 * CHUNK + 100:5 * CHUNK + 4196]
+    assert got["EnvelopeBytesFetched"] < 3 * (CHUNK + 16) + 4096  # header window + the chunk
+
+
+def test_a_range_that_starts_past_the_end_is_s3s_416(s3: Any, enc: EncryptedS3Client, stored: bytes) -> None:
+    with pytest.raises(ClientError) as info:
+        enc.get_object(Bucket=s3.bucket, Key="big", Range=f"bytes={SIZE}-")
+    assert info.value.response["Error"]["Code"] == "InvalidRange"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+
+
+def tamper(s3: Any, key: str, change: Any) -> None:
+    raw = s3.get_object(Bucket=s3.bucket, Key=key)
+    s3.put_object(Bucket=s3.bucket, Key=key, Body=change(bytearray(raw["Body"].read())), Metadata=raw["Metadata"])
+
+
+def test_a_flipped_byte_in_the_stored_object_fails_authentication(s3: Any, enc: EncryptedS3Client,
+                                                                  stored: bytes) -> None:
+    def flip(blob: bytearray) -> bytes:
+        blob[-5] ^= 1  # in the last chunk's tag
+        return bytes(blob)
+
+    tamper(s3, "big", flip)
+    with pytest.raises(AuthenticationError):
+        enc.get_object(Bucket=s3.bucket, Key="big")
+    with pytest.raises(AuthenticationError):
+        enc.get_object(Bucket=s3.bucket, Key="big", Range="bytes=-10")
+    assert enc.get_object(Bucket=s3.bucket, Key="big", Range="bytes=0-99")["Body"].read() == stored[:100]
+
+
+def test_a_truncated_object_fails(s3: Any, enc: EncryptedS3Client, stored: bytes) -> None:
+    tamper(s3, "big", lambda blob: bytes(blob[:-(CHUNK + 16)]))  # one whole chunk gone
+    with pytest.raises((AuthenticationError, FormatError)):
+        enc.get_object(Bucket=s3.bucket, Key="big")
+    with pytest.raises(EnvelopeError):
+        enc.get_object(Bucket=s3.bucket, Key="big", Range="bytes=-10")
+
+
+def test_the_wrong_key_or_context_cannot_read(s3: Any, enc: EncryptedS3Client, stored: bytes, tmp_path: Any) -> None:
+    other = tmp_path / "other"
+    other.write_bytes(os.urandom(32))
+    with pytest.raises(KeyNotFoundError):
+        EncryptedS3Client(s3, keys=[f"raw-aes:{other}"]).get_object(Bucket=s3.bucket, Key="big")
+    with pytest.raises(EnvelopeError, match="app"):
+        EncryptedS3Client(s3, keys=enc._decrypting.keyrings, context={"app": "other"}) \
+            .get_object(Bucket=s3.bucket, Key="big")
+
+
+def test_plain_objects_are_refused_and_other_methods_pass_through(s3: Any, enc: EncryptedS3Client) -> None:
+    s3.put_object(Bucket=s3.bucket, Key="plain.txt", Body=b"not encrypted")
+    with pytest.raises(FormatError, match="not an envelope object"):
+        enc.head_object(Bucket=s3.bucket, Key="plain.txt")
+    with pytest.raises(FormatError, match="not an envelope object"):
+        enc.get_object(Bucket=s3.bucket, Key="plain.txt", Range="bytes=0-1")
+    names = [o["Key"] for o in enc.list_objects_v2(Bucket=s3.bucket)["Contents"]]
+    assert names == ["plain.txt"]
+    enc.delete_object(Bucket=s3.bucket, Key="plain.txt")
+    assert enc.list_objects_v2(Bucket=s3.bucket)["KeyCount"] == 0
+
+
+# -- transfers ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20, max_concurrency=4)
+
+
+def test_a_large_file_goes_up_in_parts_and_comes_back_whole(s3: Any, enc: EncryptedS3Client, config: Any,
+                                                            tmp_path: Any) -> None:
+    src = tmp_path / "db.dump"
+    src.write_bytes(os.urandom(13 << 20))
+    enc.upload_file(str(src), s3.bucket, "db.dump", ExtraArgs={"Metadata": {"db": "prod"}}, Config=config)
+    head = enc.head_object(Bucket=s3.bucket, Key="db.dump")
+    assert head["ETag"].strip('"').endswith("-3")  # three parts: whole chunks, 5 MiB and up
+    assert head["ContentLength"] == 13 << 20 and head["Metadata"] == {"db": "prod"}
+    out = tmp_path / "restored"
+    enc.download_file(s3.bucket, "db.dump", str(out), Config=config)
+    assert out.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.dump", "kek", "restored"]  # no temporary left
+    got = enc.get_object(Bucket=s3.bucket, Key="db.dump", Range=f"bytes={7 << 20}-{(7 << 20) + 9}")
+    assert got["Body"].read() == src.read_bytes()[7 << 20:(7 << 20) + 10]
+
+
+def test_a_stream_of_unknown_length_uploads_in_parts(s3: Any, enc: EncryptedS3Client, config: Any) -> None:
+    import io
+
+    data = os.urandom(11 << 20)
+
+    class Pipe(io.RawIOBase):  # readable, not seekable: like stdin
+        def __init__(self) -> None:
+            self.at = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            n = min(len(buffer), len(data) - self.at, 65536)
+            buffer[:n] = data[self.at:self.at + n]
+            self.at += n
+            return n
+
+    enc.upload_fileobj(Pipe(), s3.bucket, "stream", Config=config)
+    sink = io.BytesIO()
+    enc.download_fileobj(s3.bucket, "stream", sink, Config=config)
+    assert sink.getvalue() == data
+    assert enc.get_object(Bucket=s3.bucket, Key="stream", Range="bytes=-5")["Body"].read() == data[-5:]
+
+
+def test_a_failed_upload_is_aborted_and_leaves_nothing(s3: Any, enc: EncryptedS3Client, config: Any) -> None:
+    import io
+
+    class Failing(io.RawIOBase):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            if self.sent > 12 << 20:
+                raise OSError("disk read error")
+            n = min(len(buffer), 1 << 20)
+            buffer[:n] = b"x" * n
+            self.sent += n
+            return n
+
+    with pytest.raises(OSError, match="disk read error"):
+        enc.upload_fileobj(Failing(), s3.bucket, "broken", Config=config)
+    assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=s3.bucket)["KeyCount"] == 0
+
+
+def test_a_download_that_fails_to_verify_leaves_no_file(s3: Any, enc: EncryptedS3Client, stored: bytes,
+                                                        tmp_path: Any) -> None:
+    tamper(s3, "big", lambda blob: bytes(blob[:-1]))
+    with pytest.raises(EnvelopeError):
+        enc.download_file(s3.bucket, "big", str(tmp_path / "out"))
+    assert list(tmp_path.iterdir()) == [tmp_path / "kek"]
+
+
+def test_copy_keeps_the_object_readable_even_when_metadata_is_replaced(s3: Any, enc: EncryptedS3Client,
+                                                                       stored: bytes) -> None:
+    enc.copy_object(Bucket=s3.bucket, Key="copy", CopySource={"Bucket": s3.bucket, "Key": "big"},
+                    MetadataDirective="REPLACE", Metadata={"note": "copied"})
+    got = enc.get_object(Bucket=s3.bucket, Key="copy", Range="bytes=-50")
+    assert got["Body"].read() == stored[-50:] and got["Metadata"] == {"note": "copied"}
