@@ -337,7 +337,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .. import api
 
     header = api.inspect_file(args.file)
-    info = header_summary(header, _input_size(args.file))
+    return show_header(args, header_summary(header, _input_size(args.file)))
+
+
+def show_header(args: argparse.Namespace, info: dict[str, Any]) -> int:
+    """Print a header summary for people, or as JSON with --json."""
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench, files, keys, rewrap
+    from . import bench, files, keys, rewrap, s3
 
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
     parser.add_argument("--version", action="version", version=_version())
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     rewrap.register(sub)
     keys.register(sub)
     bench.register(sub)
+    s3.register(sub)
     return parser
 
 

@@ -1,0 +1,223 @@
+"""``envelope s3 cp`` and ``envelope s3 inspect``: encrypted objects from the command line.
+
+``cp`` copies local → S3 (encrypting), S3 → local (decrypting; ``--range``
+for part of an object) and S3 → S3 (the encrypted body is copied by S3 itself,
+never decrypted).  ``--recursive`` copies a directory to a prefix or a prefix
+to a directory, several objects at a time.  The S3 client is boto3's, so
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, ``AWS_REGION`` and profiles
+work as they do for any boto3 program; ``--endpoint-url`` overrides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..context import parse_pairs
+from ..exceptions import EnvelopeError, UsageError
+from .files import apply_aws_options, header_summary, parse_range, show_header
+
+S3_SCHEME = "s3://"
+PARALLEL_OBJECTS = 4
+
+
+def register(sub: Any) -> None:
+    s3 = sub.add_parser("s3", help="client-side encrypted S3 objects: cp, inspect",
+                        description="Copy objects to and from S3, encrypted on this machine.")
+    verbs = s3.add_subparsers(dest="s3_command", metavar="VERB", parser_class=type(s3))
+    verbs.required = True
+    cp = verbs.add_parser("cp", help="copy local <-> S3, or S3 -> S3", description=__doc__.split("\n\n")[1])
+    cp.add_argument("src", metavar="SRC", help="a local path or s3://BUCKET/KEY")
+    cp.add_argument("dst", metavar="DST", help="a local path or s3://BUCKET/KEY")
+    cp.add_argument("--key", action="append", default=[], metavar="REF",
+                    help="master key reference (repeatable; default: the local default key)")
+    cp.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair")
+    cp.add_argument("--range", type=parse_range, metavar="START:END", help="only these plaintext bytes (download)")
+    cp.add_argument("--recursive", action="store_true", help="a directory to a prefix, or a prefix to a directory")
+    cp.add_argument("--force", action="store_true", help="overwrite an existing local file")
+    cp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _client_options(cp)
+    cp.set_defaults(handler=cmd_cp)
+    ins = verbs.add_parser("inspect", help="show an object's header (no key needed)")
+    ins.add_argument("url", metavar="s3://BUCKET/KEY")
+    ins.add_argument("--json", action="store_true", help="machine-readable output")
+    _client_options(ins)
+    ins.set_defaults(handler=cmd_inspect)
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: boto3's, e.g. $AWS_ENDPOINT_URL_S3)")
+    p.add_argument("--region", metavar="REGION", help="AWS region (sets AWS_REGION)")
+    p.add_argument("--profile", metavar="NAME", help="AWS profile (sets AWS_PROFILE)")
+    p.add_argument("--keystore", metavar="PATH", help="local keystore for local: keys")
+
+
+def split_url(url: str) -> tuple[str, str]:
+    if not url.startswith(S3_SCHEME):
+        raise UsageError(f"{url!r} is not an s3://BUCKET/KEY URL")
+    bucket, _, key = url[len(S3_SCHEME):].partition("/")
+    if not bucket:
+        raise UsageError(f"{url!r} names no bucket")
+    return bucket, key
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    src_s3, dst_s3 = args.src.startswith(S3_SCHEME), args.dst.startswith(S3_SCHEME)
+    if not (src_s3 or dst_s3):
+        raise UsageError("one of SRC and DST must be an s3:// URL (for local files use encrypt-file)")
+    if args.range is not None and (dst_s3 or args.recursive):
+        raise UsageError("--range is for downloading one object")
+    with _errors(args.src if src_s3 else args.dst):
+        client = _encrypted_client(args)
+        jobs = _plan(args, client, src_s3, dst_s3)
+        total = sum(size for _, _, size in jobs)
+        with _progress(args, total) as advance:
+            def one(job: tuple[str, str, int]) -> None:
+                _copy(args, client, job[0], job[1])
+                advance(job[2])
+
+            if len(jobs) == 1:
+                one(jobs[0])
+            else:
+                with ThreadPoolExecutor(max_workers=PARALLEL_OBJECTS) as pool:
+                    for future in [pool.submit(one, job) for job in jobs]:
+                        future.result()
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..format import read_header
+    from ..s3.ranged import RangedObject
+
+    bucket, key = split_url(args.url)
+    with _errors(args.url):
+        client = _boto_client(args)
+        head = client.head_object(Bucket=bucket, Key=key)
+        source = RangedObject(client, bucket, key, int(head["ContentLength"]), head["ETag"], window=64 << 10)
+        header, _ = read_header(source)  # type: ignore[arg-type]
+    return show_header(args, header_summary(header, int(head["ContentLength"])))
+
+
+# -- internals -------------------------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> list[tuple[str, str, int]]:
+    """(source, destination, bytes) for every object or file to copy."""
+    if not args.recursive:
+        dst = args.dst
+        if not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
+            dst = os.path.join(dst, split_url(args.src)[1].rsplit("/", 1)[-1])
+        elif dst_s3 and dst.endswith("/"):
+            dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
+        size = os.path.getsize(args.src) if not src_s3 else 0
+        return [(args.src, dst, size)]
+    if not src_s3:
+        root = Path(args.src)
+        if not root.is_dir():
+            raise UsageError(f"--recursive needs a directory, not {args.src!r}")
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        prefix = args.dst.rstrip("/") + "/"
+        return [(str(p), prefix + p.relative_to(root).as_posix(), p.stat().st_size) for p in files]
+    bucket, prefix = split_url(args.src)
+    jobs = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            rest = item["Key"][len(prefix):].lstrip("/")
+            if not rest:
+                continue
+            dst = args.dst.rstrip("/") + "/" + rest if dst_s3 else os.path.join(args.dst, *rest.split("/"))
+            jobs.append((f"{S3_SCHEME}{bucket}/{item['Key']}", dst, int(item["Size"])))
+    if not jobs:
+        raise UsageError(f"nothing under {args.src}")
+    return jobs
+
+
+def _copy(args: argparse.Namespace, client: Any, src: str, dst: str) -> None:
+    if not src.startswith(S3_SCHEME):
+        bucket, key = split_url(dst)
+        client.upload_file(src, bucket, key)
+        return
+    bucket, key = split_url(src)
+    if dst.startswith(S3_SCHEME):
+        to_bucket, to_key = split_url(dst)
+        client.copy_object(Bucket=to_bucket, Key=to_key, CopySource={"Bucket": bucket, "Key": key})
+        return
+    if os.path.exists(dst) and not args.force:
+        raise UsageError(f"{dst} exists; use --force to overwrite it")
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    if args.range is None:
+        client.download_file(bucket, key, dst)
+        return
+    start, end = args.range
+    header = f"bytes={start or 0}-{'' if end is None else end - 1}"
+    body = client.get_object(Bucket=bucket, Key=key, Range=header)["Body"].read()
+    from ..atomic import atomic_output
+
+    with atomic_output(dst, force=True) as out:
+        out.write(body)
+
+
+def _encrypted_client(args: argparse.Namespace) -> Any:
+    from ..s3 import EncryptedS3Client
+
+    return EncryptedS3Client(_boto_client(args), keys=args.key or None, context=parse_pairs(args.context),
+                             keystore=args.keystore)
+
+
+def _boto_client(args: argparse.Namespace) -> Any:
+    apply_aws_options(args)
+    try:
+        import boto3
+    except ImportError:
+        raise UsageError("envelope s3 needs boto3: pip install 'envelope[s3]'") from None
+    return boto3.client("s3", endpoint_url=args.endpoint_url) if args.endpoint_url else boto3.client("s3")
+
+
+_HTTP_CODES = {"404": "not found (no such bucket or key)", "403": "forbidden (access denied)",
+               "412": "the object changed while it was being read"}
+
+
+class _errors:
+    """botocore's errors as one line: S3's code and message, exit code 7 (I/O) like other remote failures."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if exc is None or isinstance(exc, (EnvelopeError, KeyboardInterrupt)):
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            text = _HTTP_CODES.get(code) or f"{code}: {error.get('Message', '')}".rstrip(": ")
+            raise OSError(f"{self._what}: S3 {exc.operation_name} failed: {text}") from None
+        if isinstance(exc, BotoCoreError):
+            raise OSError(f"{self._what}: S3: {' '.join(str(exc).split())}") from None
+
+
+class _progress:
+    def __init__(self, args: argparse.Namespace, total: int) -> None:
+        self._show = not args.quiet and sys.stderr.isatty() and total > 0
+        self._total = total
+
+    def __enter__(self) -> Any:
+        if not self._show:
+            return lambda n: None
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=self._total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                         leave=False, desc="s3 cp")
+        return self._bar.update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._show:
+            self._bar.close()

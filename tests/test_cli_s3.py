@@ -1,0 +1,122 @@
+"""``envelope s3 cp`` and ``s3 inspect`` against moto's S3 server, in new processes, configured by the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
+
+from envelope.cli.main import EXIT_IO, EXIT_KEY, EXIT_OK, EXIT_USAGE  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    from kms_gate import start_moto
+
+    server, url = start_moto()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def env(endpoint: str, tmp_path: Path) -> dict[str, str]:
+    key = tmp_path / "kek"
+    key.write_bytes(os.urandom(32))
+    return dict(os.environ, AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
+                AWS_SHARED_CREDENTIALS_FILE=os.devnull, KEK=f"raw-aes:{key}")
+
+
+@pytest.fixture
+def bucket(endpoint: str, env: dict[str, str]) -> str:
+    name = "cli" + os.urandom(5).hex()
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=name)
+    return name
+
+
+def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "envelope", *argv], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cp_up_down_and_across(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "report.csv"
+    src.write_bytes(os.urandom(300_000))
+    kek = env["KEK"]
+    assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/in/report.csv", "--key", kek).returncode == EXIT_OK
+    assert cli(env, "s3", "cp", f"s3://{bucket}/in/report.csv", f"s3://{bucket}/copy/report.csv").returncode == 0
+    out = tmp_path / "back.csv"
+    done = cli(env, "s3", "cp", f"s3://{bucket}/copy/report.csv", str(out), "--key", kek)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert out.read_bytes() == src.read_bytes()
+    part = tmp_path / "part"
+    assert cli(env, "s3", "cp", f"s3://{bucket}/in/report.csv", str(part), "--key", kek, "--range",
+               "1000:5096").returncode == EXIT_OK
+    assert part.read_bytes() == src.read_bytes()[1000:5096]
+    again = cli(env, "s3", "cp", f"s3://{bucket}/in/report.csv", str(out), "--key", kek)
+    assert again.returncode == EXIT_USAGE and "--force" in again.stderr
+
+
+def test_cp_recursive_both_ways(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    tree = tmp_path / "logs"
+    (tree / "2026" / "12").mkdir(parents=True)
+    files = {tree / "a.log": os.urandom(1000), tree / "2026" / "12" / "b.log": os.urandom(70_000),
+             tree / "2026" / "c.log": b""}
+    for path, data in files.items():
+        path.write_bytes(data)
+    kek = env["KEK"]
+    assert cli(env, "s3", "cp", str(tree), f"s3://{bucket}/logs", "--recursive", "--key", kek).returncode == 0
+    back = tmp_path / "back"
+    done = cli(env, "s3", "cp", f"s3://{bucket}/logs", str(back), "--recursive", "--key", kek)
+    assert done.returncode == EXIT_OK, done.stderr
+    for path, data in files.items():
+        assert (back / path.relative_to(tree)).read_bytes() == data
+
+
+def test_inspect_shows_the_header_without_a_key(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x" * 1000)
+    assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/x", "--key", env["KEK"], "--context",
+               "team=ops").returncode == 0
+    shown = cli(env, "s3", "inspect", f"s3://{bucket}/x", "--json")
+    info = json.loads(shown.stdout)
+    assert info["encryption_context"] == {"team": "ops"} and info["plaintext_size"] == 1000
+    assert info["wrapped_keys"][0]["provider"] == "raw-aes"
+
+
+@pytest.mark.parametrize(("argv", "code", "needle"), [
+    (["s3", "cp", "a", "b"], EXIT_USAGE, "must be an s3:// URL"),
+    (["s3", "cp", "s3://{bucket}/missing", "OUT", "--key", "{kek}"], EXIT_IO, "/missing: S3 HeadObject failed: not found"),
+    (["s3", "cp", "s3://no-such-bucket-here/x", "OUT", "--key", "{kek}"], EXIT_IO, "not found"),
+    (["s3", "cp", "SRC", "s3://{bucket}/x", "--range", "0:10"], EXIT_USAGE, "--range is for downloading"),
+])
+def test_failures_are_one_line(env: dict[str, str], bucket: str, tmp_path: Path, argv: list[str], code: int,
+                               needle: str) -> None:
+    (tmp_path / "SRC").write_bytes(b"x")
+    args = [a.format(bucket=bucket, kek=env["KEK"]).replace("OUT", str(tmp_path / "out"))
+            .replace("SRC", str(tmp_path / "SRC")) for a in argv]
+    done = cli(env, *args)
+    assert done.returncode == code and needle in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_wrong_key_cannot_download(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"secret")
+    assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/x", "--key", env["KEK"]).returncode == 0
+    other = tmp_path / "other"
+    other.write_bytes(os.urandom(32))
+    done = cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "out"), "--key", f"raw-aes:{other}")
+    assert done.returncode == EXIT_KEY and not (tmp_path / "out").exists()
