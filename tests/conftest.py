@@ -42,18 +42,35 @@ def raw_keyring() -> MultiKeyring:
 AWS_REGION = "eu-west-1"
 
 
-@pytest.fixture(scope="session")
-def kms_server():  # type: ignore[no-untyped-def]
-    """moto's KMS server on 127.0.0.1 behind the gate of tests/kms_gate.py: (gate, endpoint URL)."""
+def _moto():  # type: ignore[no-untyped-def]
+    """moto's server on a free port of 127.0.0.1, stopped when the session ends: its endpoint URL."""
     pytest.importorskip("boto3")
     pytest.importorskip("moto.server")
-    from kms_gate import serve_gate, start_moto
+    from kms_gate import start_moto
 
-    server, upstream = start_moto()
+    server, endpoint = start_moto()
     try:
-        yield from serve_gate(upstream)
+        yield endpoint
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def kms_server():  # type: ignore[no-untyped-def]
+    """moto's KMS server behind the gate of tests/kms_gate.py: (gate, endpoint URL)."""
+    from kms_gate import serve_gate
+
+    moto = _moto()
+    try:
+        yield from serve_gate(next(moto))
+    finally:
+        moto.close()  # stops the server now, not whenever the generator is collected
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():  # type: ignore[no-untyped-def]
+    """moto's server for S3 (its own, so S3 traffic never meets the KMS gate): the endpoint URL."""
+    yield from _moto()
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,30 +16,19 @@ pytest.importorskip("moto.server")
 from envelope.cli.main import EXIT_IO, EXIT_KEY, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    from kms_gate import start_moto
-
-    server, url = start_moto()
-    try:
-        yield url
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def env(endpoint: str, tmp_path: Path) -> dict[str, str]:
+def env(s3_endpoint: str, tmp_path: Path) -> dict[str, str]:
     key = tmp_path / "kek"
     key.write_bytes(os.urandom(32))
-    return dict(os.environ, AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+    return dict(os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                 AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
                 AWS_SHARED_CREDENTIALS_FILE=os.devnull, KEK=f"raw-aes:{key}")
 
 
 @pytest.fixture
-def bucket(endpoint: str, env: dict[str, str]) -> str:
+def bucket(s3_endpoint: str, env: dict[str, str]) -> str:
     name = "cli" + os.urandom(5).hex()
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
                  aws_secret_access_key="testing").create_bucket(Bucket=name)
     return name
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,6 @@ from envelope.exceptions import AuthenticationError, EnvelopeError, FormatError,
 from envelope.s3 import EncryptedS3Client  # noqa: E402
 
 CHUNK = 64 << 10
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from kms_gate import start_moto
-
-    server, endpoint = start_moto()
-    try:
-        yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture
