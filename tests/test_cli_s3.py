@@ -107,3 +107,17 @@ def test_the_wrong_key_cannot_download(env: dict[str, str], bucket: str, tmp_pat
     other.write_bytes(os.urandom(32))
     done = cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "out"), "--key", f"raw-aes:{other}")
     assert done.returncode == EXIT_KEY and not (tmp_path / "out").exists()
+
+
+def test_s3_rewrap_moves_objects_to_a_new_key(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(os.urandom(5000))
+    old = env["KEK"]
+    assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/x", "--key", old).returncode == 0
+    new = tmp_path / "new"
+    new.write_bytes(os.urandom(32))
+    done = cli(env, "s3", "rewrap", f"s3://{bucket}/x", "--key", f"raw-aes:{new}", "--from-key", old)
+    assert done.returncode == EXIT_OK and "rewrapped for raw-aes:" in done.stdout, done.stderr
+    assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "a"), "--key", f"raw-aes:{new}").returncode == 0
+    assert (tmp_path / "a").read_bytes() == src.read_bytes()
+    assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "b"), "--key", old).returncode == EXIT_KEY

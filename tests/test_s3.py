@@ -252,3 +252,29 @@ def test_copy_keeps_the_object_readable_even_when_metadata_is_replaced(s3: Any, 
                     MetadataDirective="REPLACE", Metadata={"note": "copied"})
     got = enc.get_object(Bucket=s3.bucket, Key="copy", Range="bytes=-50")
     assert got["Body"].read() == stored[-50:] and got["Metadata"] == {"note": "copied"}
+
+
+# -- rewrap ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1000, 20 << 20])  # one PutObject; a header part, then parts copied by S3
+def test_rewrap_moves_an_object_to_a_new_key_keeping_body_metadata_and_tags(
+        s3: Any, enc: EncryptedS3Client, tmp_path: Any, size: int) -> None:
+    data = os.urandom(size)
+    enc.put_object(Bucket=s3.bucket, Key="r", Body=data, ContentType="application/octet-stream",
+                   Metadata={"owner": "ops"}, Tagging="team=db")
+    before = s3.get_object(Bucket=s3.bucket, Key="r")["Body"].read()
+    new_key = tmp_path / "new"
+    new_key.write_bytes(os.urandom(32))
+    enc.rewrap_object(Bucket=s3.bucket, Key="r", keys=[f"raw-aes:{new_key}"])
+    after = s3.get_object(Bucket=s3.bucket, Key="r")["Body"].read()
+    # Same provider, same header size; the body is byte for byte the old one.
+    assert len(after) == len(before) and after[-(size // 2):] == before[-(size // 2):] and after != before
+    moved = EncryptedS3Client(s3, keys=[f"raw-aes:{new_key}"], context={"app": "backups"}, chunk_size=CHUNK)
+    got = moved.get_object(Bucket=s3.bucket, Key="r")
+    assert got["Body"].read() == data and got["Metadata"] == {"owner": "ops"}
+    assert got["ContentType"] == "application/octet-stream"
+    assert s3.get_object_tagging(Bucket=s3.bucket, Key="r")["TagSet"] == [{"Key": "team", "Value": "db"}]
+    with pytest.raises(KeyNotFoundError):
+        enc.get_object(Bucket=s3.bucket, Key="r")  # the old key no longer opens it
+    assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []

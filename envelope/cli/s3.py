@@ -42,6 +42,17 @@ def register(sub: Any) -> None:
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _client_options(cp)
     cp.set_defaults(handler=cmd_cp)
+    rw = verbs.add_parser("rewrap", help="new wrapped data keys for objects; bodies copied inside S3",
+                          description="Wrap each object's data key under --key instead; the body is copied by S3 "
+                                      "(UploadPartCopy), never downloaded or decrypted.")
+    rw.add_argument("urls", nargs="+", metavar="s3://BUCKET/KEY")
+    rw.add_argument("--key", action="append", required=True, metavar="REF", help="the new master key (repeatable)")
+    rw.add_argument("--from-key", action="append", default=[], metavar="REF",
+                    help="a key that opens the objects now (default: any key of the local keystore)")
+    rw.add_argument("--context", action="append", default=[], metavar="K=V", help="required context pair")
+    rw.add_argument("-q", "--quiet", action="store_true", help="no per-object line")
+    _client_options(rw)
+    rw.set_defaults(handler=cmd_rewrap)
     ins = verbs.add_parser("inspect", help="show an object's header (no key needed)")
     ins.add_argument("url", metavar="s3://BUCKET/KEY")
     ins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -86,6 +97,21 @@ def cmd_cp(args: argparse.Namespace) -> int:
                 with ThreadPoolExecutor(max_workers=PARALLEL_OBJECTS) as pool:
                     for future in [pool.submit(one, job) for job in jobs]:
                         future.result()
+    return 0
+
+
+def cmd_rewrap(args: argparse.Namespace) -> int:
+    from ..s3 import EncryptedS3Client
+
+    for url in args.urls:
+        bucket, key = split_url(url)
+        with _errors(url):
+            client = EncryptedS3Client(_boto_client(args), keys=args.from_key or None,
+                                       context=parse_pairs(args.context), keystore=args.keystore)
+            result = client.rewrap_object(Bucket=bucket, Key=key, keys=args.key)
+        if not args.quiet:
+            names = ", ".join(f"{w.provider}:{w.key_id}" for w in result["WrappedKeys"])
+            print(f"{url}: rewrapped for {names}")
     return 0
 
 

@@ -119,6 +119,17 @@ class EncryptedS3Client:
             kwargs["Metadata"] = {**dict(kwargs.get("Metadata") or {}), **kept}
         return self._client.copy_object(Bucket=Bucket, Key=Key, CopySource=CopySource, **kwargs)
 
+    def rewrap_object(self, *, Bucket: str, Key: str, keys: api.Keys) -> dict[str, Any]:  # noqa: N803
+        """New wrapped data keys under *keys* for an object; its body is copied inside S3, never decrypted.
+
+        The data key is unwrapped with this client's keys; the object keeps its
+        metadata, content type and tags.
+        """
+        from .rewrap import rewrap_object
+
+        return rewrap_object(self._client, Bucket, Key, self._decrypting, api.encryption_keyring(keys),
+                             context=self._context)
+
     def __getattr__(self, name: str) -> Any:
         """Every method not defined here is the wrapped client's (list_objects_v2, create_bucket...)."""
         return getattr(self._client, name)
