@@ -16,10 +16,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from ..exceptions import UsageError
 from ..kms.asymmetric import MAX_MESSAGE_BYTES
 from .keys import add_action, emit, open_store
-from .kms_ops import _b64, _read_limited, _write
+from .kms_ops import _b64, _read_input, _write
 
 EXIT_INVALID = 4  # as for any failed authentication (see envelope.cli.main)
 
@@ -102,13 +101,7 @@ def _read_small(path: str) -> bytes:
 
 
 def _message(args: argparse.Namespace) -> bytes:
-    if args.input in (None, "-"):
-        data = _read_limited(sys.stdin.buffer, MAX_MESSAGE_BYTES)
-    else:
-        with open(args.input, "rb") as fh:
-            data = _read_limited(fh, MAX_MESSAGE_BYTES)
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise UsageError(f"the message is over {MAX_MESSAGE_BYTES} bytes: sign its digest instead "
-                         "(--message-type DIGEST)" if args.handler in (cmd_sign, cmd_verify)
-                         else f"the message is over {MAX_MESSAGE_BYTES} bytes, the most a MAC takes")
-    return data
+    signing = args.handler in (cmd_sign, cmd_verify)
+    return _read_input(args, MAX_MESSAGE_BYTES,
+                       "the message is over {limit} bytes: sign its digest instead (--message-type DIGEST)"
+                       if signing else "the message is over {limit} bytes, the most a MAC takes")

@@ -53,7 +53,7 @@ def register(actions: Any) -> None:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE))
+    plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE, _TOO_LARGE_PLAINTEXT))
     try:
         with open_store(args) as store:
             if args.algorithm:  # RSA-OAEP to an asymmetric key: no blob header, no context
@@ -69,7 +69,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    data = _read_input(args, _blob.MAX_BLOB_SIZE)
+    data = _read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
     with open_store(args) as store:
         if args.algorithm:
             if not args.expected:
@@ -84,7 +84,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 
 
 def cmd_re_encrypt(args: argparse.Namespace) -> int:
-    data = _read_input(args, _blob.MAX_BLOB_SIZE)
+    data = _read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
     dest_ctx = None if args.destination_context is None else parse_pairs(args.destination_context)
     with open_store(args) as store:
         sealed, source, dest = store.re_encrypt(data, args.to, parse_pairs(args.context), dest_ctx,
@@ -115,18 +115,21 @@ def cmd_generate_random(args: argparse.Namespace) -> int:
     return _write(args, data, {"random": _b64(data)})
 
 
-def _read_input(args: argparse.Namespace, limit: int) -> bytes:
-    """At most *limit* bytes; one more means the input is too large, reported without reading the rest."""
+_TOO_LARGE_PLAINTEXT = ("the input is over {limit} bytes: Encrypt takes at most {limit}; "
+                        "use envelope encrypt-file for larger data")
+_TOO_LARGE_BLOB = "the input is over {limit} bytes, larger than any ciphertext blob"
+
+
+def _read_input(args: argparse.Namespace, limit: int, too_large: str) -> bytes:
+    """At most *limit* bytes from --in or stdin; one more is the *too_large* error (``{limit}`` filled in),
+    reported without reading the rest."""
     if args.input in (None, "-"):
         data = _read_limited(sys.stdin.buffer, limit)
     else:
         with open(args.input, "rb") as fh:
             data = _read_limited(fh, limit)
     if len(data) > limit:
-        if limit == _blob.MAX_PLAINTEXT_SIZE:
-            raise UsageError(f"the input is over {limit} bytes: Encrypt takes at most {limit}; "
-                             "use envelope encrypt-file for larger data")
-        raise UsageError(f"the input is over {limit} bytes, larger than any ciphertext blob")
+        raise UsageError(too_large.format(limit=limit))
     return data
 
 

@@ -114,10 +114,8 @@ class GrantOperations(StorePart):
     def list_retirable_grants(self, retiring_principal: str | None = None) -> list[Grant]:
         """ListRetirableGrants: grants the principal (default: the caller) may retire."""
         who = _principal.normalize(retiring_principal) if retiring_principal else self._db.principal
-        with self._operation("ListRetirableGrants", {"retiring": who}):
-            pass
-        with self._db.reading() as conn:
-            return _grants_of(conn, "retiring_principal = ?", (who,))
+        with self._operation("ListRetirableGrants", {"retiring": who}) as call:
+            return _grants_of(call.conn, "retiring_principal = ?", (who,))
 
     def retire_grant(self, grant_token: str | None = None, *, key: str | None = None,
                      grant_id: str | None = None) -> None:
