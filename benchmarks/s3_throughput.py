@@ -1,27 +1,45 @@
-"""S3 upload and download: envelope's encrypted transfers next to plain boto3's, same server, same TransferConfig.
+"""S3 upload and download: envelope next to plain boto3 and AWS's S3 Encryption Client, same server.
 
-The server is moto's on 127.0.0.1 (``pip install 'moto[server]'``), so the
-figures compare client-side work, not a network: plain ``upload_file`` /
-``download_file`` against ``EncryptedS3Client``'s, in turns, medians of
---runs; peak RSS of this process is reported after each phase.  Also reported:
-the bytes a 4 KiB ranged GET fetches from the middle of the object.
+Every transfer is a process of its own, timed whole (start to exit), with its
+peak RSS read from the kernel (``wait4``), so the figures are what
+``/usr/bin/time -v`` would print.  The server is moto's (``pip install
+'moto[server]'``), started here as a separate process on 127.0.0.1, so the
+clients compete with it for the two cores but not for a GIL.  The tools, in
+turns, one round after another, medians over --runs rounds:
 
-    python benchmarks/s3_throughput.py --size 1G --runs 3
+- ``boto3``: plain ``upload_file`` / ``download_file`` (no encryption), the floor;
+- ``envelope``: ``EncryptedS3Client.upload_file`` / ``download_file`` under an AWS KMS key;
+- ``s3ec``: ``amazon-s3-encryption-client-python`` (``pip install
+  amazon-s3-encryption-client-python``; skipped if absent): ``upload_file``,
+  and ``get_object`` read into a file (it has no download_file), under the same key.
+
+All three use the same part size (``--part-size``; boto3's default is 8 MiB).
+moto reads a whole object for every ranged GET, so downloads in ranges of a
+large object are slower here than on S3; a larger part size keeps that from
+dominating.  Also reported: the bytes and requests of a 4 KiB ranged GET from
+the middle of the object, the first time and again (the header and data key
+then come from the client's per-ETag cache).
+
+    python benchmarks/s3_throughput.py --size 1G --runs 3 --part-size 64M
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+sys.path[:0] = [str(HERE.parent)]
+BUCKET = "bench"
+TOOLS = ("boto3", "envelope", "s3ec")
 
 
 def parse_size(text: str) -> int:
@@ -29,69 +47,150 @@ def parse_size(text: str) -> int:
     return int(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else int(text)
 
 
+def _clients(endpoint: str) -> tuple[object, object]:
+    import boto3
+
+    return (boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint),
+            boto3.client("kms", region_name="us-east-1", endpoint_url=endpoint))
+
+
+def child(tool: str, way: str, endpoint: str, key_arn: str, local: str, name: str, part: int) -> None:
+    """One transfer, in this process: what the parent times."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3, kms = _clients(endpoint)
+    config = TransferConfig(multipart_threshold=part, multipart_chunksize=part)
+    if tool == "boto3":
+        if way == "up":
+            s3.upload_file(local, BUCKET, name, Config=config)  # type: ignore[attr-defined]
+        else:
+            s3.download_file(BUCKET, name, local, Config=config)  # type: ignore[attr-defined]
+    elif tool == "envelope":
+        from envelope.s3 import EncryptedS3Client
+
+        encrypted = EncryptedS3Client(s3, keys=[f"aws-kms:{key_arn}"])
+        if way == "up":
+            encrypted.upload_file(local, BUCKET, name, Config=config)
+        else:
+            encrypted.download_file(BUCKET, name, local, Config=config)
+    else:
+        from s3_encryption import S3EncryptionClient, S3EncryptionClientConfig
+        from s3_encryption.materials.kms_keyring import KmsKeyring
+
+        s3ec = S3EncryptionClient(s3, S3EncryptionClientConfig(keyring=KmsKeyring(kms, key_arn)))
+        if way == "up":
+            s3ec.upload_file(local, BUCKET, name, multipart_threshold=part, multipart_chunksize=part)
+        else:
+            body = s3ec.get_object(Bucket=BUCKET, Key=name)["Body"]
+            with open(local, "wb") as fh:
+                shutil.copyfileobj(body, fh, 1 << 20)
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one whole process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(argv[2:5])} failed with exit code {proc.returncode}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise SystemExit("moto_server did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=parse_size, default=1 << 30)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--part-size", type=parse_size, default=8 << 20)
     parser.add_argument("--dir", help="where the local files go")
+    parser.add_argument("--child", nargs=6, metavar=("TOOL", "WAY", "ENDPOINT", "KEY", "FILE", "NAME"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true",
+                      AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+    if args.child:
+        child(*args.child, args.part_size)
+        return
 
-    import logging
-
-    import boto3
-    from boto3.s3.transfer import TransferConfig
-    from kms_gate import start_moto
-
-    from envelope.s3 import EncryptedS3Client
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true")
-    server, endpoint = start_moto()
+    try:
+        import s3_encryption  # noqa: F401
+        tools = TOOLS
+    except ImportError:
+        tools = TOOLS[:2]
+    server, endpoint = start_server()
+    os.environ["AWS_ENDPOINT_URL"] = endpoint  # envelope's aws-kms keys find KMS as boto3 does
     work = Path(tempfile.mkdtemp(prefix="envelope-s3-bench-", dir=args.dir))
     try:
-        client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
-        client.create_bucket(Bucket="bench")
-        key = work / "kek"
-        key.write_bytes(os.urandom(32))
-        encrypted = EncryptedS3Client(client, keys=[f"raw-aes:{key}"])
-        config = TransferConfig()  # boto3's defaults for both
+        s3, kms = _clients(endpoint)
+        s3.create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
+        key_arn = kms.create_key()["KeyMetadata"]["Arn"]  # type: ignore[attr-defined]
         src = work / "in.bin"
         with open(src, "wb") as fh:
             for _ in range(args.size >> 20):
                 fh.write(os.urandom(1 << 20))
-        times: dict[str, list[float]] = {name: [] for name in ("boto3 up", "envelope up", "boto3 down",
-                                                              "envelope down")}
-        for run in range(args.runs + 1):
-            for name, action in (
-                    ("boto3 up", lambda: client.upload_file(str(src), "bench", "plain", Config=config)),
-                    ("envelope up", lambda: encrypted.upload_file(str(src), "bench", "sealed", Config=config)),
-                    ("boto3 down", lambda: client.download_file("bench", "plain", str(work / "p"), Config=config)),
-                    ("envelope down", lambda: encrypted.download_file("bench", "sealed", str(work / "e"),
-                                                                      Config=config))):
-                start = time.perf_counter()
-                action()
-                if run:
-                    times[name].append(time.perf_counter() - start)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        middle = args.size // 2
-        got = encrypted.get_object(Bucket="bench", Key="sealed", Range=f"bytes={middle}-{middle + 4095}")
-        assert got["Body"].read() == (work / "e").read_bytes()[middle:middle + 4096]
-
-        print(f"{args.size >> 20} MiB, moto on 127.0.0.1, boto3 TransferConfig defaults, median of {args.runs}\n")
-        print("| transfer | boto3 s | envelope s | envelope / boto3 |")
-        print("|---|---|---|---|")
-        for way in ("up", "down"):
-            plain, sealed = statistics.median(times[f"boto3 {way}"]), statistics.median(times[f"envelope {way}"])
-            print(f"| {'upload_file' if way == 'up' else 'download_file'} | {plain:.2f} | {sealed:.2f} | "
-                  f"{sealed / plain:.2f} |")
-        print(f"\npeak RSS of this process (moto's server included): {peak:.0f} MiB")
-        print(f"4 KiB ranged GET from the middle: {got['EnvelopeBytesFetched']} bytes fetched in "
-              f"{got['EnvelopeRequests']} requests (chunk: 256 KiB + 16)")
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for run in range(args.runs + 1):  # round 0 warms the server and the page cache
+            for way in ("up", "down"):
+                for tool in tools:
+                    local = str(src) if way == "up" else str(work / f"out-{tool}")
+                    argv = [sys.executable, __file__, "--part-size", str(args.part_size), "--child", tool, way,
+                            endpoint, key_arn, local, f"object-{tool}"]
+                    figure = timed(argv)
+                    if way == "down":
+                        os.unlink(local)
+                    if run:
+                        results.setdefault((tool, way), []).append(figure)
+        report(args, tools, results)
+        ranged(s3, key_arn, args.size)
     finally:
-        server.stop()
-        import shutil
-
+        server.terminate()
+        server.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, tools: tuple[str, ...],
+           results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    print(f"{args.size >> 20} MiB object, moto_server on 127.0.0.1, parts of {args.part_size >> 20} MiB, "
+          f"whole-process figures, median of {args.runs} rounds\n")
+    print("| transfer | tool | wall s | / boto3 (median of per-round ratios) | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for way in ("up", "down"):
+        floor = [t for t, _ in results[("boto3", way)]]
+        for tool in tools:
+            times = [t for t, _ in results[(tool, way)]]
+            ratio = statistics.median(t / f for t, f in zip(times, floor))
+            peak = max(m for _, m in results[(tool, way)])
+            print(f"| {'upload' if way == 'up' else 'download'} | {tool} | {statistics.median(times):.2f} | "
+                  f"{ratio:.2f} | {peak:.0f} |")
+
+
+def ranged(s3: object, key_arn: str, size: int) -> None:
+    from envelope.s3 import EncryptedS3Client
+
+    encrypted = EncryptedS3Client(s3, keys=[f"aws-kms:{key_arn}"])
+    middle = size // 2
+    for attempt in ("first", "again"):
+        got = encrypted.get_object(Bucket=BUCKET, Key="object-envelope", Range=f"bytes={middle}-{middle + 4095}")
+        assert len(got["Body"].read()) == 4096
+        print(f"4 KiB ranged GET from the middle, {attempt}: {got['EnvelopeBytesFetched']} bytes fetched in "
+              f"{got['EnvelopeRequests']} requests (a sealed chunk: 256 KiB + 16)")
 
 
 if __name__ == "__main__":

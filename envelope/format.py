@@ -253,6 +253,19 @@ def chunk_offset(header_size: int, chunk_size: int, index: int) -> int:
     return header_size + index * (chunk_size + TAG_SIZE)
 
 
+def plaintext_before(header_size: int, chunk_size: int, offset: int, plaintext_size: int | None = None) -> int:
+    """How many plaintext bytes the first *offset* bytes of a stream carry: progress, in the caller's units.
+
+    Header and tags carry none.  A short last chunk is only known as last when
+    *plaintext_size* is given; without it, its tag may count as up to 16 bytes.
+    """
+    if offset <= header_size:
+        return 0
+    full, rest = divmod(offset - header_size, chunk_size + TAG_SIZE)
+    carried = full * chunk_size + min(rest, chunk_size)
+    return carried if plaintext_size is None else min(carried, plaintext_size)
+
+
 def plaintext_size(header_size: int, total_size: int, chunk_size: int) -> int:
     """Invert :func:`ciphertext_size`; raise FormatError if no plaintext size fits."""
     body = total_size - header_size

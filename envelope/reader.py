@@ -21,7 +21,8 @@ from typing import Any, BinaryIO
 from .context import EncryptionContext
 from .engines import Engine, get_engine
 from .exceptions import AuthenticationError, UsageError
-from .format import chunk_count, chunk_offset, plaintext_size, read_exactly
+from .format import Header, chunk_count, chunk_offset, plaintext_size, read_exactly
+from .kdf import FileKeys
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from .stream import BATCH_BYTES, open_header
 
@@ -54,11 +55,17 @@ class SeekableReader(io.RawIOBase):
 class DecryptingReader(SeekableReader):
     """Raw, seekable plaintext over a seekable envelope ciphertext stream."""
 
-    def __init__(self, src: BinaryIO, keyring: MultiKeyring, *, required_context: EncryptionContext | None = None,
-                 engine: Engine | None = None, close_source: bool = False) -> None:
+    def __init__(self, src: BinaryIO, keyring: MultiKeyring | None, *,
+                 required_context: EncryptionContext | None = None, engine: Engine | None = None,
+                 close_source: bool = False, opened: tuple[Header, FileKeys] | None = None) -> None:
+        """*opened* is a header already read and authenticated, with its keys (then *keyring* is unused)."""
         super().__init__()
         self._src, self._close_source = src, close_source
-        self.header, self._keys = open_header(src, keyring, required_context=required_context)
+        if opened is None:
+            if keyring is None:
+                raise UsageError("a keyring or an opened header is needed")
+            opened = open_header(src, keyring, required_context=required_context)
+        self.header, self._keys = opened
         self._engine = engine or get_engine()
         self._chunk = self.header.chunk_size
         self._header_size = self.header.size

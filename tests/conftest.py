@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,35 @@ def aws_env(kms_server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
     for name in ("AWS_PROFILE", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_ENDPOINT_URL_KMS", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return gate
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A boto3 S3 client of the test server, with a fresh bucket (``s3.bucket``)."""
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint)
+    bucket = "b" + os.urandom(6).hex()
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket
+    return client
+
+
+@pytest.fixture
+def kek(tmp_path: Path) -> str:
+    """A raw-aes key reference to a fresh 32-byte key file."""
+    path = tmp_path / "kek"
+    path.write_bytes(os.urandom(32))
+    return f"raw-aes:{path}"
+
+
+@pytest.fixture
+def config() -> Any:
+    """A TransferConfig that makes a few MiB go up and come down in parts."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20, max_concurrency=4)

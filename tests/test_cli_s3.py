@@ -121,3 +121,33 @@ def test_s3_rewrap_moves_objects_to_a_new_key(env: dict[str, str], bucket: str, 
     assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "a"), "--key", f"raw-aes:{new}").returncode == 0
     assert (tmp_path / "a").read_bytes() == src.read_bytes()
     assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "b"), "--key", old).returncode == EXIT_KEY
+
+
+def test_the_progress_bar_moves_inside_one_transfer(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    """On a terminal, the bar counts bytes as parts go up, not one object at a time."""
+    import fcntl
+    import pty
+    import re
+    import struct
+    import termios
+
+    src = tmp_path / "big"
+    src.write_bytes(os.urandom(24 << 20))  # three parts of boto3's default 8 MiB
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 wide
+    with subprocess.Popen([sys.executable, "-m", "envelope", "s3", "cp", str(src), f"s3://{bucket}/big",
+                           "--key", env["KEK"]], env=env, stdout=subprocess.DEVNULL, stderr=follower) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # the other end closed
+                break
+            if not data:
+                break
+            shown += data
+        assert proc.wait(timeout=120) == EXIT_OK
+    os.close(leader)
+    counts = re.findall(rb"([\d.]+)M/24\.0M", shown)
+    assert any(0 < float(c) < 24 for c in counts), shown[-400:]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
@@ -88,8 +89,15 @@ def cmd_cp(args: argparse.Namespace) -> int:
         total = sum(size for _, _, size in jobs)
         with _progress(args, total) as advance:
             def one(job: tuple[str, str, int]) -> None:
-                _copy(args, client, job[0], job[1])
-                advance(job[2])
+                told, lock = [0], threading.Lock()
+
+                def tick(n: int) -> None:  # bytes as they move; the rest (a copy inside S3) at the end
+                    with lock:
+                        told[0] += n
+                    advance(n)
+
+                _copy(args, client, job[0], job[1], tick)
+                advance(max(0, job[2] - told[0]))
 
             if len(jobs) == 1:
                 one(jobs[0])
@@ -139,7 +147,12 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> 
             dst = os.path.join(dst, split_url(args.src)[1].rsplit("/", 1)[-1])
         elif dst_s3 and dst.endswith("/"):
             dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
-        size = os.path.getsize(args.src) if not src_s3 else 0
+        if not src_s3:
+            size = os.path.getsize(args.src)
+        elif args.range is None and not dst_s3:
+            size = int(client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])["ContentLength"])
+        else:
+            size = 0
         return [(args.src, dst, size)]
     if not src_s3:
         root = Path(args.src)
@@ -162,10 +175,10 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> 
     return jobs
 
 
-def _copy(args: argparse.Namespace, client: Any, src: str, dst: str) -> None:
+def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Callable[[int], None]) -> None:
     if not src.startswith(S3_SCHEME):
         bucket, key = split_url(dst)
-        client.upload_file(src, bucket, key)
+        client.upload_file(src, bucket, key, Callback=tick)
         return
     bucket, key = split_url(src)
     if dst.startswith(S3_SCHEME):
@@ -176,7 +189,7 @@ def _copy(args: argparse.Namespace, client: Any, src: str, dst: str) -> None:
         raise UsageError(f"{dst} exists; use --force to overwrite it")
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     if args.range is None:
-        client.download_file(bucket, key, dst)
+        client.download_file(bucket, key, dst, Callback=tick)
         return
     start, end = args.range
     header = f"bytes={start or 0}-{'' if end is None else end - 1}"
@@ -242,7 +255,13 @@ class _progress:
 
         self._bar = tqdm(total=self._total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                          leave=False, desc="s3 cp")
-        return self._bar.update
+        lock = threading.Lock()  # told from many transfer threads at once
+
+        def advance(n: int) -> None:
+            with lock:
+                self._bar.update(n)
+
+        return advance
 
     def __exit__(self, *exc: object) -> None:
         if self._show:

@@ -8,12 +8,10 @@ authenticate only the chunks that cover the range.  Every other argument
 (ContentType, Metadata, Tagging, ServerSideEncryption, ACL...) goes to S3 as
 given, and every other method is the wrapped client's.
 
-The object body is exactly an envelope v1 file.  Its metadata says so, with
-what a reader needs to plan ranged reads without fetching the header first::
-
-    x-amz-meta-envelope                 1 (the format version)
-    x-amz-meta-envelope-plaintext-size  the plaintext's length
-    x-amz-meta-envelope-chunk-size      the chunk size
+The object body is exactly an envelope v1 file; its metadata says so
+(:mod:`envelope.s3.metadata`).  Ranged GETs of an object already opened reuse
+its header and data key (:mod:`envelope.s3.header_cache`): one request, no call
+to the key manager, while the object's ETag is unchanged.
 
 Nothing unauthenticated is returned: a whole-object GET decrypts into a
 spooled temporary file (memory up to 8 MiB, then disk) and returns it only
@@ -32,15 +30,18 @@ from typing import Any, BinaryIO, cast
 from .. import api
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE
+from ..format import DEFAULT_CHUNK_SIZE, MAX_HEADER_SIZE, TAG_SIZE
+from ..kdf import FileKeys
 from ..reader import DecryptingReader
-from ..stream import decrypt_stream, encrypt_stream
+from ..stream import decrypt_stream, encrypt_stream, unwrap_header
+from .header_cache import DEFAULT_ENTRIES, HeaderCache
+from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from .ranged import RangedObject
 
-META_VERSION = "envelope"
-META_SIZE = "envelope-plaintext-size"
-META_CHUNK = "envelope-chunk-size"
 SPOOL_BYTES = 8 << 20
+# The first GET of a ranged read: room for the largest header and a first chunk of the default size,
+# so a range near the start costs one request; later GETs fetch just the chunks they need.
+FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 
@@ -48,8 +49,11 @@ class EncryptedS3Client:
     """A boto3 S3 client that encrypts on the way up and decrypts on the way down."""
 
     def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
-                 keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+                 keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 header_cache: int = DEFAULT_ENTRIES) -> None:
+        """*header_cache*: how many opened objects to keep for ranged GETs (0: none)."""
         self._client = client
+        self._headers = HeaderCache(header_cache)
         self._context = dict(context or {})
         self._chunk_size = chunk_size
         self._encrypting = api.encryption_keyring(keys, keystore=keystore)
@@ -89,24 +93,24 @@ class EncryptedS3Client:
                        Callback: Any = None, Config: Any = None) -> None:
         from .transfer import upload
 
-        upload(self, Fileobj, Bucket, Key, ExtraArgs, Config)
+        upload(self, Fileobj, Bucket, Key, ExtraArgs, Config, Callback)
 
     def upload_file(self, Filename: str, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
                     Callback: Any = None, Config: Any = None) -> None:
         with open(Filename, "rb") as fh:
-            self.upload_fileobj(fh, Bucket, Key, ExtraArgs=ExtraArgs, Config=Config)
+            self.upload_fileobj(fh, Bucket, Key, ExtraArgs=ExtraArgs, Callback=Callback, Config=Config)
 
     def download_file(self, Bucket: str, Key: str, Filename: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
                       Callback: Any = None, Config: Any = None) -> None:
         from .transfer import download_file
 
-        download_file(self, Bucket, Key, Filename, ExtraArgs, Config)
+        download_file(self, Bucket, Key, Filename, ExtraArgs, Config, Callback)
 
     def download_fileobj(self, Bucket: str, Key: str, Fileobj: Any,  # noqa: N803
                          ExtraArgs: dict[str, Any] | None = None, Callback: Any = None, Config: Any = None) -> None:
         from .transfer import download_fileobj
 
-        download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs, Config)
+        download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs, Config, Callback)
 
     def copy_object(self, *, Bucket: str, Key: str, CopySource: Any, **kwargs: Any) -> Any:  # noqa: N803
         """CopyObject: the encrypted body is copied as it is (no key needed); a REPLACE of the
@@ -158,7 +162,7 @@ class EncryptedS3Client:
     def head_object(self, *, Bucket: str, Key: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
         """HeadObject, with ContentLength the plaintext's (the stored length is in EncryptedContentLength)."""
         response = dict(self._client.head_object(Bucket=Bucket, Key=Key, **kwargs))
-        return _plaintext_view(response, Bucket, Key)
+        return plaintext_view(response, Bucket, Key)
 
     # -- internals -----------------------------------------------------------------------------------
 
@@ -176,32 +180,60 @@ class EncryptedS3Client:
             body.close()
         length = plain.tell()
         plain.seek(0)
-        response = _plaintext_view(response, bucket, key)
+        response = plaintext_view(response, bucket, key)
         response.update(Body=plain, ContentLength=length)
         return response
 
     def _get_range(self, bucket: str, key: str, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        head = self._client.head_object(Bucket=bucket, Key=key, **{k: v for k, v in kwargs.items()
-                                                                   if k in ("VersionId", "IfMatch")})
-        metadata = head.get("Metadata") or {}
-        if META_VERSION not in metadata:
-            raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
-        source = RangedObject(self._client, bucket, key, int(head["ContentLength"]), head["ETag"],
-                              window=max(64 << 10, int(metadata.get(META_CHUNK, DEFAULT_CHUNK_SIZE)) + 16))
-        reader = DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context)
+        """A miss costs a GET of the first window (header, length, ETag, metadata; often the range
+        itself) and one more for chunks beyond it; a hit, one GET of the chunks."""
+        from botocore.exceptions import ClientError
+
+        if set(kwargs) - {"VersionId"}:  # conditions or SSE-C fields of the caller's: no shortcuts
+            source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=kwargs)
+            require_envelope(source.response.get("Metadata") or {}, bucket, key)
+            return self._read_range(source, None, bucket, key, text)
+        ident = (bucket, key, kwargs.get("VersionId"))
+        hit = self._headers.open(ident, self._context)
+        if hit is not None:
+            entry, keys = hit
+            window = entry.header.chunk_size + TAG_SIZE
+            source = RangedObject(self._client, bucket, key, entry.size, entry.etag, window=window, extra=kwargs)
+            try:
+                return self._read_range(source, (entry.header, keys), bucket, key, text)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                    raise
+                self._headers.drop(ident)  # the object was replaced: open the new one
+        source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=kwargs)
+        require_envelope(source.response.get("Metadata") or {}, bucket, key)
+        header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
+                                               required_context=self._context)
+        try:
+            self._headers.put(ident, source.etag, source.size, header, data_key)
+        finally:
+            data_key[:] = bytes(len(data_key))
+        return self._read_range(source, (header, keys), bucket, key, text)
+
+    def _read_range(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, bucket: str, key: str,
+                    text: str) -> dict[str, Any]:
+        reader = DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
+                                  opened=opened)
+        source.window = reader.header.chunk_size + TAG_SIZE  # from here on, just the chunks asked for
         try:
             size = reader.size  # from the header and the object's length; the metadata's, when given, must agree
-            if META_SIZE in metadata and int(metadata[META_SIZE]) != size:
-                raise FormatError(f"s3://{bucket}/{key}: its metadata says {metadata[META_SIZE]} bytes of "
-                                  f"plaintext, its length {size}")
             first, last = _parse_range(text, size, bucket, key)
             reader.seek(first)
             data = _read_exactly(reader, last - first + 1)
         finally:
             reader.close()
-        response = _plaintext_view(dict(head), bucket, key)
+        metadata = source.response.get("Metadata") or {}
+        if META_SIZE in metadata and int(metadata[META_SIZE]) != size:
+            raise FormatError(f"s3://{bucket}/{key}: its metadata says {metadata[META_SIZE]} bytes of "
+                              f"plaintext, its length {size}")
+        response = plaintext_view(dict(source.response), bucket, key)
         response.update(Body=io.BytesIO(data), ContentLength=len(data), ContentRange=f"bytes {first}-{last}/{size}",
-                        EnvelopeBytesFetched=source.fetched, EnvelopeRequests=source.requests + 1)
+                        EnvelopeBytesFetched=source.fetched, EnvelopeRequests=source.requests)
         return response
 
 
@@ -232,18 +264,6 @@ def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
     return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
                                   f"satisfiable (the object has {size} bytes of plaintext)"},
                         "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
-
-
-def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
-    metadata = dict(response.get("Metadata") or {})
-    if META_VERSION not in metadata:
-        raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
-    response["EncryptedContentLength"] = response.get("ContentLength")
-    if META_SIZE in metadata:  # absent for a stream of unknown length uploaded in parts
-        response["ContentLength"] = int(metadata[META_SIZE])
-    response["Metadata"] = {k: v for k, v in metadata.items() if not k.startswith(META_VERSION)}
-    response.pop("ContentRange", None)
-    return response
 
 
 def _read_exactly(reader: DecryptingReader, n: int) -> bytes:

@@ -4,20 +4,27 @@ The sealing pipeline writes the header, then sealed chunks, in order.  This
 sink cuts that byte stream into parts at chunk boundaries (part 1 is the
 header and the first chunks), hands each full part to a thread pool that
 uploads it while the next is being sealed, and holds at most
-``max_concurrency + 1`` parts in memory whatever the object's size.  Any
-failure aborts the multipart upload, so no half-written upload is left to
-accumulate storage charges; only a completed upload makes the object visible.
+``max_concurrency + 1`` parts in memory whatever the object's size.  Part
+buffers are reused once S3 has acknowledged them: a 1 GiB upload allocates
+those few buffers, not a fresh one per part, and each sealed byte is copied
+once, into its part.  Any failure aborts the multipart upload, so no
+half-written upload is left to accumulate storage charges; only a completed
+upload makes the object visible.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 from ..format import TAG_SIZE
 
 MIN_PART_SIZE = 5 << 20  # S3's minimum for every part but the last
+
+# Told of each part S3 acknowledged: its ciphertext offsets [start, end), and the
+# object's whole ciphertext length when that part was the last.
+PartSent = Callable[[int, int, "int | None"], object]
 
 
 def part_size_for(chunk_size: int, wanted: int) -> int:
@@ -31,34 +38,43 @@ class MultipartSink:
     """A write-only stream that uploads what is written to it as the parts of one multipart upload."""
 
     def __init__(self, client: Any, bucket: str, key: str, upload_id: str, part_size: int,
-                 max_concurrency: int) -> None:
+                 max_concurrency: int, *, on_sent: PartSent | None = None) -> None:
         self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
         self._part_size = part_size
+        self._on_sent = on_sent
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="envelope-s3-part")
         self._slots = threading.BoundedSemaphore(max_concurrency + 1)  # parts in memory: in flight + filling
+        self._spare: list[bytearray] = []  # acknowledged part buffers, ready for reuse
+        self._lock = threading.Lock()
         self._futures: list[Future[dict[str, Any]]] = []
-        self._buffer = bytearray()
-        self._header_seen = False
-        self._limit = 0
+        self._part: bytearray | None = None
+        self._filled = 0
+        self._offset = 0  # ciphertext offset of the part being filled
+        self.header_size: int | None = None
         self._number = 0
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        if not self._header_seen:  # the first write is the whole header: part 1 carries it with its chunks
-            self._header_seen = True
-            self._limit = len(view) + self._part_size
-        self._buffer += view
-        while len(self._buffer) >= self._limit:
-            self._submit(bytes(self._buffer[:self._limit]))
-            del self._buffer[:self._limit]
-            self._limit = self._part_size
-        return len(view)
+        if self.header_size is None:  # the first write is the whole header: part 1 carries it with its chunks
+            self.header_size = len(view)
+        written = len(view)
+        while view:
+            if self._part is None:
+                self._part = self._buffer(self._part_size + (self.header_size if self._number == 0 else 0))
+            n = min(len(view), len(self._part) - self._filled)
+            self._part[self._filled:self._filled + n] = view[:n]
+            self._filled += n
+            view = view[n:]
+            if self._filled == len(self._part):
+                self._submit(self._part, None)
+        return written
 
     def finish(self) -> list[dict[str, Any]]:
         """Send what is left as the last part; wait for every part; the list CompleteMultipartUpload takes."""
-        if self._buffer or not self._futures:
-            self._submit(bytes(self._buffer))
-            self._buffer = bytearray()
+        if self._filled or not self._futures:
+            part = self._part if self._part is not None else bytearray()
+            del part[self._filled:]
+            self._submit(part, self._offset + self._filled)
         try:
             return [f.result() for f in self._futures]
         finally:
@@ -69,17 +85,34 @@ class MultipartSink:
             future.cancel()
         self._pool.shutdown(wait=True)
 
-    def _submit(self, body: bytes) -> None:
+    def _buffer(self, size: int) -> bytearray:
+        self._slots.acquire()  # released when S3 has acknowledged (or refused) the part
+        with self._lock:
+            if self._spare and len(self._spare[-1]) == size:
+                return self._spare.pop()
+        return bytearray(size)
+
+    def _submit(self, body: bytearray, total: int | None) -> None:
         for future in self._futures:  # a failed part stops the upload now, not at the end
             if future.done() and future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
-        self._slots.acquire()
+        if self._part is None:  # the last part of an empty stream: no buffer was taken for it
+            self._slots.acquire()
         self._number += 1
-        future = self._pool.submit(self._upload, self._number, body)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        start = self._offset
+        self._offset += len(body)
+        self._part, self._filled = None, 0
+        self._futures.append(self._pool.submit(self._upload, self._number, body, start, total))
 
-    def _upload(self, number: int, body: bytes) -> dict[str, Any]:
-        response = self._client.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                            PartNumber=number, Body=body)
-        return {"PartNumber": number, "ETag": response["ETag"]}
+    def _upload(self, number: int, body: bytearray, start: int, total: int | None) -> dict[str, Any]:
+        try:
+            response = self._client.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+                                                PartNumber=number, Body=body)
+            if self._on_sent is not None:
+                self._on_sent(start, start + len(body), total)
+            with self._lock:
+                if len(body) == self._part_size:
+                    self._spare.append(body)
+            return {"PartNumber": number, "ETag": response["ETag"]}
+        finally:
+            self._slots.release()

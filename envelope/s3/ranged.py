@@ -5,29 +5,52 @@ range of an object while fetching only the chunks that cover it.  Reads go
 through a window (one ranged GET fills it) so the header's many small reads
 cost one request; every GET names the object's ETag (``IfMatch``), so an
 object replaced between two reads fails instead of mixing two versions.
-``fetched`` counts the bytes that crossed the network.
+:meth:`RangedObject.first` needs no HeadObject: its first GET, of the first
+window, tells the object's length, ETag and metadata.  ``fetched`` counts the
+bytes that crossed the network, ``requests`` the GETs.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..exceptions import FormatError
 from ..reader import SeekableReader
 
 DEFAULT_WINDOW = 1 << 20
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
 class RangedObject(SeekableReader):
     def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str, *,
-                 window: int = DEFAULT_WINDOW) -> None:
+                 window: int = DEFAULT_WINDOW, extra: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._client, self._bucket, self._key, self._etag = client, bucket, key, etag
-        self.size, self._window = size, window
+        # The version and SSE-C fields go on every GET; the caller's conditions only on the first.
+        self._extra = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+        self.size, self.window = size, window  # what one GET fetches, at least
         self._pos = 0
         self._start, self._data = 0, b""
         self.fetched = 0
         self.requests = 0
+        self.response: dict[str, Any] = {}  # the last GET's response, without its body
+
+    @classmethod
+    def first(cls, client: Any, bucket: str, key: str, *, window: int = DEFAULT_WINDOW,
+              extra: dict[str, Any] | None = None) -> RangedObject:
+        """Open an object with one GET of its first *window* bytes, which also gives its length and ETag."""
+        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{window - 1}", **(extra or {}))
+        data = _body(response)
+        match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
+        size = int(match.group(3)) if match else len(data)  # no Content-Range: S3 sent the whole object
+        self = cls(client, bucket, key, size, response["ETag"], window=window, extra=extra)
+        self._keep(0, data, response)
+        return self
+
+    @property
+    def etag(self) -> str:
+        return self._etag
 
     def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
@@ -35,7 +58,7 @@ class RangedObject(SeekableReader):
         if want <= 0:
             return 0
         if not self._start <= self._pos < self._start + len(self._data):
-            self._fill(self._pos, max(want, self._window))
+            self._fill(self._pos, max(want, self.window))
         skip = self._pos - self._start
         n = min(want, len(self._data) - skip)
         out[:n] = self._data[skip:skip + n]
@@ -45,14 +68,22 @@ class RangedObject(SeekableReader):
     def _fill(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1
         response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end}",
-                                           IfMatch=self._etag)
-        body = response["Body"]
-        try:
-            data = body.read()
-        finally:
-            body.close()
+                                           IfMatch=self._etag, **self._extra)
+        data = _body(response)
         if len(data) != end - start + 1:
             raise FormatError(f"s3://{self._bucket}/{self._key}: asked for {end - start + 1} bytes, got {len(data)}")
+        self._keep(start, data, response)
+
+    def _keep(self, start: int, data: bytes, response: dict[str, Any]) -> None:
         self.requests += 1
         self.fetched += len(data)
         self._start, self._data = start, data
+        self.response = {k: v for k, v in response.items() if k != "Body"}
+
+
+def _body(response: dict[str, Any]) -> bytes:
+    body = response["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()

@@ -15,20 +15,25 @@ boto3's transfer methods, with its ``TransferConfig`` (``multipart_threshold``,
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Callable, cast
 
 from .. import api
+from ..format import ciphertext_size, plaintext_before, plaintext_size
 from ..stream import encrypt_stream
+from .metadata import META_CHUNK, META_SIZE
 from .multipart import MultipartSink, part_size_for
 
 DEFAULT_THRESHOLD = 8 << 20
 DEFAULT_PART = 8 << 20
 DEFAULT_CONCURRENCY = 10
+
+Callback = Callable[[int], object]  # boto3's: told of bytes transferred since its last call
 
 
 def settings(config: Any) -> tuple[int, int, int]:
@@ -51,19 +56,35 @@ def remaining(fileobj: Any) -> int | None:
         return None
 
 
-def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] | None, config: Any) -> None:
-    """Encrypt *fileobj* into s3://bucket/key: one PutObject below the threshold, else parallel multipart."""
+def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] | None, config: Any,
+           callback: Callback | None = None) -> None:
+    """Encrypt *fileobj* into s3://bucket/key: one PutObject below the threshold, else parallel multipart.
+
+    *callback*, as boto3's ``Callback``, is told of plaintext bytes as the parts
+    carrying them are acknowledged by S3; the calls add up to the object's size.
+    """
     threshold, part, concurrency = settings(config)
     extra = dict(extra or {})
     size = remaining(fileobj)
     if size is not None and size < threshold:
         s3.put_object(Bucket=bucket, Key=key, Body=fileobj, **extra)
+        if callback is not None and size:
+            callback(size)
         return
     metadata = dict(extra.pop("Metadata", None) or {})
     metadata.update(s3.envelope_metadata(size))
     client = s3.wrapped_client
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
-    sink = MultipartSink(client, bucket, key, upload_id, part_size_for(s3.chunk_size, part), concurrency)
+    sink: MultipartSink | None = None
+
+    def sent(start: int, end: int, total: int | None) -> None:
+        assert sink is not None and sink.header_size is not None and callback is not None
+        cap = size if total is None else plaintext_size(sink.header_size, total, s3.chunk_size)
+        before = functools.partial(plaintext_before, sink.header_size, s3.chunk_size, plaintext_size=cap)
+        callback(before(end) - before(start))
+
+    sink = MultipartSink(client, bucket, key, upload_id, part_size_for(s3.chunk_size, part), concurrency,
+                         on_sent=sent if callback is not None else None)
     try:
         encrypt_stream(cast(BinaryIO, fileobj), cast(BinaryIO, sink), s3.encryption_keyring, context=s3.context,
                        chunk_size=s3.chunk_size, plaintext_size=size)
@@ -76,10 +97,13 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         raise
 
 
-def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dict[str, Any] | None) -> None:
-    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to one ETag."""
+def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict[str, Any],
+          on_block: Callable[[int, int], object] | None = None) -> None:
+    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to the ETag of *head*.
+
+    *on_block* is told the ciphertext offsets [start, end) of every block written.
+    """
     _, part, concurrency = settings(config)
-    head = client.head_object(Bucket=bucket, Key=key, **(extra or {}))
     size, etag = int(head["ContentLength"]), head["ETag"]
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -92,6 +116,8 @@ def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dic
                 offset = start
                 for block in iter(lambda: body.read(1 << 20), b""):
                     os.pwrite(fd, block, offset)
+                    if on_block is not None:
+                        on_block(offset, offset + len(block))
                     offset += len(block)
             finally:
                 body.close()
@@ -106,18 +132,43 @@ def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dic
 
 
 def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[str], extra: dict[str, Any] | None,
-                  config: Any) -> None:
+                  config: Any, callback: Callback | None = None) -> None:
+    """*callback* is told of plaintext bytes as the ciphertext carrying them arrives (metadata permitting;
+    otherwise of them all once the object verified); the calls add up to the object's size."""
     target = Path(filename)
+    head = s3.wrapped_client.head_object(Bucket=bucket, Key=key, **(extra or {}))
+    progress = _arrival_progress(head, callback)
     with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
         sealed = Path(work) / "object.envelope"
-        fetch(s3.wrapped_client, bucket, key, sealed, config, extra)
-        api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
+        fetch(s3.wrapped_client, bucket, key, sealed, config, head, progress)
+        header = api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
+        if callback is not None and progress is None:
+            callback(plaintext_size(header.size, int(head["ContentLength"]), header.chunk_size))
 
 
 def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[str, Any] | None,
-                     config: Any) -> None:
+                     config: Any, callback: Callback | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="envelope-s3-") as work:
         plain = Path(work) / "object"
-        download_file(s3, bucket, key, plain, extra, config)
+        download_file(s3, bucket, key, plain, extra, config, callback)
         with open(plain, "rb") as fh:
             shutil.copyfileobj(fh, fileobj, 1 << 20)
+
+
+def _arrival_progress(head: dict[str, Any], callback: Callback | None) -> Callable[[int, int], None] | None:
+    """Ciphertext blocks as they arrive, told to *callback* as the plaintext bytes they carry.
+
+    The header's length follows from the object's length and the plaintext size
+    and chunk size in its metadata; without those, there is no mapping.
+    """
+    metadata = head.get("Metadata") or {}
+    if callback is None or META_SIZE not in metadata or META_CHUNK not in metadata:
+        return None
+    size, chunk = int(metadata[META_SIZE]), int(metadata[META_CHUNK])
+    header_size = int(head["ContentLength"]) - ciphertext_size(0, size, chunk)
+    before = functools.partial(plaintext_before, header_size, chunk, plaintext_size=size)
+
+    def arrived(start: int, end: int) -> None:
+        callback(before(end) - before(start))
+
+    return arrived
