@@ -110,6 +110,22 @@ def encrypt_stream(
                            chunk_size=chunk_size, engine=engine, progress=progress)
 
 
+def start_stream(data_key: bytes | bytearray, wrapped_keys: Sequence[WrappedKey], *,
+                 context: EncryptionContext | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 file_id: bytes | None = None) -> tuple[Header, FileKeys]:
+    """The sealed header of a new stream and the keys for its chunks.
+
+    For writers that seal chunks out of order (parts of an S3 upload sealed in
+    parallel): chunk *i* needs only these keys, *i*, and whether it is last.
+    """
+    check_chunk_size(chunk_size)
+    file_id = os.urandom(FILE_ID_SIZE) if file_id is None else file_id
+    keys = FileKeys.derive(data_key, file_id, SUITE_AES256_GCM_HKDF_SHA512_COMMIT)
+    header = seal_header(Header(chunk_size=chunk_size, file_id=file_id, context=_context.normalize(context),
+                                wrapped_keys=tuple(wrapped_keys), commitment=keys.commitment), keys)
+    return header, keys
+
+
 def seal_stream(
     src: BinaryIO,
     dst: BinaryIO,
@@ -127,13 +143,8 @@ def seal_stream(
     *file_id* is fixed only by the vector generator; left out, it is fresh and
     random, which is what makes reusing a data key safe.
     """
-    check_chunk_size(chunk_size)
-    ctx = _context.normalize(context)
     engine = engine or get_engine()
-    file_id = os.urandom(FILE_ID_SIZE) if file_id is None else file_id
-    keys = FileKeys.derive(data_key, file_id, SUITE_AES256_GCM_HKDF_SHA512_COMMIT)
-    header = seal_header(Header(chunk_size=chunk_size, file_id=file_id, context=ctx,
-                                wrapped_keys=tuple(wrapped_keys), commitment=keys.commitment), keys)
+    header, keys = start_stream(data_key, wrapped_keys, context=context, chunk_size=chunk_size, file_id=file_id)
     dst.write(header.encode())
 
     reader = _LookaheadReader(src)

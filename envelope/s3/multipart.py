@@ -1,6 +1,13 @@
 """Parallel multipart upload of an envelope stream: parts hold whole chunks, sealed here, sent by a pool.
 
-The sealing pipeline writes the header, then sealed chunks, in order.  This
+A file of known length goes up as boto3 sends a plain file: every worker of
+the pool reads its own part's plaintext at its offset, seals it (a chunk's
+nonce needs only its index and whether it is last, both known from the
+offset), and uploads it (:func:`upload_parts`).  Nothing is serialised
+behind one sealing thread, which under ten busy sender threads would wait
+for the GIL at every step.
+
+A stream of unknown length cannot be cut that way; for it, the sealing pipeline writes the header, then sealed chunks, in order.  This
 sink cuts that byte stream into parts at chunk boundaries (part 1 is the
 header and the first chunks), hands each full part to a thread pool that
 uploads it while the next is being sealed, and holds at most
@@ -14,11 +21,15 @@ upload makes the object visible.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-from ..format import TAG_SIZE
+from ..engines import get_engine
+from ..engines.base import sealed_size
+from ..format import TAG_SIZE, Header
+from ..kdf import FileKeys
 
 MIN_PART_SIZE = 5 << 20  # S3's minimum for every part but the last
 
@@ -116,3 +127,78 @@ class MultipartSink:
             return {"PartNumber": number, "ETag": response["ETag"]}
         finally:
             self._slots.release()
+
+
+def upload_parts(client: Any, bucket: str, key: str, upload_id: str, source: Any, size: int, header: Header,
+                 keys: FileKeys, part_size: int, max_concurrency: int, *,
+                 on_sent: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
+    """Seal and upload the *size* bytes of a seekable *source* (from its current position) as parts.
+
+    *part_size* is a whole number of sealed chunks; part 1 also carries the
+    header.  Each worker keeps one part buffer for the parts it seals, so
+    memory is ``max_concurrency`` parts (two buffers each) whatever the size.
+    *on_sent* is told the plaintext bytes of each part S3 acknowledged.
+    """
+    chunk = header.chunk_size
+    per_part = part_size // (chunk + TAG_SIZE)
+    plain_part = per_part * chunk
+    count = max(1, -(-size // plain_part))
+    encoded = header.encode()
+    engine = get_engine(threads=1)  # the pool is the parallelism
+    read_at = _positional_reader(source)
+    local = threading.local()
+
+    def one(number: int) -> dict[str, Any]:
+        offset = (number - 1) * plain_part
+        length, final = min(plain_part, size - offset), number == count
+        lead = len(encoded) if number == 1 else 0
+        if not hasattr(local, "plain"):
+            local.plain, local.body = bytearray(plain_part), bytearray(part_size)
+        plain = memoryview(local.plain)[:length]
+        if read_at(plain, offset) != length:
+            raise OSError("the source ended early: it shrank while it was being uploaded")
+        body_size = lead + sealed_size(length, chunk, final)
+        body = local.body if body_size == part_size else bytearray(body_size)
+        if lead:
+            body[:lead] = encoded
+        engine.seal(keys.payload, (number - 1) * per_part, plain, memoryview(body)[lead:], chunk, final)
+        response = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+        if on_sent is not None:
+            on_sent(length)
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="envelope-s3-part") as pool:
+        futures = [pool.submit(one, number) for number in range(1, count + 1)]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _positional_reader(source: Any) -> Callable[[memoryview, int], int]:
+    """read_at(buffer, offset) from *source*'s current position on, safe from many threads at once."""
+    base = source.tell()
+    try:
+        fd = source.fileno()
+        os.pread(fd, 0, base)
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    lock = threading.Lock()
+
+    def read_at(buffer: memoryview, offset: int) -> int:
+        got = 0
+        while got < len(buffer):
+            if fd is not None:
+                n = os.preadv(fd, [buffer[got:]], base + offset + got)
+            else:
+                with lock:
+                    source.seek(base + offset + got)
+                    n = source.readinto(buffer[got:])
+            if not n:
+                break
+            got += n
+        return got
+
+    return read_at

@@ -4,8 +4,9 @@ boto3's transfer methods, with its ``TransferConfig`` (``multipart_threshold``,
 ``multipart_chunksize``, ``max_concurrency``) meaning what it means there:
 
 - Uploads at or above the threshold go up as a multipart upload whose parts
-  are whole sealed chunks, sealed here while earlier parts are being sent
-  (:mod:`envelope.s3.multipart`); below it, one PutObject.
+  are whole sealed chunks, each read, sealed and sent by a worker of the pool
+  (a stream of unknown length: sealed in order while earlier parts are being
+  sent) (:mod:`envelope.s3.multipart`); below it, one PutObject.
 - Downloads fetch the ciphertext in ranges of ``multipart_chunksize``,
   concurrently, into a private temporary file, then decrypt it with the native
   engine.  ``download_file`` writes beside the destination and renames only
@@ -25,9 +26,9 @@ from typing import Any, BinaryIO, Callable, cast
 
 from .. import api
 from ..format import ciphertext_size, plaintext_before, plaintext_size
-from ..stream import encrypt_stream
+from ..stream import encrypt_stream, start_stream
 from .metadata import META_CHUNK, META_SIZE
-from .multipart import MultipartSink, part_size_for
+from .multipart import MultipartSink, part_size_for, upload_parts
 
 DEFAULT_THRESHOLD = 8 << 20
 DEFAULT_PART = 8 << 20
@@ -74,20 +75,35 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
     metadata = dict(extra.pop("Metadata", None) or {})
     metadata.update(s3.envelope_metadata(size))
     client = s3.wrapped_client
+    part_size = part_size_for(s3.chunk_size, part)
+    if size is not None:  # parts sealed and sent by the pool, each from its own offset
+        ctx = s3.context
+        with s3.encryption_keyring.generate_data_key(ctx, size) as data_key:
+            header, keys = start_stream(data_key.plaintext, data_key.wrapped, context=ctx, chunk_size=s3.chunk_size)
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
+        try:
+            parts = upload_parts(client, bucket, key, upload_id, fileobj, size, header, keys, part_size, concurrency,
+                                 on_sent=callback)
+            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                             MultipartUpload={"Parts": parts})
+        except BaseException:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        return
     upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
     sink: MultipartSink | None = None
 
     def sent(start: int, end: int, total: int | None) -> None:
         assert sink is not None and sink.header_size is not None and callback is not None
-        cap = size if total is None else plaintext_size(sink.header_size, total, s3.chunk_size)
+        cap = None if total is None else plaintext_size(sink.header_size, total, s3.chunk_size)
         before = functools.partial(plaintext_before, sink.header_size, s3.chunk_size, plaintext_size=cap)
         callback(before(end) - before(start))
 
-    sink = MultipartSink(client, bucket, key, upload_id, part_size_for(s3.chunk_size, part), concurrency,
+    sink = MultipartSink(client, bucket, key, upload_id, part_size, concurrency,
                          on_sent=sent if callback is not None else None)
     try:
         encrypt_stream(cast(BinaryIO, fileobj), cast(BinaryIO, sink), s3.encryption_keyring, context=s3.context,
-                       chunk_size=s3.chunk_size, plaintext_size=size)
+                       chunk_size=s3.chunk_size)
         parts = sink.finish()
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
