@@ -192,6 +192,12 @@ def test_cli_refuses_appended_bytes_and_every_truncation_at_a_chunk_boundary(kek
     sealed_tail = adv.seal_chunk(adv.payload_key(dek, file_id), 3, b"", True)
     cli_refuses(blob + sealed_tail, tmp_path, capsys, EXIT_AUTH, "empty final chunk")
     cli_refuses(blob + b"x", tmp_path, capsys, EXIT_AUTH, "truncated")
+    # Random access sizes the file first: an impossible length is the same failure, with the same code.
+    cli_refuses(blob + b"x", tmp_path, capsys, EXIT_AUTH, "truncated or extended", "--range", "0:10")
+    # A forged full chunk sealed as final at index 3: the genuine final chunk 2 is then opened as
+    # not final when the range reaches it.
+    forged = adv.seal_chunk(adv.payload_key(dek, file_id), 3, os.urandom(C), True)
+    cli_refuses(blob + forged, tmp_path, capsys, EXIT_AUTH, "chunk 2", "--range", f"{3 * C - 5}:")
     header, _ = adv.parse_header(blob)
     size = len(header.encode())
     for index in range(3):

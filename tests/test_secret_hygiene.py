@@ -183,6 +183,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         w(*argv)
     w("rewrap", "a.envelope", "-o", "r.envelope", "--key", "local:alias/gen", "--unwrap-key", kek)
     w.learn_file("r.envelope")
+    # A sender with only an RSA public key; the keystore holds the private half.
+    w("keys", "create", "--spec", "RSA_2048", "--alias", "alias/rsa")
+    w("keys", "public-key", "alias/rsa", "-o", "rsa.pem")
+    w("encrypt-file", "small.txt", "-o", "s.envelope", "--key", f"rsa-public:{w.path('rsa.pem')}")
+    w.learn_file("s.envelope", "local:alias/rsa")
+    w("decrypt-file", "s.envelope", "-o", "s.out", "--key", "local:alias/rsa")
 
     # Error paths: the wrong key, the wrong context, a forged header whose data key
     # unwraps but fails the commitment, a damaged chunk, a cut file, a disabled key.
@@ -293,11 +299,38 @@ def test_the_keystore_files_hold_no_key_in_the_clear(world: World) -> None:
 
 
 def test_no_file_left_behind_holds_a_key(world: World) -> None:
-    skip = {"kek.bin", "imported.bin", "secret.bin", "keystore.db.key", "other.bin"}
+    skip = {"kek.bin", "imported.bin", "secret.bin", "keystore.db.key", "other.bin", "s3.kek"}
     for path in world.root.rglob("*"):
         if path.is_file() and path.name not in skip:
             assert leaks(path.read_bytes(), world.secrets) == [], path
     assert not list(world.root.rglob(".envelope-tmp-*"))
+
+
+def test_s3_commands_print_no_key(world: World, s3_endpoint: str) -> None:
+    boto3 = pytest.importorskip("boto3")
+    env = dict(world.env, AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                      aws_secret_access_key="testing")
+    bucket = "hygiene" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=bucket)
+    kek = f"raw-aes:{world.kek_path}"
+    (world.root / "s3.kek").write_bytes(os.urandom(32))
+    runs = [world("s3", "cp", "plain.txt", f"s3://{bucket}/p", "--key", kek, "--context", "app=s3", env=env),
+            world("s3", "inspect", f"s3://{bucket}/p", env=env),
+            world("s3", "cp", f"s3://{bucket}/p", "s3-back.txt", "--key", kek, env=env),
+            world("s3", "cp", f"s3://{bucket}/p", "s3-part.txt", "--key", kek, "--range", "10:5000", env=env),
+            world("s3", "rewrap", f"s3://{bucket}/p", "--key", "local:alias/known", "--from-key", kek, env=env),
+            world("s3", "cp", f"s3://{bucket}/p", "s3-x.txt", "--key", f"raw-aes:{world.path('s3.kek')}",
+                  env=env, code=5)]
+    body = s3.get_object(Bucket=bucket, Key="p")["Body"].read()
+    _, _, dek = unwrap_header(io.BytesIO(body), MultiKeyring([LocalKeyring("alias/known", keystore=world.keystore)]))
+    secrets = dict(world.secrets, **{"S3 object data key": bytes(dek)})
+    for run in runs:
+        assert leaks(run.stdout + run.stderr, secrets) == [], run.argv
+    metadata = s3.head_object(Bucket=bucket, Key="p")["Metadata"]
+    assert leaks(json.dumps(metadata).encode(), secrets) == []
 
 
 def _exceptions(world: World) -> Iterator[BaseException]:
