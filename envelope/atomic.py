@@ -49,11 +49,13 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
         return
     check_destination(path, force)
     directory = os.path.dirname(os.path.abspath(path))
+    # mkstemp makes the file 0600, and it stays so while it is written: a decryption's
+    # temporary holds plaintext not yet authenticated, which no other user may read.
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
     try:
-        os.fchmod(fd, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb", buffering=0) as out:
             yield out  # type: ignore[misc]
+            os.fchmod(fd, _default_mode() if mode is None else mode)
         if force:
             os.replace(tmp, path)
         else:

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from .context import EncryptionContext
 from .engines import Engine, get_engine
-from .exceptions import AuthenticationError, UsageError
+from .exceptions import AuthenticationError, FormatError, UsageError
 from .format import Header, chunk_count, chunk_offset, plaintext_size, read_exactly
 from .kdf import FileKeys
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
@@ -70,7 +70,12 @@ class DecryptingReader(SeekableReader):
         self._chunk = self.header.chunk_size
         self._header_size = self.header.size
         self._total = src.seek(0, os.SEEK_END)
-        self.size = plaintext_size(self._header_size, self._total, self._chunk)
+        try:
+            self.size = plaintext_size(self._header_size, self._total, self._chunk)
+        except FormatError as exc:
+            # Edge: the header is authentic, so a length no plaintext has means the file was
+            # cut or extended, the same failure (and class) a sequential read reports.
+            raise AuthenticationError(f"stream is truncated or extended: {exc}") from None
         self._last = chunk_count(self.size, self._chunk) - 1
         self._pos = 0
         self._failure: AuthenticationError | None = None
