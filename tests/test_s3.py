@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -211,6 +212,52 @@ def test_a_failed_upload_is_aborted_and_leaves_nothing(s3: Any, enc: EncryptedS3
 
     with pytest.raises(OSError, match="disk read error"):
         enc.upload_fileobj(Failing(), s3.bucket, "broken", Config=config)
+    assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=s3.bucket)["KeyCount"] == 0
+
+
+class _Seekable(io.RawIOBase):
+    """A seekable source with no file descriptor (parts are read under a lock), failing past *fail_at*."""
+
+    def __init__(self, data: bytes, fail_at: int | None = None) -> None:
+        super().__init__()
+        self._data, self._pos, self._fail_at = data, 0, fail_at
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = (0, self._pos, len(self._data))[whence] + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._fail_at is not None and self._pos >= self._fail_at:
+            raise OSError("disk read error")
+        n = len(self._data[self._pos:self._pos + len(buffer)])
+        buffer[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def test_a_seekable_source_goes_up_from_its_position_in_parallel_parts(s3: Any, enc: EncryptedS3Client,
+                                                                       config: Any) -> None:
+    data = os.urandom(17 << 20)
+    source = _Seekable(data)
+    source.seek(1 << 20)  # boto3 uploads what is left from here
+    enc.upload_fileobj(source, s3.bucket, "rest", Config=config)
+    assert s3.head_object(Bucket=s3.bucket, Key="rest")["ETag"].strip('"').endswith("-4")
+    assert enc.get_object(Bucket=s3.bucket, Key="rest")["Body"].read() == data[1 << 20:]
+
+
+def test_a_part_that_fails_to_read_aborts_the_parallel_upload(s3: Any, enc: EncryptedS3Client, config: Any) -> None:
+    with pytest.raises(OSError, match="disk read error"):
+        enc.upload_fileobj(_Seekable(os.urandom(17 << 20), fail_at=11 << 20), s3.bucket, "broken", Config=config)
     assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
     assert s3.list_objects_v2(Bucket=s3.bucket)["KeyCount"] == 0
 
