@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
     cp.add_argument("--range", type=parse_range, metavar="START:END", help="only these plaintext bytes (download)")
     cp.add_argument("--recursive", action="store_true", help="a directory to a prefix, or a prefix to a directory")
     cp.add_argument("--force", action="store_true", help="overwrite an existing local file")
+    cp.add_argument("--format", dest="object_format", choices=("envelope", "s3ec-v2", "s3ec-v3"), default="envelope",
+                    help="object format for uploads: envelope's own (default), or AWS's S3 Encryption Client "
+                         "V2/V3 (one aws-kms key); downloads read every format")
+    cp.add_argument("--legacy-unauthenticated-range", action="store_true",
+                    help="allow --range on S3 Encryption Client objects: decrypted WITHOUT authentication "
+                         "(their one tag covers the whole object)")
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _client_options(cp)
     cp.set_defaults(handler=cmd_cp)
@@ -191,7 +197,8 @@ def _encrypted_client(args: argparse.Namespace) -> Any:
     from ..s3 import EncryptedS3Client
 
     return EncryptedS3Client(_boto_client(args), keys=args.key or None, context=parse_pairs(args.context),
-                             keystore=args.keystore)
+                             keystore=args.keystore, object_format=args.object_format,
+                             legacy_unauthenticated_ranges=args.legacy_unauthenticated_range)
 
 
 def _boto_client(args: argparse.Namespace) -> Any:

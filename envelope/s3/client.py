@@ -35,11 +35,14 @@ from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE
 from ..reader import DecryptingReader
 from ..stream import decrypt_stream, encrypt_stream
+from . import s3ec, s3ec_format
 from .ranged import RangedObject
+from .s3ec_write import FORMATS as S3EC_FORMATS
 
 META_VERSION = "envelope"
 META_SIZE = "envelope-plaintext-size"
 META_CHUNK = "envelope-chunk-size"
+FORMAT_ENVELOPE = "envelope"
 SPOOL_BYTES = 8 << 20
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
@@ -48,7 +51,16 @@ class EncryptedS3Client:
     """A boto3 S3 client that encrypts on the way up and decrypts on the way down."""
 
     def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
-                 keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+                 keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 object_format: str = FORMAT_ENVELOPE, legacy_unauthenticated_ranges: bool = False) -> None:
+        """*object_format* ``"s3ec-v2"``/``"s3ec-v3"`` writes AWS's S3 Encryption Client format (see
+        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  A range of such an
+        object cannot be authenticated: *legacy_unauthenticated_ranges* allows it (see :mod:`envelope.s3.s3ec`)."""
+        if object_format not in (FORMAT_ENVELOPE, *S3EC_FORMATS):
+            raise UsageError(f"unknown object format {object_format!r}: use {FORMAT_ENVELOPE}, "
+                             + " or ".join(S3EC_FORMATS))
+        self.object_format = object_format
+        self.legacy_unauthenticated_ranges = legacy_unauthenticated_ranges
         self._client = client
         self._context = dict(context or {})
         self._chunk_size = chunk_size
@@ -89,6 +101,11 @@ class EncryptedS3Client:
                        Callback: Any = None, Config: Any = None) -> None:
         from .transfer import upload
 
+        if self.object_format in S3EC_FORMATS:
+            from .s3ec_write import upload as upload_s3ec
+
+            upload_s3ec(self, self.object_format, Fileobj, Bucket, Key, ExtraArgs, Config)
+            return
         upload(self, Fileobj, Bucket, Key, ExtraArgs, Config)
 
     def upload_file(self, Filename: str, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
@@ -115,7 +132,8 @@ class EncryptedS3Client:
             source = CopySource if isinstance(CopySource, dict) else dict(
                 zip(("Bucket", "Key"), str(CopySource).lstrip("/").split("/", 1)))
             head = self._client.head_object(Bucket=source["Bucket"], Key=source["Key"])
-            kept = {k: v for k, v in head.get("Metadata", {}).items() if k.startswith(META_VERSION)}
+            kept = {k: v for k, v in head.get("Metadata", {}).items()
+                    if k.startswith(META_VERSION) or k in s3ec_format.NAMES}
             kwargs["Metadata"] = {**dict(kwargs.get("Metadata") or {}), **kept}
         return self._client.copy_object(Bucket=Bucket, Key=Key, CopySource=CopySource, **kwargs)
 
@@ -135,6 +153,10 @@ class EncryptedS3Client:
         return getattr(self._client, name)
 
     def put_object(self, *, Bucket: str, Key: str, Body: Any = b"", **kwargs: Any) -> Any:  # noqa: N803 - boto3's
+        if self.object_format in S3EC_FORMATS:
+            from .s3ec_write import put_object
+
+            return put_object(self, self.object_format, Bucket, Key, Body, kwargs)
         source = io.BytesIO(Body.encode() if isinstance(Body, str) else bytes(Body)) \
             if isinstance(Body, (bytes, bytearray, memoryview, str)) else Body
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as sealed:
@@ -164,6 +186,8 @@ class EncryptedS3Client:
 
     def _get_whole(self, bucket: str, key: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
+        if s3ec_format.is_s3ec(response.get("Metadata")):
+            return s3ec.get_whole(self, response, bucket, key)
         body = response["Body"]
         plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
@@ -184,6 +208,8 @@ class EncryptedS3Client:
         head = self._client.head_object(Bucket=bucket, Key=key, **{k: v for k, v in kwargs.items()
                                                                    if k in ("VersionId", "IfMatch")})
         metadata = head.get("Metadata") or {}
+        if s3ec_format.is_s3ec(metadata):
+            return s3ec.get_range(self, dict(head), bucket, key, text, kwargs)
         if META_VERSION not in metadata:
             raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
         source = RangedObject(self._client, bucket, key, int(head["ContentLength"]), head["ETag"],
@@ -236,6 +262,8 @@ def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
 
 def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
     metadata = dict(response.get("Metadata") or {})
+    if META_VERSION not in metadata and s3ec_format.is_s3ec(metadata):
+        return s3ec.plaintext_view(response, bucket, key)
     if META_VERSION not in metadata:
         raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")
     response["EncryptedContentLength"] = response.get("ContentLength")

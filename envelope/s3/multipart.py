@@ -11,7 +11,9 @@ accumulate storage charges; only a completed upload makes the object visible.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -83,3 +85,20 @@ class MultipartSink:
         response = self._client.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
                                             PartNumber=number, Body=body)
         return {"PartNumber": number, "ETag": response["ETag"]}
+
+
+@contextlib.contextmanager
+def multipart_upload(client: Any, bucket: str, key: str, part_size: int, max_concurrency: int,
+                     **create_args: Any) -> Iterator[MultipartSink]:
+    """CreateMultipartUpload, a sink for the body, then CompleteMultipartUpload; AbortMultipartUpload on any failure."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)["UploadId"]
+    sink = MultipartSink(client, bucket, key, upload_id, part_size, max_concurrency)
+    try:
+        yield sink
+        parts = sink.finish()
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+    except BaseException:
+        sink.cancel()
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise

@@ -24,7 +24,9 @@ from typing import Any, BinaryIO, cast
 
 from .. import api
 from ..stream import encrypt_stream
-from .multipart import MultipartSink, part_size_for
+from .multipart import multipart_upload, part_size_for
+from .s3ec import decrypt_downloaded
+from .s3ec_format import is_s3ec
 
 DEFAULT_THRESHOLD = 8 << 20
 DEFAULT_PART = 8 << 20
@@ -61,23 +63,15 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         return
     metadata = dict(extra.pop("Metadata", None) or {})
     metadata.update(s3.envelope_metadata(size))
-    client = s3.wrapped_client
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
-    sink = MultipartSink(client, bucket, key, upload_id, part_size_for(s3.chunk_size, part), concurrency)
-    try:
+    with multipart_upload(s3.wrapped_client, bucket, key, part_size_for(s3.chunk_size, part), concurrency,
+                          Metadata=metadata, **extra) as sink:
         encrypt_stream(cast(BinaryIO, fileobj), cast(BinaryIO, sink), s3.encryption_keyring, context=s3.context,
                        chunk_size=s3.chunk_size, plaintext_size=size)
-        parts = sink.finish()
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})
-    except BaseException:
-        sink.cancel()
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
 
 
-def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dict[str, Any] | None) -> None:
-    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to one ETag."""
+def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any,
+          extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to one ETag; its HeadObject."""
     _, part, concurrency = settings(config)
     head = client.head_object(Bucket=bucket, Key=key, **(extra or {}))
     size, etag = int(head["ContentLength"]), head["ETag"]
@@ -103,6 +97,7 @@ def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dic
                 future.result()
     finally:
         os.close(fd)
+    return dict(head)
 
 
 def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[str], extra: dict[str, Any] | None,
@@ -110,7 +105,10 @@ def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[st
     target = Path(filename)
     with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
         sealed = Path(work) / "object.envelope"
-        fetch(s3.wrapped_client, bucket, key, sealed, config, extra)
+        head = fetch(s3.wrapped_client, bucket, key, sealed, config, extra)
+        if is_s3ec(head.get("Metadata")):
+            decrypt_downloaded(s3, head, sealed, target, bucket, key)
+            return
         api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
 
 
