@@ -9,6 +9,7 @@ server listens on 127.0.0.1.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import subprocess
@@ -118,9 +119,13 @@ def test_envelope_downloads_a_multipart_upload_of_the_aws_client(s3_factory: Any
                                                            multipart_chunksize=5 * MIB, EncryptionContext=CONTEXT)
     assert raw.head_object(Bucket=bucket, Key="big")["ETag"].endswith('-3"')  # three parts
     out = tmp_path / "out"
-    ours(s3_factory, key_arn).download_file(bucket, "big", str(out), Config=TransferConfig(multipart_chunksize=4 * MIB))
+    client = ours(s3_factory, key_arn)
+    client.download_file(bucket, "big", str(out), Config=TransferConfig(multipart_chunksize=4 * MIB))
     assert out.read_bytes() == src.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "out"]  # no temporary left beside it
+    sink = io.BytesIO()
+    client.download_fileobj(bucket, "big", sink)
+    assert sink.getvalue() == src.read_bytes()
 
 
 # -- what envelope writes, AWS's client reads ------------------------------------------------------------
@@ -271,6 +276,15 @@ def test_unsupported_or_malformed_metadata_is_a_format_error(s3_factory: Any, km
         ours(s3_factory, key_arn).get_object(Bucket=bucket, Key="o")
 
 
+def test_a_key_that_is_not_aws_kms_is_told_what_opens_it(s3_factory: Any, kms: Any, key_arn: str, bucket: str,
+                                                        tmp_path: Path) -> None:
+    aws_client(s3_factory, kms, key_arn, "s3ec-v3").put_object(Bucket=bucket, Key="o", Body=b"x")
+    kek = tmp_path / "kek"
+    kek.write_bytes(os.urandom(32))
+    with pytest.raises(UsageError, match="open it with aws-kms:ARN"):
+        EncryptedS3Client(s3_factory(), keys=[f"raw-aes:{kek}"]).get_object(Bucket=bucket, Key="o")
+
+
 # -- ranges: refused, or explicitly unauthenticated -------------------------------------------------------
 
 
@@ -369,3 +383,17 @@ def test_cli_download_of_a_tampered_object_exits_with_the_authentication_code(s3
     done = cli(env, "s3", "cp", f"s3://{bucket}/t", str(out), "--key", f"aws-kms:{key_arn}")
     assert done.returncode == EXIT_AUTH and "Traceback" not in done.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_inspect_describes_an_aws_object_without_a_key(s3_factory: Any, kms: Any, key_arn: str, bucket: str,
+                                                          s3_endpoint: str) -> None:
+    env = dict(os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint)
+    aws_client(s3_factory, kms, key_arn, "s3ec-v3").put_object(Bucket=bucket, Key="i", Body=b"12345",
+                                                               EncryptionContext=CONTEXT)
+    shown = cli(env, "s3", "inspect", f"s3://{bucket}/i", "--json")
+    assert shown.returncode == EXIT_OK, shown.stderr
+    assert json.loads(shown.stdout) == {"format": "s3ec-v3", "key_commitment": True, "encryption_context": CONTEXT,
+                                        "metadata_in_instruction_file": False, "plaintext_size": 5,
+                                        "stored_size": 21}
+    text = cli(env, "s3", "inspect", f"s3://{bucket}/i")
+    assert "app=billing" in text.stdout and "key commitment:" in text.stdout

@@ -11,6 +11,7 @@ work as they do for any boto3 program; ``--endpoint-url`` overrides them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -124,17 +125,39 @@ def cmd_rewrap(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..format import read_header
     from ..s3.ranged import RangedObject
+    from ..s3.s3ec import summary
+    from ..s3.s3ec_format import is_s3ec
 
     bucket, key = split_url(args.url)
     with _errors(args.url):
         client = _boto_client(args)
         head = client.head_object(Bucket=bucket, Key=key)
+        if is_s3ec(head.get("Metadata")):
+            return _show_s3ec(args, summary(head, bucket, key))
         source = RangedObject(client, bucket, key, int(head["ContentLength"]), head["ETag"], window=64 << 10)
         header, _ = read_header(source)  # type: ignore[arg-type]
     return show_header(args, header_summary(header, int(head["ContentLength"])))
 
 
 # -- internals -------------------------------------------------------------------------------------------
+
+
+def _show_s3ec(args: argparse.Namespace, info: dict[str, Any]) -> int:
+    """An S3 Encryption Client object's metadata, for people or as JSON."""
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    context = info["encryption_context"]
+    pairs = ["(in the instruction file)"] if context is None else \
+        [f"{k}={v}" for k, v in context.items()] or ["(empty)"]
+    rows = [("format", f"{info['format']} (AWS S3 Encryption Client, AES-256-GCM, KMS-wrapped data key)"),
+            ("key commitment", "yes" if info["key_commitment"] else "no"),
+            ("plaintext size", f"{info['plaintext_size']} bytes")]
+    rows += [("context", pair) if i == 0 else ("", pair) for i, pair in enumerate(pairs)]
+    width = max(len(k) for k, _ in rows) + 2
+    for name, value in rows:
+        print(f"{name + ':' if name else '':<{width}}{value}")
+    return 0
 
 
 def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> list[tuple[str, str, int]]:

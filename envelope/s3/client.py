@@ -262,7 +262,7 @@ def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
 
 def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
     metadata = dict(response.get("Metadata") or {})
-    if META_VERSION not in metadata and s3ec_format.is_s3ec(metadata):
+    if s3ec_format.is_s3ec(metadata):
         return s3ec.plaintext_view(response, bucket, key)
     if META_VERSION not in metadata:
         raise FormatError(f"s3://{bucket}/{key} is not an envelope object (no {META_VERSION} metadata)")

@@ -80,6 +80,17 @@ def plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str,
     return response
 
 
+def summary(head: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    """What ``envelope s3 inspect`` shows of an S3EC object (no key needed, no instruction file read)."""
+    metadata = dict(head.get("Metadata") or {})
+    view = plaintext_view(dict(head), bucket, key)
+    in_file = fmt.needs_instruction_file(metadata)
+    context = None if in_file else load(None, metadata, bucket, key).user_context
+    return {"format": view["EnvelopeObjectFormat"], "key_commitment": view["EnvelopeObjectFormat"] == fmt.V3,
+            "encryption_context": context, "metadata_in_instruction_file": in_file,
+            "plaintext_size": view["ContentLength"], "stored_size": view["EncryptedContentLength"]}
+
+
 def unwrap_content_key(s3: Any, obj: fmt.S3ecObject, where: str) -> bytearray:
     """The content key, through the client's aws-kms keyrings; the caller's context checked first."""
     require_subset(s3.context, obj.user_context)

@@ -87,6 +87,7 @@ NAMES = frozenset({KEY_V1, KEY_V2, WRAP_ALG, MATDESC, IV_NAME, CEK_ALG, TAG_LEN,
 #: What an instruction file may hold; the V3 content fields must stay in the object's own metadata.
 INSTRUCTION_NAMES = NAMES - {CIPHER_V3, COMMITMENT_V3, MESSAGE_ID_V3, PLAINTEXT_LENGTH, INSTRUCTION_MARK}
 INSTRUCTION_SUFFIX = ".instruction"
+ENVELOPE_MARK = "envelope"  # envelope's own objects' metadata (envelope.s3.client.META_VERSION)
 
 GCM_V2 = "AES/GCM/NoPadding"
 SUITE_V3 = "115"
@@ -141,8 +142,13 @@ class S3ecObject:
 
 
 def is_s3ec(metadata: Mapping[str, str] | None) -> bool:
-    """Whether the metadata marks an S3EC object (any version, supported or not)."""
-    return metadata is not None and any(name in metadata for name in (KEY_V1, KEY_V2, KEY_V3, CIPHER_V3))
+    """Whether the metadata marks an S3EC object (any version, supported or not).
+
+    An object marked as envelope's own (``envelope``) never is: one set of
+    metadata has one reading, whichever call (GET, range, HEAD, download) looks.
+    """
+    return (metadata is not None and ENVELOPE_MARK not in metadata
+            and any(name in metadata for name in (KEY_V1, KEY_V2, KEY_V3, CIPHER_V3)))
 
 
 def needs_instruction_file(metadata: Mapping[str, str]) -> bool:
