@@ -133,11 +133,15 @@ def test_envelope_downloads_a_multipart_upload_of_the_aws_client(s3_factory: Any
 
 @pytest.mark.parametrize("fmt", ["s3ec-v2", "s3ec-v3"])
 @pytest.mark.parametrize("size", [0, 1, MIB + 17])
-def test_aws_client_reads_what_envelope_put(s3_factory: Any, kms: Any, key_arn: str, bucket: str, fmt: str,
-                                            size: int) -> None:
+def test_aws_client_reads_what_envelope_put(s3_factory: Any, kms: Any, key_arn: str, bucket: str, raw: Any,
+                                            fmt: str, size: int) -> None:
     data = os.urandom(size)
     ours(s3_factory, key_arn, object_format=fmt).put_object(Bucket=bucket, Key="o", Body=data,
                                                             ContentType="text/csv")
+    stored = raw.head_object(Bucket=bucket, Key="o")["Metadata"]
+    context = json.loads(stored["x-amz-matdesc" if fmt == "s3ec-v2" else "x-amz-t"])
+    assert context == {**CONTEXT, "aws:x-amz-cek-alg": "AES/GCM/NoPadding" if fmt == "s3ec-v2" else "115"}
+    assert stored.get("x-amz-unencrypted-content-length") == (str(size) if fmt == "s3ec-v2" else None)
     got = aws_client(s3_factory, kms, key_arn, fmt).get_object(Bucket=bucket, Key="o", EncryptionContext=CONTEXT)
     assert got["Body"].read() == data and got["ContentType"] == "text/csv"
 
@@ -266,6 +270,7 @@ def test_another_kms_key_cannot_open_it(s3_factory: Any, kms: Any, key_arn: str,
     ("x-amz-iv", "not base64!", "not base64"),
     ("x-amz-matdesc", "[1]", "JSON object"),
     ("x-amz-key", "AAAA", "several format versions"),
+    ("x-amz-unencrypted-content-length", "5", "says 5 bytes of plaintext"),
 ])
 def test_unsupported_or_malformed_metadata_is_a_format_error(s3_factory: Any, kms: Any, key_arn: str, bucket: str,
                                                              raw: Any, name: str, value: str, message: str) -> None:

@@ -153,9 +153,10 @@ def get_whole(s3: Any, response: dict[str, Any], bucket: str, key: str) -> dict[
     plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     try:
         obj = load(s3.wrapped_client, dict(response.get("Metadata") or {}), bucket, key)
+        view = plaintext_view(dict(response), bucket, key)  # its checks of the lengths, before any work
         content_key = unwrap_content_key(s3, obj, where)
         try:
-            length = decrypt_gcm(obj, content_key, body.read, int(response["ContentLength"]), plain.write, where)
+            decrypt_gcm(obj, content_key, body.read, int(view["EncryptedContentLength"]), plain.write, where)
         finally:
             content_key[:] = bytes(len(content_key))
     except BaseException:
@@ -164,9 +165,8 @@ def get_whole(s3: Any, response: dict[str, Any], bucket: str, key: str) -> dict[
     finally:
         body.close()
     plain.seek(0)
-    response = plaintext_view(response, bucket, key)
-    response.update(Body=plain, ContentLength=length)
-    return response
+    view["Body"] = plain
+    return view
 
 
 def get_range(s3: Any, head: dict[str, Any], bucket: str, key: str, text: str,
