@@ -75,10 +75,9 @@ def raw(s3_factory: Any) -> Any:
     return s3_factory()
 
 
-def aws_client(s3_factory: Any, kms: Any, key_arn: str, fmt: str, *, read_v2: bool = False) -> Any:
+def aws_client(s3_factory: Any, kms: Any, key_arn: str, fmt: str) -> Any:
+    """AWS's client writing *fmt* (V2 needs the policy that allows non-committing objects)."""
     suite, policy = SUITES[fmt]
-    if read_v2 and policy == CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT:
-        policy = CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT
     config = S3EncryptionClientConfig(keyring=KmsKeyring(kms_client=kms, kms_key_id=key_arn),
                                       encryption_algorithm=suite, commitment_policy=policy)
     return S3EncryptionClient(wrapped_s3_client=s3_factory(), config=config)
@@ -159,6 +158,28 @@ def test_aws_client_reads_a_parallel_multipart_upload_by_envelope(s3_factory: An
     got = aws_client(s3_factory, kms, key_arn, fmt).get_object(Bucket=bucket, Key="big", EncryptionContext=CONTEXT)
     assert got["Body"].read() == src.read_bytes() and got["Metadata"]["owner"] == "ops"
     assert ours(s3_factory, key_arn).get_object(Bucket=bucket, Key="big")["Body"].read() == src.read_bytes()
+
+
+class _Pipe:
+    """A source with only read(): its length is unknown until its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self._src = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._src.read(n)
+
+
+def test_a_stream_of_unknown_length_goes_up_in_parts_the_aws_client_reads(s3_factory: Any, kms: Any, key_arn: str,
+                                                                          bucket: str, raw: Any) -> None:
+    data = os.urandom(6 * MIB + 1)
+    ours(s3_factory, key_arn, object_format="s3ec-v2").upload_fileobj(
+        _Pipe(data), bucket, "s", Config=TransferConfig(multipart_chunksize=5 * MIB))
+    head = raw.head_object(Bucket=bucket, Key="s")
+    assert head["ETag"].endswith('-2"') and "x-amz-unencrypted-content-length" not in head["Metadata"]
+    got = aws_client(s3_factory, kms, key_arn, "s3ec-v2").get_object(Bucket=bucket, Key="s",
+                                                                      EncryptionContext=CONTEXT)
+    assert got["Body"].read() == data
 
 
 def test_aws_client_with_the_wrong_context_refuses_what_envelope_wrote(s3_factory: Any, kms: Any, key_arn: str,
