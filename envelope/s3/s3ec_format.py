@@ -38,9 +38,9 @@ pair ``aws:x-amz-cek-alg`` naming the content algorithm (``AES/GCM/NoPadding``
 or ``115``), so KMS refuses to unwrap the key under a relabelled algorithm.
 
 Not supported (a :class:`FormatError` says so): V1 objects, AES-CBC content,
-data keys wrapped by a raw AES or RSA key rather than KMS, and V1/V2 objects
-whose metadata lives in an instruction file (nothing in the object marks them).
-A V3 object whose key metadata lives in its instruction file is marked (it has
+and data keys wrapped by a raw AES or RSA key rather than KMS.  V1/V2 objects
+whose metadata lives in an instruction file are not even recognised: nothing
+in the object marks them.  A V3 object whose key metadata lives in its instruction file is marked (it has
 x-amz-c, x-amz-d and x-amz-i but no x-amz-3) and is read through
 :func:`merge_instruction_file`.
 """
