@@ -11,6 +11,7 @@ work as they do for any boto3 program; ``--endpoint-url`` overrides them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -40,6 +41,12 @@ def register(sub: Any) -> None:
     cp.add_argument("--range", type=parse_range, metavar="START:END", help="only these plaintext bytes (download)")
     cp.add_argument("--recursive", action="store_true", help="a directory to a prefix, or a prefix to a directory")
     cp.add_argument("--force", action="store_true", help="overwrite an existing local file")
+    cp.add_argument("--format", dest="object_format", choices=("envelope", "s3ec-v2", "s3ec-v3"), default="envelope",
+                    help="object format for uploads: envelope's own (default), or AWS's S3 Encryption Client "
+                         "V2/V3 (one aws-kms key); downloads read every format")
+    cp.add_argument("--legacy-unauthenticated-range", action="store_true",
+                    help="allow --range on S3 Encryption Client objects: decrypted WITHOUT authentication "
+                         "(their one tag covers the whole object)")
     cp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _client_options(cp)
     cp.set_defaults(handler=cmd_cp)
@@ -126,17 +133,39 @@ def cmd_rewrap(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..format import read_header
     from ..s3.ranged import RangedObject
+    from ..s3.s3ec import summary
+    from ..s3.s3ec_format import is_s3ec
 
     bucket, key = split_url(args.url)
     with _errors(args.url):
         client = _boto_client(args)
         head = client.head_object(Bucket=bucket, Key=key)
+        if is_s3ec(head.get("Metadata")):
+            return _show_s3ec(args, summary(head, bucket, key))
         source = RangedObject(client, bucket, key, int(head["ContentLength"]), head["ETag"], window=64 << 10)
         header, _ = read_header(source)  # type: ignore[arg-type]
     return show_header(args, header_summary(header, int(head["ContentLength"])))
 
 
 # -- internals -------------------------------------------------------------------------------------------
+
+
+def _show_s3ec(args: argparse.Namespace, info: dict[str, Any]) -> int:
+    """An S3 Encryption Client object's metadata, for people or as JSON."""
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    context = info["encryption_context"]
+    pairs = ["(in the instruction file)"] if context is None else \
+        [f"{k}={v}" for k, v in context.items()] or ["(empty)"]
+    rows = [("format", f"{info['format']} (AWS S3 Encryption Client, AES-256-GCM, KMS-wrapped data key)"),
+            ("key commitment", "yes" if info["key_commitment"] else "no"),
+            ("plaintext size", f"{info['plaintext_size']} bytes")]
+    rows += [("context", pair) if i == 0 else ("", pair) for i, pair in enumerate(pairs)]
+    width = max(len(k) for k, _ in rows) + 2
+    for name, value in rows:
+        print(f"{name + ':' if name else '':<{width}}{value}")
+    return 0
 
 
 def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> list[tuple[str, str, int]]:
@@ -204,7 +233,8 @@ def _encrypted_client(args: argparse.Namespace) -> Any:
     from ..s3 import EncryptedS3Client
 
     return EncryptedS3Client(_boto_client(args), keys=args.key or None, context=parse_pairs(args.context),
-                             keystore=args.keystore)
+                             keystore=args.keystore, object_format=args.object_format,
+                             legacy_unauthenticated_ranges=args.legacy_unauthenticated_range)
 
 
 def _boto_client(args: argparse.Namespace) -> Any:

@@ -34,10 +34,13 @@ from ..format import DEFAULT_CHUNK_SIZE, MAX_HEADER_SIZE, TAG_SIZE
 from ..kdf import FileKeys
 from ..reader import DecryptingReader
 from ..stream import decrypt_stream, encrypt_stream, unwrap_header
-from .header_cache import DEFAULT_ENTRIES, HeaderCache
+from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
+from . import s3ec, s3ec_format
 from .ranged import RangedObject
+from .s3ec_write import FORMATS as S3EC_FORMATS
 
+FORMAT_ENVELOPE = "envelope"
 SPOOL_BYTES = 8 << 20
 # The first GET of a ranged read: room for the largest header and a first chunk of the default size,
 # so a range near the start costs one request; later GETs fetch just the chunks they need.
@@ -50,8 +53,17 @@ class EncryptedS3Client:
 
     def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
                  keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 header_cache: int = DEFAULT_ENTRIES) -> None:
-        """*header_cache*: how many opened objects to keep for ranged GETs (0: none)."""
+                 header_cache: int = DEFAULT_ENTRIES, object_format: str = FORMAT_ENVELOPE,
+                 legacy_unauthenticated_ranges: bool = False) -> None:
+        """*header_cache*: how many opened objects to keep for ranged GETs (0: none).  *object_format*
+        ``"s3ec-v2"``/``"s3ec-v3"`` writes AWS's S3 Encryption Client format (see
+        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  A range of such an
+        object cannot be authenticated: *legacy_unauthenticated_ranges* allows it (see :mod:`envelope.s3.s3ec`)."""
+        if object_format not in (FORMAT_ENVELOPE, *S3EC_FORMATS):
+            raise UsageError(f"unknown object format {object_format!r}: use {FORMAT_ENVELOPE}, "
+                             + " or ".join(S3EC_FORMATS))
+        self.object_format = object_format
+        self.legacy_unauthenticated_ranges = legacy_unauthenticated_ranges
         self._client = client
         self._headers = HeaderCache(header_cache)
         self._context = dict(context or {})
@@ -91,8 +103,16 @@ class EncryptedS3Client:
 
     def upload_fileobj(self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
                        Callback: Any = None, Config: Any = None) -> None:
-        from .transfer import upload
+        from .transfer import remaining, upload
 
+        if self.object_format in S3EC_FORMATS:  # one GCM stream: progress only once it is all sent
+            from .s3ec_write import upload as upload_s3ec
+
+            size = remaining(Fileobj)
+            upload_s3ec(self, self.object_format, Fileobj, Bucket, Key, ExtraArgs, Config)
+            if Callback is not None and size:
+                Callback(size)
+            return
         upload(self, Fileobj, Bucket, Key, ExtraArgs, Config, Callback)
 
     def upload_file(self, Filename: str, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None,  # noqa: N803
@@ -119,7 +139,8 @@ class EncryptedS3Client:
             source = CopySource if isinstance(CopySource, dict) else dict(
                 zip(("Bucket", "Key"), str(CopySource).lstrip("/").split("/", 1)))
             head = self._client.head_object(Bucket=source["Bucket"], Key=source["Key"])
-            kept = {k: v for k, v in head.get("Metadata", {}).items() if k.startswith(META_VERSION)}
+            kept = {k: v for k, v in head.get("Metadata", {}).items()
+                    if k.startswith(META_VERSION) or k in s3ec_format.NAMES}
             kwargs["Metadata"] = {**dict(kwargs.get("Metadata") or {}), **kept}
         return self._client.copy_object(Bucket=Bucket, Key=Key, CopySource=CopySource, **kwargs)
 
@@ -139,6 +160,10 @@ class EncryptedS3Client:
         return getattr(self._client, name)
 
     def put_object(self, *, Bucket: str, Key: str, Body: Any = b"", **kwargs: Any) -> Any:  # noqa: N803 - boto3's
+        if self.object_format in S3EC_FORMATS:
+            from .s3ec_write import put_object
+
+            return put_object(self, self.object_format, Bucket, Key, Body, kwargs)
         source = io.BytesIO(Body.encode() if isinstance(Body, str) else bytes(Body)) \
             if isinstance(Body, (bytes, bytearray, memoryview, str)) else Body
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as sealed:
@@ -162,12 +187,14 @@ class EncryptedS3Client:
     def head_object(self, *, Bucket: str, Key: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
         """HeadObject, with ContentLength the plaintext's (the stored length is in EncryptedContentLength)."""
         response = dict(self._client.head_object(Bucket=Bucket, Key=Key, **kwargs))
-        return plaintext_view(response, Bucket, Key)
+        return _plaintext_view(response, Bucket, Key)
 
     # -- internals -----------------------------------------------------------------------------------
 
     def _get_whole(self, bucket: str, key: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
+        if s3ec_format.is_s3ec(response.get("Metadata")):
+            return s3ec.get_whole(self, response, bucket, key)
         body = response["Body"]
         plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
@@ -180,7 +207,7 @@ class EncryptedS3Client:
             body.close()
         length = plain.tell()
         plain.seek(0)
-        response = plaintext_view(response, bucket, key)
+        response = _plaintext_view(response, bucket, key)
         response.update(Body=plain, ContentLength=length)
         return response
 
@@ -189,24 +216,27 @@ class EncryptedS3Client:
         itself) and one more for chunks beyond it; a hit, one GET of the chunks."""
         from botocore.exceptions import ClientError
 
-        if set(kwargs) - {"VersionId"}:  # conditions or SSE-C fields of the caller's: no shortcuts
-            source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=kwargs)
-            require_envelope(source.response.get("Metadata") or {}, bucket, key)
-            return self._read_range(source, None, bucket, key, text)
-        ident = (bucket, key, kwargs.get("VersionId"))
-        hit = self._headers.open(ident, self._context)
-        if hit is not None:
-            entry, keys = hit
-            window = entry.header.chunk_size + TAG_SIZE
-            source = RangedObject(self._client, bucket, key, entry.size, entry.etag, window=window, extra=kwargs)
-            try:
-                return self._read_range(source, (entry.header, keys), bucket, key, text)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-                    raise
-                self._headers.drop(ident)  # the object was replaced: open the new one
+        ident: Ident | None = None  # the caller's conditions or SSE-C fields: no shortcuts
+        if not set(kwargs) - {"VersionId"}:
+            ident = (bucket, key, kwargs.get("VersionId"))
+            hit = self._headers.open(ident, self._context)
+            if hit is not None:
+                entry, keys = hit
+                source = RangedObject(self._client, bucket, key, entry.size, entry.etag,
+                                      window=entry.header.chunk_size + TAG_SIZE, extra=kwargs)
+                try:
+                    return self._read_range(source, (entry.header, keys), bucket, key, text)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                        raise
+                    self._headers.drop(ident)  # the object was replaced: open the new one
         source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=kwargs)
-        require_envelope(source.response.get("Metadata") or {}, bucket, key)
+        metadata = source.response.get("Metadata") or {}
+        if s3ec_format.is_s3ec(metadata):
+            return s3ec.get_range(self, {**source.response, "ContentLength": source.size}, bucket, key, text, kwargs)
+        require_envelope(metadata, bucket, key)
+        if ident is None:
+            return self._read_range(source, None, bucket, key, text)
         header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
                                                required_context=self._context)
         try:
@@ -264,6 +294,12 @@ def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
     return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
                                   f"satisfiable (the object has {size} bytes of plaintext)"},
                         "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
+
+
+def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
+    if s3ec_format.is_s3ec(response.get("Metadata")):
+        return s3ec.plaintext_view(response, bucket, key)
+    return plaintext_view(response, bucket, key)
 
 
 def _read_exactly(reader: DecryptingReader, n: int) -> bytes:

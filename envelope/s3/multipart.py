@@ -21,8 +21,10 @@ upload makes the object visible.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -202,3 +204,19 @@ def _positional_reader(source: Any) -> Callable[[memoryview, int], int]:
         return got
 
     return read_at
+
+@contextlib.contextmanager
+def multipart_upload(client: Any, bucket: str, key: str, part_size: int, max_concurrency: int, *,
+                     on_sent: PartSent | None = None, **create_args: Any) -> Iterator[MultipartSink]:
+    """CreateMultipartUpload, a sink for the body, then CompleteMultipartUpload; AbortMultipartUpload on any failure."""
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)["UploadId"]
+    sink = MultipartSink(client, bucket, key, upload_id, part_size, max_concurrency, on_sent=on_sent)
+    try:
+        yield sink
+        parts = sink.finish()
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+    except BaseException:
+        sink.cancel()
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise

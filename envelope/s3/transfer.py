@@ -28,7 +28,10 @@ from .. import api
 from ..format import ciphertext_size, plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
 from .metadata import META_CHUNK, META_SIZE
-from .multipart import MultipartSink, part_size_for, upload_parts
+from .multipart import MultipartSink, multipart_upload, part_size_for, upload_parts
+from .s3ec import decrypt_downloaded
+from .s3ec_format import TAG_SIZE as S3EC_TAG_SIZE
+from .s3ec_format import is_s3ec
 
 DEFAULT_THRESHOLD = 8 << 20
 DEFAULT_PART = 8 << 20
@@ -90,8 +93,7 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
             client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
         return
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
-    sink: MultipartSink | None = None
+    sink: MultipartSink | None = None  # a stream of unknown length: sealed in order, parts sent as they fill
 
     def sent(start: int, end: int, total: int | None) -> None:
         assert sink is not None and sink.header_size is not None and callback is not None
@@ -99,18 +101,10 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         before = functools.partial(plaintext_before, sink.header_size, s3.chunk_size, plaintext_size=cap)
         callback(before(end) - before(start))
 
-    sink = MultipartSink(client, bucket, key, upload_id, part_size, concurrency,
-                         on_sent=sent if callback is not None else None)
-    try:
+    with multipart_upload(client, bucket, key, part_size, concurrency, on_sent=sent if callback else None,
+                          Metadata=metadata, **extra) as sink:
         encrypt_stream(cast(BinaryIO, fileobj), cast(BinaryIO, sink), s3.encryption_keyring, context=s3.context,
                        chunk_size=s3.chunk_size)
-        parts = sink.finish()
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})
-    except BaseException:
-        sink.cancel()
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
 
 
 def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict[str, Any],
@@ -157,6 +151,11 @@ def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[st
     with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
         sealed = Path(work) / "object.envelope"
         fetch(s3.wrapped_client, bucket, key, sealed, config, head, progress)
+        if is_s3ec(head.get("Metadata")):
+            decrypt_downloaded(s3, head, sealed, target, bucket, key)
+            if callback is not None:
+                callback(int(head["ContentLength"]) - S3EC_TAG_SIZE)
+            return
         header = api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
         if callback is not None and progress is None:
             callback(plaintext_size(header.size, int(head["ContentLength"]), header.chunk_size))
