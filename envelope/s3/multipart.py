@@ -34,6 +34,7 @@ from ..format import TAG_SIZE, Header
 from ..kdf import FileKeys
 
 MIN_PART_SIZE = 5 << 20  # S3's minimum for every part but the last
+READ_STEP = 4 << 20  # plaintext read and sealed at a time into a part buffer
 
 # Told of each part S3 acknowledged: its ciphertext offsets [start, end), and the
 # object's whole ciphertext length when that part was the last.
@@ -137,8 +138,9 @@ def upload_parts(client: Any, bucket: str, key: str, upload_id: str, source: Any
     """Seal and upload the *size* bytes of a seekable *source* (from its current position) as parts.
 
     *part_size* is a whole number of sealed chunks; part 1 also carries the
-    header.  Each worker keeps one part buffer for the parts it seals, so
-    memory is ``max_concurrency`` parts (two buffers each) whatever the size.
+    header.  Each worker keeps one part buffer and a few MiB of plaintext for
+    the parts it seals, so memory is about ``max_concurrency`` parts whatever
+    the object's size.
     *on_sent* is told the plaintext bytes of each part S3 acknowledged.
     """
     chunk = header.chunk_size
@@ -148,22 +150,30 @@ def upload_parts(client: Any, bucket: str, key: str, upload_id: str, source: Any
     encoded = header.encode()
     engine = get_engine(threads=1)  # the pool is the parallelism
     read_at = _positional_reader(source)
+    step = max(1, READ_STEP // chunk) * chunk  # whole chunks read and sealed at a time
     local = threading.local()
 
     def one(number: int) -> dict[str, Any]:
         offset = (number - 1) * plain_part
         length, final = min(plain_part, size - offset), number == count
         lead = len(encoded) if number == 1 else 0
-        if not hasattr(local, "plain"):
-            local.plain, local.body = bytearray(plain_part), bytearray(part_size)
-        plain = memoryview(local.plain)[:length]
-        if read_at(plain, offset) != length:
-            raise OSError("the source ended early: it shrank while it was being uploaded")
+        if not hasattr(local, "body"):
+            local.plain, local.body = bytearray(min(plain_part, step)), bytearray(part_size)
         body_size = lead + sealed_size(length, chunk, final)
         body = local.body if body_size == part_size else bytearray(body_size)
         if lead:
             body[:lead] = encoded
-        engine.seal(keys.payload, (number - 1) * per_part, plain, memoryview(body)[lead:], chunk, final)
+        out, index, done = lead, (number - 1) * per_part, 0
+        while True:  # a step of plaintext at a time, sealed into its place in the part
+            n = min(step, length - done)
+            plain = memoryview(local.plain)[:n]
+            if read_at(plain, offset + done) != n:
+                raise OSError("the source ended early: it shrank while it was being uploaded")
+            last = final and done + n == length
+            out += engine.seal(keys.payload, index, plain, memoryview(body)[out:], chunk, last)
+            index, done = index + n // chunk, done + n
+            if done == length:
+                break
         response = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
         if on_sent is not None:
             on_sent(length)
