@@ -99,6 +99,13 @@ def test_a_range_that_starts_past_the_end_is_s3s_416(s3: Any, enc: EncryptedS3Cl
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
 
 
+def _chunk_twice(blob: bytearray, index: int) -> bytes:
+    from envelope.format import read_header
+
+    at = read_header(io.BytesIO(bytes(blob)))[0].size + index * (CHUNK + 16)
+    return bytes(blob[:at + CHUNK + 16] + blob[at:])
+
+
 def tamper(s3: Any, key: str, change: Any) -> None:
     raw = s3.get_object(Bucket=s3.bucket, Key=key)
     s3.put_object(Bucket=s3.bucket, Key=key, Body=change(bytearray(raw["Body"].read())), Metadata=raw["Metadata"])
@@ -262,12 +269,23 @@ def test_a_part_that_fails_to_read_aborts_the_parallel_upload(s3: Any, enc: Encr
     assert s3.list_objects_v2(Bucket=s3.bucket)["KeyCount"] == 0
 
 
+@pytest.mark.parametrize("damage", [
+    lambda blob: bytes(blob[:-1]),                                   # the final tag cut short
+    lambda blob: bytes(blob[:-(CHUNK + 16)]),                        # a whole final chunk gone
+    lambda blob: blob[:-20] + bytes([blob[-20] ^ 1]) + blob[-19:],   # a flipped byte in the last chunk
+    lambda blob: _chunk_twice(blob, 1),                              # chunk 1, then chunk 1 again
+], ids=["cut-tag", "cut-chunk", "flipped", "duplicated"])
 def test_a_download_that_fails_to_verify_leaves_no_file(s3: Any, enc: EncryptedS3Client, stored: bytes,
-                                                        tmp_path: Any) -> None:
-    tamper(s3, "big", lambda blob: bytes(blob[:-1]))
+                                                        tmp_path: Any, damage: Any) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    tamper(s3, "big", damage)
+    (tmp_path / "out").write_bytes(b"the file before")
+    ranges = TransferConfig(multipart_chunksize=2 * (CHUNK + 16), max_concurrency=4)  # six ranges, four at once
     with pytest.raises(EnvelopeError):
-        enc.download_file(s3.bucket, "big", str(tmp_path / "out"))
-    assert list(tmp_path.iterdir()) == [tmp_path / "kek"]
+        enc.download_file(s3.bucket, "big", str(tmp_path / "out"), Config=ranges)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kek", "out"]  # no temporary left behind
+    assert (tmp_path / "out").read_bytes() == b"the file before"
 
 
 def test_copy_keeps_the_object_readable_even_when_metadata_is_replaced(s3: Any, enc: EncryptedS3Client,

@@ -30,21 +30,18 @@ from typing import Any, BinaryIO, cast
 from .. import api
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE, MAX_HEADER_SIZE, TAG_SIZE
+from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE
 from ..kdf import FileKeys
 from ..reader import DecryptingReader
 from ..stream import decrypt_stream, encrypt_stream, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from . import s3ec, s3ec_format
-from .ranged import RangedObject
+from .ranged import FIRST_WINDOW, RangedObject
 from .s3ec_write import FORMATS as S3EC_FORMATS
 
 FORMAT_ENVELOPE = "envelope"
 SPOOL_BYTES = 8 << 20
-# The first GET of a ranged read: room for the largest header and a first chunk of the default size,
-# so a range near the start costs one request; later GETs fetch just the chunks they need.
-FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 

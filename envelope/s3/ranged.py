@@ -16,9 +16,13 @@ import re
 from typing import Any
 
 from ..exceptions import FormatError
+from ..format import DEFAULT_CHUNK_SIZE, MAX_HEADER_SIZE, TAG_SIZE
 from ..reader import SeekableReader
 
 DEFAULT_WINDOW = 1 << 20
+# The first GET of an object read in parts: room for the largest header and a first chunk of the
+# default size, so a range near the start costs one request; later GETs fetch just the chunks needed.
+FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
@@ -28,7 +32,7 @@ class RangedObject(SeekableReader):
         super().__init__()
         self._client, self._bucket, self._key, self._etag = client, bucket, key, etag
         # The version and SSE-C fields go on every GET; the caller's conditions only on the first.
-        self._extra = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+        self.pinned = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
         self.size, self.window = size, window  # what one GET fetches, at least
         self._pos = 0
         self._start, self._data = 0, b""
@@ -68,7 +72,7 @@ class RangedObject(SeekableReader):
     def _fill(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1
         response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end}",
-                                           IfMatch=self._etag, **self._extra)
+                                           IfMatch=self._etag, **self.pinned)
         data = _body(response)
         if len(data) != end - start + 1:
             raise FormatError(f"s3://{self._bucket}/{self._key}: asked for {end - start + 1} bytes, got {len(data)}")

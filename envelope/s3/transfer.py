@@ -7,11 +7,11 @@ boto3's transfer methods, with its ``TransferConfig`` (``multipart_threshold``,
   are whole sealed chunks, each read, sealed and sent by a worker of the pool
   (a stream of unknown length: sealed in order while earlier parts are being
   sent) (:mod:`envelope.s3.multipart`); below it, one PutObject.
-- Downloads fetch the ciphertext in ranges of ``multipart_chunksize``,
-  concurrently, into a private temporary file, then decrypt it with the native
-  engine.  ``download_file`` writes beside the destination and renames only
-  when every chunk and the end of the stream verified; ``download_fileobj``
-  writes to the caller's file only after that.
+- Downloads fetch ranges of about ``multipart_chunksize`` concurrently and
+  open each as it arrives (:mod:`envelope.s3.download`); ``download_file``
+  writes beside the destination and renames only when every chunk and the end
+  of the stream verified; ``download_fileobj`` writes to the caller's file
+  only after that.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, cast
 
-from .. import api
-from ..format import ciphertext_size, plaintext_before, plaintext_size
+from ..format import plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
-from .metadata import META_CHUNK, META_SIZE
+from .download import download_opened
 from .multipart import MultipartSink, multipart_upload, part_size_for, upload_parts
+from .ranged import FIRST_WINDOW, RangedObject
 from .s3ec import decrypt_downloaded
 from .s3ec_format import TAG_SIZE as S3EC_TAG_SIZE
 from .s3ec_format import is_s3ec
@@ -107,12 +107,8 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
                        chunk_size=s3.chunk_size)
 
 
-def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict[str, Any],
-          on_block: Callable[[int, int], object] | None = None) -> None:
-    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to the ETag of *head*.
-
-    *on_block* is told the ciphertext offsets [start, end) of every block written.
-    """
+def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict[str, Any]) -> None:
+    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to the ETag of *head*."""
     _, part, concurrency = settings(config)
     size, etag = int(head["ContentLength"]), head["ETag"]
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,8 +122,6 @@ def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict
                 offset = start
                 for block in iter(lambda: body.read(1 << 20), b""):
                     os.pwrite(fd, block, offset)
-                    if on_block is not None:
-                        on_block(offset, offset + len(block))
                     offset += len(block)
             finally:
                 body.close()
@@ -143,22 +137,19 @@ def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict
 
 def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[str], extra: dict[str, Any] | None,
                   config: Any, callback: Callback | None = None) -> None:
-    """*callback* is told of plaintext bytes as the ciphertext carrying them arrives (metadata permitting;
-    otherwise of them all once the object verified); the calls add up to the object's size."""
-    target = Path(filename)
-    head = s3.wrapped_client.head_object(Bucket=bucket, Key=key, **(extra or {}))
-    progress = _arrival_progress(head, callback)
+    """*callback* is told of plaintext bytes as they are verified and written; the calls add up to the size."""
+    first = RangedObject.first(s3.wrapped_client, bucket, key, window=FIRST_WINDOW, extra=extra)
+    head = {**first.response, "ContentLength": first.size}
+    if not is_s3ec(head.get("Metadata")):
+        download_opened(s3, first, bucket, key, os.fspath(filename), config, callback)
+        return
+    target = Path(filename)  # AWS's format is one GCM stream: fetched whole, then decrypted
     with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
         sealed = Path(work) / "object.envelope"
-        fetch(s3.wrapped_client, bucket, key, sealed, config, head, progress)
-        if is_s3ec(head.get("Metadata")):
-            decrypt_downloaded(s3, head, sealed, target, bucket, key)
-            if callback is not None:
-                callback(int(head["ContentLength"]) - S3EC_TAG_SIZE)
-            return
-        header = api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
-        if callback is not None and progress is None:
-            callback(plaintext_size(header.size, int(head["ContentLength"]), header.chunk_size))
+        fetch(s3.wrapped_client, bucket, key, sealed, config, head)
+        decrypt_downloaded(s3, head, sealed, target, bucket, key)
+    if callback is not None:
+        callback(first.size - S3EC_TAG_SIZE)
 
 
 def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[str, Any] | None,
@@ -168,22 +159,3 @@ def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[s
         download_file(s3, bucket, key, plain, extra, config, callback)
         with open(plain, "rb") as fh:
             shutil.copyfileobj(fh, fileobj, 1 << 20)
-
-
-def _arrival_progress(head: dict[str, Any], callback: Callback | None) -> Callable[[int, int], None] | None:
-    """Ciphertext blocks as they arrive, told to *callback* as the plaintext bytes they carry.
-
-    The header's length follows from the object's length and the plaintext size
-    and chunk size in its metadata; without those, there is no mapping.
-    """
-    metadata = head.get("Metadata") or {}
-    if callback is None or META_SIZE not in metadata or META_CHUNK not in metadata:
-        return None
-    size, chunk = int(metadata[META_SIZE]), int(metadata[META_CHUNK])
-    header_size = int(head["ContentLength"]) - ciphertext_size(0, size, chunk)
-    before = functools.partial(plaintext_before, header_size, chunk, plaintext_size=size)
-
-    def arrived(start: int, end: int) -> None:
-        callback(before(end) - before(start))
-
-    return arrived

@@ -1,0 +1,104 @@
+"""download_file for envelope objects: ranges fetched concurrently, each opened as it arrives.
+
+One GET of the object's first window gives its header (opened and
+authenticated: one call to the key manager), its length and ETag.  The rest
+is cut into ranges of whole sealed chunks, about ``multipart_chunksize``
+each; the workers of a pool fetch their range (pinned to the ETag, so a
+replaced object fails instead of mixing versions), open its chunks a few MiB
+at a time and write the plaintext at its place in a temporary file beside the
+destination.  Only when every range verified, the chunk the length says is
+last included (opened as last, so a cut object fails), is the file renamed
+into place.  Nothing else touches the disk: no ciphertext copy, and memory is
+a few MiB per worker whatever the object's size.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, Callable, cast
+
+from ..atomic import atomic_output
+from ..engines import get_engine
+from ..exceptions import AuthenticationError, FormatError
+from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_exactly
+from ..kdf import FileKeys
+from ..stream import open_header
+from .metadata import META_SIZE, require_envelope
+from .ranged import RangedObject
+
+STEP = 4 << 20  # ciphertext read and opened at a time by one worker
+
+
+def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, target: str, config: Any,
+                    callback: Callable[[int], object] | None) -> None:
+    """Decrypt the envelope object *first* was opened on into *target* (see the module's docstring)."""
+    from .transfer import settings
+
+    require_envelope(first.response.get("Metadata") or {}, bucket, key)
+    header, keys = open_header(cast(BinaryIO, first), s3.decryption_keyring, required_context=s3.context)
+    chunk, total = header.chunk_size, first.size
+    try:
+        size = plaintext_size(header.size, total, chunk)
+    except FormatError as exc:  # the header is authentic: a length no plaintext has means cut or extended
+        raise AuthenticationError(f"s3://{bucket}/{key}: stream is truncated or extended: {exc}") from None
+    metadata = first.response.get("Metadata") or {}
+    if META_SIZE in metadata and int(metadata[META_SIZE]) != size:
+        raise FormatError(f"s3://{bucket}/{key}: its metadata says {metadata[META_SIZE]} bytes of plaintext, "
+                          f"its length {size}")
+    _, part, concurrency = settings(config)
+    chunks = chunk_count(size, chunk)
+    per_range = max(1, part // (chunk + TAG_SIZE))
+    opener = _RangeOpener(s3.wrapped_client, bucket, key, first, header.size, chunk, chunks, keys, callback)
+    with atomic_output(target, force=True) as out:
+        os.ftruncate(out.fileno(), size)
+        opener.fd = out.fileno()
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
+            futures = [pool.submit(opener.open_range, start, min(chunks, start + per_range))
+                       for start in range(0, chunks, per_range)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+
+class _RangeOpener:
+    """Fetches chunks [first, end) of the object, opens them and writes their plaintext in place."""
+
+    def __init__(self, client: Any, bucket: str, key: str, first: RangedObject, header_size: int, chunk: int,
+                 chunks: int, keys: FileKeys, callback: Callable[[int], object] | None) -> None:
+        self._client, self._bucket, self._key = client, bucket, key
+        self._etag, self._total, self._pinned = first.etag, first.size, first.pinned
+        self._header_size, self._chunk, self._chunks = header_size, chunk, chunks
+        self._keys, self._callback = keys, callback
+        self._engine = get_engine(threads=1)  # the pool is the parallelism
+        self._step = max(1, STEP // (chunk + TAG_SIZE))
+        self.fd = -1
+
+    def open_range(self, first: int, end: int) -> None:
+        start = chunk_offset(self._header_size, self._chunk, first)
+        stop = self._total if end == self._chunks else chunk_offset(self._header_size, self._chunk, end)
+        body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop - 1}",
+                                       IfMatch=self._etag, **self._pinned)["Body"]
+        plain = bytearray(self._step * self._chunk)
+        try:
+            index = first
+            while index < end:
+                last = min(end, index + self._step)
+                final = last == self._chunks
+                want = (self._total if final else chunk_offset(self._header_size, self._chunk, last)) \
+                    - chunk_offset(self._header_size, self._chunk, index)
+                sealed = read_exactly(body, want)
+                if len(sealed) != want:
+                    raise AuthenticationError(f"s3://{self._bucket}/{self._key}: the object ended early "
+                                              f"(chunk {index}): truncated while being read?")
+                n = self._engine.open(self._keys.payload, index, sealed, plain, self._chunk, final)
+                os.pwrite(self.fd, memoryview(plain)[:n], index * self._chunk)
+                if self._callback is not None and n:
+                    self._callback(n)
+                index = last
+        finally:
+            body.close()
