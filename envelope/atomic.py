@@ -1,16 +1,27 @@
-"""Outputs that appear whole or not at all.
+"""Outputs that appear whole or not at all, and leave nothing behind when killed.
 
 A finished output file only ever holds data that was fully authenticated (for
 decryption) or fully written (for encryption): bytes go to a temporary file
-beside the destination, on the same filesystem, and a rename puts it in place
-after the last check passed.  Any failure, Ctrl-C included, removes the
+beside the destination, on the same filesystem, and a link or rename puts it in
+place after the last check passed.  Any failure, Ctrl-C included, removes the
 temporary file, and the destination is left as it was.
+
+A process killed outright (SIGKILL, the OOM killer) runs no cleanup, so the
+temporary file has no name where the kernel allows it (Linux ``O_TMPFILE``):
+the kernel frees it when the last descriptor closes, and it gets a name only
+when it is complete.  Where a name is needed (``--force`` replacing a file, a
+filesystem without ``O_TMPFILE``) it starts with :data:`TEMP_PREFIX`, and its
+creator holds an ``flock`` on it while it lives; the next output written to the
+same directory removes such names that no live process holds any more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +31,10 @@ from .exceptions import OutputExistsError
 
 STDIO = "-"
 TEMP_PREFIX = ".envelope-tmp-"
+
+#: errno values with which open(O_TMPFILE) says "not here" rather than "not allowed".
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+_swept: set[str] = set()
 
 
 def check_destination(path: str, force: bool) -> None:
@@ -32,6 +47,101 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def sweep_stale(directory: str) -> list[str]:
+    """Remove the temporary names of killed runs in *directory* (once per process); return them.
+
+    A name is stale when nobody holds its lock: its creator died before it could clean up.
+    """
+    directory = os.path.abspath(directory)
+    if directory in _swept:
+        return []
+    _swept.add(directory)
+    removed: list[str] = []
+    try:
+        entries = [e.path for e in os.scandir(directory) if e.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    for path in entries:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            held = os.fstat(fd)
+            if not stat.S_ISREG(held.st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its creator lives
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _unnamed(directory: str) -> int | None:
+    """A descriptor of a new file in *directory* with no name at all, or None where the kernel cannot."""
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return None
+        raise
+
+
+def _named(directory: str) -> tuple[int, str]:
+    """A new file under a fresh :data:`TEMP_PREFIX` name, locked by us before anyone can think it stale."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):
+            held, now = os.fstat(fd), os.lstat(name)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                return fd, name
+        os.close(fd)  # a sweep took it between creation and lock: try another name
+
+
+def _link_fd(fd: int, path: str) -> None:
+    """linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/FD: how an unnamed file gets a name without privileges.
+
+    (os.link on a plain path calls link(), which would link the /proc symlink itself.)
+    """
+    proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(str(fd), path, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
+
+
+def _name_unnamed(fd: int, directory: str) -> str:
+    """Give the unnamed file *fd* a fresh temporary name (its lock, on the file, comes along)."""
+    while True:
+        name = os.path.join(directory, TEMP_PREFIX + os.urandom(6).hex())
+        try:
+            _link_fd(fd, name)
+            return name
+        except FileExistsError:
+            continue
+
+
+@contextlib.contextmanager
+def scratch_file(directory: str) -> Iterator[int]:
+    """A read-write descriptor of a file in *directory* that no one can open and no kill leaves behind."""
+    fd = _unnamed(directory)
+    if fd is None:
+        fd, name = _named(directory)
+        os.unlink(name)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -49,16 +159,29 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
         return
     check_destination(path, force)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    sweep_stale(directory)
+    fd = _unnamed(directory)
+    tmp: str | None = None
+    if fd is None:
+        fd, tmp = _named(directory)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         os.fchmod(fd, _default_mode() if mode is None else mode)
-        with os.fdopen(fd, "wb", buffering=0) as out:
+        with os.fdopen(fd, "wb", buffering=0, closefd=False) as out:
             yield out  # type: ignore[misc]
+        if tmp is None:
+            try:
+                # linkat() refuses an existing name, so a file that appeared while we worked is not clobbered.
+                _link_fd(fd, path)
+                return
+            except FileExistsError:
+                if not force:
+                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+            tmp = _name_unnamed(fd, directory)  # replacing needs a name to rename: killed from here on, swept later
         if force:
             os.replace(tmp, path)
         else:
-            # link() refuses an existing name, so a file that appeared while we
-            # worked is not clobbered; then the temporary name goes.
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -69,10 +192,12 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
                 os.replace(tmp, path)
             else:
                 os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ boto3's transfer methods, with its ``TransferConfig`` (``multipart_threshold``,
   are whole sealed chunks, sealed here while earlier parts are being sent
   (:mod:`envelope.s3.multipart`); below it, one PutObject.
 - Downloads fetch the ciphertext in ranges of ``multipart_chunksize``,
-  concurrently, into a private temporary file, then decrypt it with the native
+  concurrently, into an unnamed temporary file, then decrypt it with the native
   engine.  ``download_file`` writes beside the destination and renames only
   when every chunk and the end of the stream verified; ``download_fileobj``
   writes to the caller's file only after that.
@@ -19,11 +19,11 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from .. import api
-from ..stream import encrypt_stream
+from ..atomic import atomic_output, scratch_file
+from ..engines import get_engine
+from ..stream import decrypt_stream, encrypt_stream
 from .multipart import MultipartSink, part_size_for
 
 DEFAULT_THRESHOLD = 8 << 20
@@ -76,48 +76,52 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         raise
 
 
-def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, extra: dict[str, Any] | None) -> None:
-    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to one ETag."""
+def fetch(client: Any, bucket: str, key: str, fd: int, config: Any, extra: dict[str, Any] | None) -> None:
+    """The stored (encrypted) object into the file *fd*, in concurrent ranged GETs pinned to one ETag."""
     _, part, concurrency = settings(config)
     head = client.head_object(Bucket=bucket, Key=key, **(extra or {}))
     size, etag = int(head["ContentLength"]), head["ETag"]
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, size)
+    os.ftruncate(fd, size)
 
-        def one(start: int) -> None:
-            end = min(size, start + part) - 1
-            body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)["Body"]
-            try:
-                offset = start
-                for block in iter(lambda: body.read(1 << 20), b""):
-                    os.pwrite(fd, block, offset)
-                    offset += len(block)
-            finally:
-                body.close()
-            if offset != end + 1:
-                raise OSError(f"s3://{bucket}/{key}: range {start}-{end} came back short")
+    def one(start: int) -> None:
+        end = min(size, start + part) - 1
+        body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)["Body"]
+        try:
+            offset = start
+            for block in iter(lambda: body.read(1 << 20), b""):
+                os.pwrite(fd, block, offset)
+                offset += len(block)
+        finally:
+            body.close()
+        if offset != end + 1:
+            raise OSError(f"s3://{bucket}/{key}: range {start}-{end} came back short")
 
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
-            for future in [pool.submit(one, start) for start in range(0, size, part)]:
-                future.result()
-    finally:
-        os.close(fd)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
+        for future in [pool.submit(one, start) for start in range(0, size, part)]:
+            future.result()
+
+
+def _fetch_and_decrypt(s3: Any, bucket: str, key: str, scratch: str, out: BinaryIO, config: Any,
+                       extra: dict[str, Any] | None) -> None:
+    """Ciphertext into an unnamed file in *scratch* (nothing left there if we are killed), then verified into *out*."""
+    with scratch_file(scratch) as sealed:
+        fetch(s3.wrapped_client, bucket, key, sealed, config, extra)
+        with open(sealed, "rb", buffering=0, closefd=False) as fin:
+            decrypt_stream(fin, out, s3.decryption_keyring, required_context=s3.context, engine=get_engine())
 
 
 def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[str], extra: dict[str, Any] | None,
                   config: Any) -> None:
-    target = Path(filename)
-    with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
-        sealed = Path(work) / "object.envelope"
-        fetch(s3.wrapped_client, bucket, key, sealed, config, extra)
-        api.decrypt_file(sealed, target, keys=s3.decryption_keyring, context=s3.context, force=True)
+    target = os.path.abspath(filename)
+    with atomic_output(target, force=True) as out:
+        _fetch_and_decrypt(s3, bucket, key, os.path.dirname(target), out, config, extra)
 
 
 def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[str, Any] | None,
                      config: Any) -> None:
-    with tempfile.TemporaryDirectory(prefix="envelope-s3-") as work:
-        plain = Path(work) / "object"
-        download_file(s3, bucket, key, plain, extra, config)
-        with open(plain, "rb") as fh:
-            shutil.copyfileobj(fh, fileobj, 1 << 20)
+    # The caller's file gets nothing until the whole stream verified; until then the plaintext
+    # waits in an unnamed file that a killed process cannot leave behind.
+    with scratch_file(tempfile.gettempdir()) as plain_fd, open(plain_fd, "w+b", closefd=False) as plain:
+        _fetch_and_decrypt(s3, bucket, key, tempfile.gettempdir(), plain, config, extra)
+        plain.seek(0)
+        shutil.copyfileobj(plain, fileobj, 1 << 20)
