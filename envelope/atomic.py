@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .exceptions import OutputExistsError
 
@@ -35,6 +36,39 @@ TEMP_PREFIX = ".envelope-tmp-"
 #: errno values with which open(O_TMPFILE) says "not here" rather than "not allowed".
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 _swept: set[str] = set()
+
+
+class _Labelled(io.FileIO):
+    """An unbuffered file whose I/O errors name it.
+
+    The pipeline reads and writes on worker threads that see only file objects,
+    and a bare ``EIO`` or ``ENOSPC`` would not say which file failed.
+    """
+
+    label = ""
+
+    def readinto(self, buffer: Any) -> int | None:
+        try:
+            return super().readinto(buffer)
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def write(self, data: Any, /) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is not None or exc.errno is None:
+            return exc
+        return type(exc)(exc.errno, exc.strerror, self.label)
+
+
+def _labelled(file: int | str, mode: str, label: str) -> _Labelled:
+    f = _Labelled(file, mode, closefd=not isinstance(file, int))
+    f.label = label
+    return f
 
 
 def check_destination(path: str, force: bool) -> None:
@@ -154,8 +188,8 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
     if path == STDIO:
         sys.stdout.flush()
         # Unbuffered, lock-free access to fd 1: the pipeline's writer thread owns it.
-        with open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) as out:
-            yield out  # type: ignore[misc]
+        with _labelled(sys.stdout.fileno(), "wb", "<stdout>") as out:
+            yield out
         return
     check_destination(path, force)
     directory = os.path.dirname(os.path.abspath(path))
@@ -168,8 +202,8 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
         fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         os.fchmod(fd, _default_mode() if mode is None else mode)
-        with os.fdopen(fd, "wb", buffering=0, closefd=False) as out:
-            yield out  # type: ignore[misc]
+        with _labelled(fd, "wb", path) as out:
+            yield out
         if tmp is None:
             try:
                 # linkat() refuses an existing name, so a file that appeared while we worked is not clobbered.
@@ -206,8 +240,8 @@ def open_input(path: str) -> Iterator[BinaryIO]:
     if path == STDIO:
         # Unbuffered fd 0: a reader thread still blocked in it at exit must not hold
         # the lock of sys.stdin's buffer, which the interpreter takes at shutdown.
-        with open(sys.stdin.fileno(), "rb", buffering=0, closefd=False) as f:
-            yield f  # type: ignore[misc]
+        with _labelled(sys.stdin.fileno(), "rb", "<stdin>") as f:
+            yield f
         return
-    with open(path, "rb", buffering=0) as f:
-        yield f  # type: ignore[misc]
+    with _labelled(path, "rb", path) as f:
+        yield f
