@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
 import os
 import stat
@@ -29,6 +28,11 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .exceptions import OutputExistsError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, so no sweeping either
+    fcntl = None  # type: ignore[assignment]
 
 STDIO = "-"
 TEMP_PREFIX = ".envelope-tmp-"
@@ -89,7 +93,7 @@ def sweep_stale(directory: str) -> list[str]:
     A name is stale when nobody holds its lock: its creator died before it could clean up.
     """
     directory = os.path.abspath(directory)
-    if directory in _swept:
+    if directory in _swept or fcntl is None:
         return []
     _swept.add(directory)
     removed: list[str] = []
@@ -134,6 +138,8 @@ def _named(directory: str) -> tuple[int, str]:
     """A new file under a fresh :data:`TEMP_PREFIX` name, locked by us before anyone can think it stale."""
     while True:
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        if fcntl is None:
+            return fd, name
         fcntl.flock(fd, fcntl.LOCK_EX)
         with contextlib.suppress(OSError):
             held, now = os.fstat(fd), os.lstat(name)
