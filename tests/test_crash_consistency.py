@@ -206,6 +206,8 @@ def test_killed_s3_upload_leaves_no_object_or_a_whole_one(corpus, tmp_path, s3_e
         # A killed client cannot abort its multipart upload: it stays invisible (no object) until
         # S3's AbortIncompleteMultipartUpload lifecycle rule, or this, removes it.
         orphaned += _abort_uploads(client, bucket)
+        if i % 5 != 4:
+            continue  # nothing local to clean: rerunning every upload would only time moto
         _rerun(*args)
         head = client.head_object(Bucket=bucket, Key=key)
         assert (head["ContentLength"], head["Metadata"]) == (warm["ContentLength"], warm["Metadata"])
