@@ -7,7 +7,8 @@ keeps 36 bytes of key id, which cuts the 40-character ``mrk-…`` ids of
 multi-Region keys, so none of them can decrypt.  The gate is an HTTP proxy on
 loopback in front of the server: it asks the server for the key's state
 (DescribeKey) before each cryptographic call and answers as AWS KMS does, and
-it can inject answers (throttling) and observe traffic (operations, regions,
+it can inject answers (throttling, failures), connections that drop without an
+answer (``drop``) or hang first (``hang``: :attr:`Gate.hang` seconds), and observe traffic (operations, regions,
 requests in flight).  The multi-Region fix widens moto's key-id field.
 
 Everything listens on 127.0.0.1; nothing leaves the machine.
@@ -19,6 +20,7 @@ import http.client
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +72,7 @@ class Gate:
     requests: list[Request] = field(default_factory=list)
     faults: dict[str, list[str]] = field(default_factory=dict)  # operation -> error codes to answer, in order
     delay: float = 0.0
+    hang: float = 0.0
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,7 +81,7 @@ class Gate:
         with self.lock:
             self.requests.clear()
             self.faults.clear()
-            self.delay = 0.0
+            self.delay = self.hang = 0.0
             self.max_in_flight = 0
 
     def operations(self, *names: str) -> list[Request]:
@@ -120,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             if gate.delay:
                 time.sleep(gate.delay)
             fault = gate.next_fault(operation)
+            if fault in ("drop", "hang"):
+                time.sleep(gate.hang if fault == "hang" else 0)
+                return self._drop()
             if fault is not None:
                 return self._answer_error(fault, f"injected {fault}")
             if operation in CRYPTO_OPERATIONS and key_id:
@@ -131,6 +137,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with gate.lock:
                 gate.in_flight -= 1
+
+    def _drop(self) -> None:
+        """Reset the connection without a word, as a dying load balancer does."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
 
     def _state_refusal(self, key_id: str) -> tuple[str, str] | None:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}

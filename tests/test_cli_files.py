@@ -44,6 +44,16 @@ def no_temp_files(directory: Path) -> bool:
     return not [p for p in directory.iterdir() if p.name.startswith(".envelope-tmp-")]
 
 
+def open_outputs(pid: int, directory: Path) -> list[str]:
+    """Files under *directory* that process *pid* holds open, named or not (an unnamed one shows as #INODE)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        return []
+    return [link for link in links if link.startswith(f"{directory}/")
+            and link[len(str(directory)) + 1:].startswith(("#", ".envelope-tmp-"))]
+
+
 def test_round_trip_with_default_names(plain, kek_file):
     assert run("encrypt-file", str(plain), "--key", f"raw-aes:{kek_file}", "--chunk-size", "64K") == 0
     enc = plain.with_name(plain.name + ".envelope")
@@ -210,9 +220,9 @@ def test_sigterm_leaves_no_partial_output(tmp_path, kek_file):
     import time
 
     deadline = time.time() + 20
-    while time.time() < deadline and no_temp_files(tmp_path):
+    while time.time() < deadline and not open_outputs(proc.pid, tmp_path):
         time.sleep(0.05)
-    assert not no_temp_files(tmp_path), "the temporary output never appeared"
+    assert open_outputs(proc.pid, tmp_path), "the temporary output never appeared"
     proc.terminate()
     proc.wait(timeout=20)
     assert proc.returncode != 0

@@ -5,7 +5,9 @@ usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  Retries
 use botocore's ``standard`` mode (exponential backoff with jitter) unless
 ``AWS_RETRY_MODE`` asks for ``adaptive``, which also rate-limits on the client
-side; ``AWS_MAX_ATTEMPTS`` overrides the number of attempts.  KMS quotas are per account and region, so every call in the process goes
+side; ``AWS_MAX_ATTEMPTS`` overrides the number of attempts.  A KMS endpoint that
+hangs costs at most :data:`CONNECT_TIMEOUT` / :data:`READ_TIMEOUT` seconds per
+attempt (``ENVELOPE_KMS_TIMEOUT`` sets both), not botocore's minute.  KMS quotas are per account and region, so every call in the process goes
 through one semaphore: a program that opens many files at once from many
 threads makes at most :data:`MAX_CONCURRENT_CALLS` KMS requests at a time.
 """
@@ -22,6 +24,9 @@ from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageErr
 MAX_ATTEMPTS = 8
 #: KMS requests in flight at once, across the process (also the HTTP pool size).
 MAX_CONCURRENT_CALLS = 10
+#: Seconds to connect to KMS and to wait for an answer, per attempt; KMS answers in milliseconds.
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 30.0
+TIMEOUT_ENV = "ENVELOPE_KMS_TIMEOUT"
 _RETRY_MODES = ("standard", "adaptive")
 
 _slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
@@ -65,8 +70,9 @@ def make_client(region: str | None, profile: str | None) -> Any:
     mode = os.environ.get("AWS_RETRY_MODE", "standard")
     if mode not in _RETRY_MODES:
         mode = "standard"
+    connect, read = timeouts()
     config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
-                    max_pool_connections=MAX_CONCURRENT_CALLS)
+                    max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
         return boto3.session.Session(profile_name=profile, region_name=region).client("kms", config=config)
     except BotoCoreError as exc:
@@ -80,6 +86,15 @@ def max_attempts() -> int:
     """
     text = os.environ.get("AWS_MAX_ATTEMPTS", "")
     return int(text) if text.isdigit() and int(text) > 0 else MAX_ATTEMPTS
+
+
+def timeouts() -> tuple[float, float]:
+    """(connect, read) seconds: ``ENVELOPE_KMS_TIMEOUT`` for both if it is a positive number."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return CONNECT_TIMEOUT, READ_TIMEOUT
+    return (value, value) if 0 < value < float("inf") else (CONNECT_TIMEOUT, READ_TIMEOUT)
 
 
 class KmsClients:

@@ -188,7 +188,11 @@ class Database:
         ]
 
     def error(self, exc: sqlite3.Error) -> KeyringError:
-        return KeyringError(f"local keystore {self.path}: {' '.join(str(exc).split())}")
+        text = " ".join(str(exc).split())
+        if "readonly" in text:
+            # Every call, reads included, writes its audit row, and SQLite writes its journal beside the file.
+            text += f" (the keystore and its directory {self.path.parent} must be writable)"
+        return KeyringError(f"local keystore {self.path}: {text}")
 
     def _audit_failure(self, call: Call, exc: BaseException) -> None:
         error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -24,7 +24,6 @@ onto another key, or another version, does not open.
 from __future__ import annotations
 
 import binascii
-import contextlib
 import getpass
 import json
 import os
@@ -193,33 +192,26 @@ def _material_aad(key_id: str, version: int) -> bytes:
 
 
 def _create_or_read_key_file(path: Path) -> bytes:
-    """A new random key file, written whole under a temporary name and linked into place.
+    """A new random key file, written whole without a name and linked into place.
 
-    ``link`` fails if the name exists, so two processes creating one keystore
-    agree on one key, and a reader never sees a half-written file.
+    The link fails if the name exists, so two processes creating one keystore
+    agree on one key; a reader never sees a half-written file, and a process
+    killed while writing it leaves no copy of the key behind.
     """
     if path.exists():
         return _read_key_file(path)
+    from ..atomic import atomic_output
+    from ..exceptions import OutputExistsError
+
     key = os.urandom(WRAPPING_KEY_SIZE)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(tmp, flags, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            os.write(fd, f"{_KEY_FILE_TAG} {binascii.hexlify(key).decode()}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_key_file(path)
+        with atomic_output(os.fspath(path), mode=FILE_MODE) as out:
+            out.write(f"{_KEY_FILE_TAG} {binascii.hexlify(key).decode()}\n".encode())
+            os.fsync(out.fileno())
+    except OutputExistsError:
+        return _read_key_file(path)
     except OSError as exc:
         raise KeyringError(f"cannot create the keystore wrapping key file {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
     return key
 
 

@@ -6,9 +6,9 @@ is cut into ranges of whole sealed chunks, about ``multipart_chunksize``
 each; the workers of a pool fetch their range (pinned to the ETag, so a
 replaced object fails instead of mixing versions), open its chunks a few MiB
 at a time and write the plaintext at its place in a temporary file beside the
-destination.  Only when every range verified, the chunk the length says is
-last included (opened as last, so a cut object fails), is the file renamed
-into place.  Nothing else touches the disk: no ciphertext copy, and memory is
+destination (the caller's, from :func:`envelope.atomic.atomic_output`).
+Only when every range verified, the chunk the length says is last included
+(opened as last, so a cut object fails), is the file put in place.  Nothing else touches the disk: no ciphertext copy, and memory is
 a few MiB per worker whatever the object's size.
 """
 
@@ -18,7 +18,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, cast
 
-from ..atomic import atomic_output
 from ..engines import get_engine
 from ..exceptions import AuthenticationError, FormatError
 from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_exactly
@@ -30,9 +29,10 @@ from .ranged import RangedObject
 STEP = 4 << 20  # ciphertext read and opened at a time by one worker
 
 
-def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, target: str, config: Any,
+def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int, config: Any,
                     callback: Callable[[int], object] | None) -> None:
-    """Decrypt the envelope object *first* was opened on into *target* (see the module's docstring)."""
+    """Decrypt the envelope object *first* was opened on into the file *fd*, which the caller releases
+    (renames into place) only if this returns."""
     from .transfer import settings
 
     require_envelope(first.response.get("Metadata") or {}, bucket, key)
@@ -50,19 +50,18 @@ def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, target:
     chunks = chunk_count(size, chunk)
     per_range = max(1, part // (chunk + TAG_SIZE))
     opener = _RangeOpener(s3.wrapped_client, bucket, key, first, header.size, chunk, chunks, keys, callback)
-    with atomic_output(target, force=True) as out:
-        os.ftruncate(out.fileno(), size)
-        opener.fd = out.fileno()
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
-            futures = [pool.submit(opener.open_range, start, min(chunks, start + per_range))
-                       for start in range(0, chunks, per_range)]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+    os.ftruncate(fd, size)
+    opener.fd = fd
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
+        futures = [pool.submit(opener.open_range, start, min(chunks, start + per_range))
+                   for start in range(0, chunks, per_range)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 class _RangeOpener:

@@ -27,13 +27,11 @@ import io
 import os
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ..atomic import atomic_output
 from ..context import require_subset
 from ..exceptions import AuthenticationError, FormatError, KeyringError, UsageError
 from ..format import WrappedKey
@@ -208,15 +206,13 @@ def get_range(s3: Any, head: dict[str, Any], bucket: str, key: str, text: str,
     return view
 
 
-def decrypt_downloaded(s3: Any, head: dict[str, Any], sealed: Path, target: str | os.PathLike[str],
-                       bucket: str, key: str) -> None:
-    """A fetched S3EC object (*sealed*) into *target*: written beside it, renamed once the tag verified."""
+def decrypt_downloaded(s3: Any, head: dict[str, Any], sealed: BinaryIO, out: BinaryIO, bucket: str, key: str) -> None:
+    """A fetched S3EC object (*sealed*) into *out*, which the caller releases only if this returns."""
     where = f"s3://{bucket}/{key}"
     obj = load(s3.wrapped_client, dict(head.get("Metadata") or {}), bucket, key)
     content_key = unwrap_content_key(s3, obj, where)
     try:
-        with open(sealed, "rb") as src, atomic_output(os.fspath(target), force=True) as out:
-            decrypt_gcm(obj, content_key, src.read, os.fstat(src.fileno()).st_size, out.write, where)
+        decrypt_gcm(obj, content_key, sealed.read, os.fstat(sealed.fileno()).st_size, out.write, where)
     finally:
         content_key[:] = bytes(len(content_key))
 

@@ -21,9 +21,9 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, BinaryIO, Callable, cast
 
+from ..atomic import atomic_output, scratch_file
 from ..format import plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
 from .download import download_opened
@@ -107,55 +107,58 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
                        chunk_size=s3.chunk_size)
 
 
-def fetch(client: Any, bucket: str, key: str, dst: Path, config: Any, head: dict[str, Any]) -> None:
-    """The stored (encrypted) object into *dst*, in concurrent ranged GETs pinned to the ETag of *head*."""
+def fetch(client: Any, bucket: str, key: str, fd: int, config: Any, head: dict[str, Any]) -> None:
+    """The stored (encrypted) object into the file *fd*, in concurrent ranged GETs pinned to the ETag of *head*."""
     _, part, concurrency = settings(config)
     size, etag = int(head["ContentLength"]), head["ETag"]
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, size)
+    os.ftruncate(fd, size)
 
-        def one(start: int) -> None:
-            end = min(size, start + part) - 1
-            body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)["Body"]
-            try:
-                offset = start
-                for block in iter(lambda: body.read(1 << 20), b""):
-                    os.pwrite(fd, block, offset)
-                    offset += len(block)
-            finally:
-                body.close()
-            if offset != end + 1:
-                raise OSError(f"s3://{bucket}/{key}: range {start}-{end} came back short")
+    def one(start: int) -> None:
+        end = min(size, start + part) - 1
+        body = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)["Body"]
+        try:
+            offset = start
+            for block in iter(lambda: body.read(1 << 20), b""):
+                os.pwrite(fd, block, offset)
+                offset += len(block)
+        finally:
+            body.close()
+        if offset != end + 1:
+            raise OSError(f"s3://{bucket}/{key}: range {start}-{end} came back short")
 
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
-            for future in [pool.submit(one, start) for start in range(0, size, part)]:
-                future.result()
-    finally:
-        os.close(fd)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
+        for future in [pool.submit(one, start) for start in range(0, size, part)]:
+            future.result()
 
 
 def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[str], extra: dict[str, Any] | None,
                   config: Any, callback: Callback | None = None) -> None:
     """*callback* is told of plaintext bytes as they are verified and written; the calls add up to the size."""
-    first = RangedObject.first(s3.wrapped_client, bucket, key, window=FIRST_WINDOW, extra=extra)
-    head = {**first.response, "ContentLength": first.size}
-    if not is_s3ec(head.get("Metadata")):
-        download_opened(s3, first, bucket, key, os.fspath(filename), config, callback)
-        return
-    target = Path(filename)  # AWS's format is one GCM stream: fetched whole, then decrypted
-    with tempfile.TemporaryDirectory(prefix=".envelope-s3-", dir=target.parent) as work:
-        sealed = Path(work) / "object.envelope"
-        fetch(s3.wrapped_client, bucket, key, sealed, config, head)
-        decrypt_downloaded(s3, head, sealed, target, bucket, key)
-    if callback is not None:
-        callback(first.size - S3EC_TAG_SIZE)
+    target = os.path.abspath(filename)
+    with atomic_output(target, force=True) as out:
+        _download_into(s3, bucket, key, out, os.path.dirname(target), extra, config, callback)
 
 
 def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[str, Any] | None,
                      config: Any, callback: Callback | None = None) -> None:
-    with tempfile.TemporaryDirectory(prefix="envelope-s3-") as work:
-        plain = Path(work) / "object"
-        download_file(s3, bucket, key, plain, extra, config, callback)
-        with open(plain, "rb") as fh:
-            shutil.copyfileobj(fh, fileobj, 1 << 20)
+    # The caller's file gets nothing until the whole stream verified; until then the plaintext
+    # waits in an unnamed file that a killed process cannot leave behind.
+    with scratch_file(tempfile.gettempdir()) as plain_fd, open(plain_fd, "w+b", closefd=False) as plain:
+        _download_into(s3, bucket, key, plain, tempfile.gettempdir(), extra, config, callback)
+        plain.seek(0)
+        shutil.copyfileobj(plain, fileobj, 1 << 20)
+
+
+def _download_into(s3: Any, bucket: str, key: str, out: BinaryIO, scratch: str, extra: dict[str, Any] | None,
+                   config: Any, callback: Callback | None) -> None:
+    first = RangedObject.first(s3.wrapped_client, bucket, key, window=FIRST_WINDOW, extra=extra)
+    head = {**first.response, "ContentLength": first.size}
+    if not is_s3ec(head.get("Metadata")):
+        download_opened(s3, first, bucket, key, out.fileno(), config, callback)
+        return
+    # AWS's format is one GCM stream: fetched whole into an unnamed file in *scratch*, then decrypted.
+    with scratch_file(scratch) as fd, open(fd, "rb", buffering=0, closefd=False) as sealed:
+        fetch(s3.wrapped_client, bucket, key, fd, config, head)
+        decrypt_downloaded(s3, head, sealed, out, bucket, key)
+    if callback is not None:
+        callback(first.size - S3EC_TAG_SIZE)
