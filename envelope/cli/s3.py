@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
+from ..s3.metadata import META_SIZE
 from .files import apply_aws_options, header_summary, parse_range, show_header
 
 S3_SCHEME = "s3://"
@@ -178,8 +179,9 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> 
             dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
         if not src_s3:
             size = os.path.getsize(args.src)
-        elif args.range is None and not dst_s3:
-            size = int(client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])["ContentLength"])
+        elif args.range is None and not dst_s3:  # the bar's total: the plaintext's size, or near it
+            head = client.wrapped_client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])
+            size = int((head.get("Metadata") or {}).get(META_SIZE, head["ContentLength"]))
         else:
             size = 0
         return [(args.src, dst, size)]

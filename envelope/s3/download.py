@@ -23,7 +23,7 @@ from ..exceptions import AuthenticationError, FormatError
 from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_exactly
 from ..kdf import FileKeys
 from ..stream import open_header
-from .metadata import META_SIZE, require_envelope
+from .metadata import META_SIZE
 from .ranged import RangedObject
 
 STEP = 4 << 20  # ciphertext read and opened at a time by one worker
@@ -35,7 +35,7 @@ def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int
     (renames into place) only if this returns."""
     from .transfer import settings
 
-    require_envelope(first.response.get("Metadata") or {}, bucket, key)
+    # No metadata needed: an envelope file uploaded by any tool downloads too; its header decides.
     header, keys = open_header(cast(BinaryIO, first), s3.decryption_keyring, required_context=s3.context)
     chunk, total = header.chunk_size, first.size
     try:
