@@ -1,0 +1,41 @@
+"""Inputs the fuzz targets (tests/fuzz/) found to break a rule, each pinned to the behaviour that fixed it.
+
+The rule for every parser: any input ends in a documented EnvelopeError, in
+bounded time and memory, or succeeds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from envelope.exceptions import KeyringError
+from envelope.keyrings.raw_aes import MAX_KEY_FILE_SIZE, load_key_file
+from envelope.keyrings.registry import resolve
+
+
+def test_raw_aes_key_file_larger_than_any_key_is_refused(tmp_path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"a" * (MAX_KEY_FILE_SIZE + 1))
+    with pytest.raises(KeyringError, match="must hold 32 raw bytes or 64 hex digits"):
+        load_key_file(big)
+
+
+def test_raw_aes_hex_key_file_with_whitespace_still_loads(tmp_path) -> None:
+    key = tmp_path / "key"
+    key.write_text("  " + "ab" * 32 + "\n\n")
+    assert load_key_file(key) == bytearray(b"\xab" * 32)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/urandom"])
+def test_raw_aes_key_file_that_never_ends_is_refused_in_bounded_memory(path: str) -> None:
+    # Found by fuzz_key_reference: "raw-aes:/dev/zero" read until memory ran out.
+    # Run in a child capped at 512 MiB of address space, so a regression fails here, not the machine.
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+            "from envelope.keyrings.registry import resolve\n"
+            "from envelope.exceptions import KeyringError\n"
+            f"try:\n    resolve('raw-aes:{path}')\nexcept KeyringError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("it is longer"), result.stderr[-500:]
