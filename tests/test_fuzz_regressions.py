@@ -6,14 +6,20 @@ bounded time and memory, or succeeds.
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from envelope.exceptions import KeyringError
 from envelope.keyrings.raw_aes import MAX_KEY_FILE_SIZE, load_key_file
 from envelope.keyrings.registry import resolve
+from envelope.kms import policy
 
 
 def test_raw_aes_key_file_larger_than_any_key_is_refused(tmp_path) -> None:
@@ -39,3 +45,29 @@ def test_raw_aes_key_file_that_never_ends_is_refused_in_bounded_memory(path: str
             f"try:\n    resolve('raw-aes:{path}')\nexcept KeyringError as exc:\n    print(exc)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip().endswith("it is longer"), result.stderr[-500:]
+
+
+def _regex_like(pattern: str, value: str) -> bool:
+    """The former definition of StringLike, kept here as the oracle for the new matcher."""
+    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+def test_policy_wildcards_with_many_stars_are_judged_in_bounded_time() -> None:
+    # Found by fuzz_policy: "*a*a*a*a*a*b" against a 200-character context value
+    # backtracked for minutes, and a policy's patterns meet callers' values on every request.
+    doc = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                          "Condition": {"StringLike": {"kms:EncryptionContext:purpose": "*a" * 8 + "b"}}},
+                         {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}]}
+    request = policy.Request("local:user/alice", "kms:Decrypt",
+                             "arn:envelope:kms:local:000000000000:key/1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+                             {"kms:encryptioncontext:purpose": "a" * 300})
+    started = time.monotonic()
+    assert policy.evaluate(policy.parse(json.dumps(doc)), request, "local:root") == ("Allow", "")
+    assert time.monotonic() - started < 2
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("ab*?", max_size=8), st.text("ab?*", max_size=10))
+def test_policy_wildcard_matcher_agrees_with_the_regex_definition(pattern: str, value: str) -> None:
+    assert policy._like(pattern, value) == _regex_like(pattern, value)
