@@ -30,9 +30,10 @@ ALLOWED = (AuthenticationError, UsageError)
 MAX_LEN = 16384
 #: First chunk indices to try: the start, an ordinary one, and the engines' last.
 FIRST_INDICES = (0, 1, 7, (1 << 64) - 1)
-#: Batches of a few chunks instead of 4 MiB: inputs of a few KiB then cross
-#: batch boundaries (and the pipeline's threads), and no call zeroes megabytes.
-stream.BATCH_BYTES = 4096
+#: Batches of a few chunks instead of 4 MiB while fuzzing: inputs of a few KiB
+#: then cross batch boundaries (and the pipeline's threads), and no call zeroes
+#: megabytes.  Set only when run as the fuzzer, never on import.
+FUZZ_BATCH_BYTES = 4096
 #: Vectors with larger chunks are left out: a reader allocates one chunk per
 #: buffer (64 MiB for the largest), a bounded cost that would only slow fuzzing.
 MAX_CHUNK_SIZE = 4096
@@ -117,4 +118,5 @@ def seeds() -> list[bytes]:
 if __name__ == "__main__":
     import harness
 
+    stream.BATCH_BYTES = FUZZ_BATCH_BYTES
     harness.main(sys.modules[__name__])

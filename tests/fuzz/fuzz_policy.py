@@ -51,6 +51,9 @@ def seeds() -> list[bytes]:
                                                 "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": [key]},
                                                 "Null": {"kms:ViaService": "false"}, "Bool": {"kms:GrantIsForAWSResource": True}}},
                 {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": KEY_ARN[:-8] + "????????"}]})
+    docs.append({"Statement": [{"Effect": "Allow", "Principal": {"Local": ["alice", "local:role/app"]},
+                                "Action": ["kms:Gen*Key", "kms:?ecrypt"], "Resource": "arn:*:kms:*:key/*",
+                                "Condition": {"ForAnyValue:StringLike": {"kms:EncryptionContext:purpose": ["*up/*a*", "b?ck*"]}}}]})
     return [json.dumps(d).encode() for d in docs]
 
 
