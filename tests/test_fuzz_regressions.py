@@ -67,6 +67,17 @@ def test_policy_wildcards_with_many_stars_are_judged_in_bounded_time() -> None:
     assert time.monotonic() - started < 2
 
 
+def test_policy_action_with_a_run_of_stars_is_judged_in_bounded_time() -> None:
+    # Found by fuzz_policy (a timeout): an Action of "kms:" then a hundred stars then "Re*"
+    # made every request on the key backtrack without end, whoever the caller.
+    doc = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": ["kms:" + "*" * 105 + "Re*"], "Resource": "*"},
+                         {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}]}
+    request = policy.Request("local:user/alice", "kms:Decrypt", "arn:envelope:kms:local:000000000000:key/x", {})
+    started = time.monotonic()
+    assert policy.evaluate(policy.parse(json.dumps(doc)), request, "local:root") == ("Allow", "")
+    assert time.monotonic() - started < 2
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text("ab*?", max_size=8), st.text("ab?*", max_size=10))
 def test_policy_wildcard_matcher_agrees_with_the_regex_definition(pattern: str, value: str) -> None:
