@@ -2,8 +2,11 @@
 
 Input: one selector byte, then the sealed bytes.  The selector picks a format
 vector (its payload key and chunk size, so seeds that are real bodies open) and
-the call's shape: final or not, the first chunk index, and whether to go
-through the whole stream layer (stream.open_body) or one engine call.
+the call's shape: the whole stream layer (stream.open_body), with the vector's
+chunk size or one no encryptor would choose, or one engine call, final or not,
+from one of a few first chunk indices.  When an engine call succeeds, the
+native core is also called directly with a destination one byte too small,
+which its own bounds check must refuse.
 
 Opening may fail with AuthenticationError (forged, truncated, wrong key) and,
 for shapes the engine interface refuses, UsageError.  The reference and the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import io
 import sys
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +34,9 @@ ALLOWED = (AuthenticationError, UsageError)
 MAX_LEN = 16384
 #: First chunk indices to try: the start, an ordinary one, and the engines' last.
 FIRST_INDICES = (0, 1, 7, (1 << 64) - 1)
+#: Chunk sizes for the stream layer: the vector's (None), then sizes the engines
+#: accept but the format never uses, so chunk and batch boundaries fall anywhere.
+CHUNK_SIZES = (None, 1, 16, 17, 1000, 1023, 1025, 3000)
 #: Batches of a few chunks instead of 4 MiB while fuzzing: inputs of a few KiB
 #: then cross batch boundaries (and the pipeline's threads), and no call zeroes
 #: megabytes.  Set only when run as the fuzzer, never on import.
@@ -77,6 +84,9 @@ def check(data: bytes) -> None:
     header, keys = files[(selector >> 4) % len(files)]
     chunk_size = header.chunk_size
     outcomes = []
+    if selector & 1:
+        header = replace(header, chunk_size=CHUNK_SIZES[(selector >> 1) & 7] or chunk_size)
+    final, first = bool(selector & 2), FIRST_INDICES[(selector >> 2) & 3]
     for engine in _engines():
         if selector & 1:
             def call(engine: Engine = engine) -> bytes:
@@ -84,8 +94,6 @@ def check(data: bytes) -> None:
                 stream.open_body(io.BytesIO(sealed), out, header, keys, engine=engine)
                 return out.getvalue()
         else:
-            final, first = bool(selector & 2), FIRST_INDICES[(selector >> 2) & 3]
-
             def call(engine: Engine = engine) -> bytes:
                 dst = bytearray(len(sealed))
                 n = engine.open(keys.payload, first, sealed, dst, chunk_size, final)
@@ -98,6 +106,18 @@ def check(data: bytes) -> None:
         raise AuthenticationError("both engines refused the input", chunk_index=detail)  # type: ignore[arg-type]
     if kind == "UsageError":
         raise UsageError("both engines refused the call's shape")
+    if kind == "ok" and detail and not selector & 1 and len(_engines()) > 1:
+        _check_native_bounds(keys.payload, first, sealed, len(detail) - 1, chunk_size, final)  # type: ignore[arg-type]
+
+
+def _check_native_bounds(key: bytes, first: int, sealed: bytes, dst_len: int, chunk_size: int, final: bool) -> None:
+    from envelope.engines.native import open_batch
+
+    try:
+        open_batch(key, first, sealed, bytearray(dst_len), chunk_size, final, threads=2)
+    except UsageError:
+        return
+    raise AssertionError("the native core opened into a destination too small for the plaintext")
 
 
 def _vectors() -> list[dict[str, Any]]:
