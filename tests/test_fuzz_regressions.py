@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envelope.exceptions import KeyringError
+from envelope.exceptions import KeyringError, UsageError
 from envelope.keyrings.raw_aes import MAX_KEY_FILE_SIZE, load_key_file
 from envelope.keyrings.registry import resolve
 from envelope.kms import policy
@@ -82,3 +82,11 @@ def test_policy_action_with_a_run_of_stars_is_judged_in_bounded_time() -> None:
 @given(st.text("ab*?", max_size=8), st.text("ab?*", max_size=10))
 def test_policy_wildcard_matcher_agrees_with_the_regex_definition(pattern: str, value: str) -> None:
     assert policy._like(pattern, value) == _regex_like(pattern, value)
+
+
+@pytest.mark.parametrize("scheme", ["raw-aes", "rsa-public"])
+@pytest.mark.parametrize("name", ["key\x00file", "\ud800key"], ids=["nul-byte", "lone-surrogate"])
+def test_key_file_reference_with_an_impossible_file_name_is_a_usage_error(scheme: str, name: str) -> None:
+    # Found by fuzz_key_reference: "raw-aes:" and a name with a NUL byte raised ValueError from open().
+    with pytest.raises(UsageError, match="is not a valid path"):
+        resolve(f"{scheme}:{name}")

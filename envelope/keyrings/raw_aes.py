@@ -45,6 +45,8 @@ def load_key_file(path: str | os.PathLike[str]) -> bytearray:
         raise KeyNotFoundError(f"key file {os.fspath(path)!r} does not exist") from None
     except OSError as exc:
         raise KeyringError(f"cannot read key file {os.fspath(path)!r}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte, or a name the file system's encoding cannot hold
+        raise UsageError(f"key file name {os.fspath(path)!r} is not a valid path") from None
     if len(data) == KEY_SIZE:
         return bytearray(data)
     if len(data) > MAX_KEY_FILE_SIZE:
