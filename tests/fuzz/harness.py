@@ -55,14 +55,11 @@ def guarded(check: Callable[[bytes], None], allowed: tuple[type[BaseException], 
     return one_input
 
 
-def write_seeds(directory: Path, seeds: Iterable[bytes]) -> int:
+def write_seeds(directory: Path, seeds: Iterable[bytes]) -> None:
     """Write each seed once, named by its hash (what libFuzzer does with its own finds)."""
     directory.mkdir(parents=True, exist_ok=True)
-    count = 0
     for seed in seeds:
         (directory / hashlib.sha1(seed).hexdigest()).write_bytes(seed)
-        count += 1
-    return count
 
 
 def libfuzzer_args(name: str, argv: list[str], max_len: int) -> list[str]:
@@ -82,9 +79,10 @@ def libfuzzer_args(name: str, argv: list[str], max_len: int) -> list[str]:
 def instrument_envelope() -> int:
     """Instrument every loaded function of envelope and of the fuzz targets; return how many.
 
-    Not atheris.instrument_all(): that instruments the whole interpreter, never
-    finishes on one of the third-party functions loaded here, and would spend
-    the fuzzer's attention on code envelope does not own.
+    Not atheris.instrument_all(): that instruments the whole interpreter, stalls
+    for minutes on one of the third-party functions loaded here, and would spend
+    the fuzzer's attention on code envelope does not own.  Nested functions are
+    instrumented with the function that holds them.
     """
     import atheris
 
