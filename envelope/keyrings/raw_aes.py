@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import binascii
 import os
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -32,18 +31,26 @@ KEY_SIZE = 32
 _BLOB_VERSION = b"\x01"
 _AAD_LABEL = b"envelope raw-aes v1\x00"
 _ID_LABEL = b"envelope raw-aes key id"
+#: More than any key file can hold (64 hex digits and whitespace); the read stops
+#: here, so a path naming /dev/zero or a huge file is refused, not read to the end.
+MAX_KEY_FILE_SIZE = 4096
 
 
 def load_key_file(path: str | os.PathLike[str]) -> bytearray:
     """Read a key file: 32 raw bytes, or 64 hex digits (optionally newline-terminated)."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_KEY_FILE_SIZE + 1)
     except FileNotFoundError:
         raise KeyNotFoundError(f"key file {os.fspath(path)!r} does not exist") from None
     except OSError as exc:
         raise KeyringError(f"cannot read key file {os.fspath(path)!r}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte, or a name the file system's encoding cannot hold
+        raise UsageError(f"key file name {os.fspath(path)!r} is not a valid path") from None
     if len(data) == KEY_SIZE:
         return bytearray(data)
+    if len(data) > MAX_KEY_FILE_SIZE:
+        raise KeyringError(f"key file {os.fspath(path)!r} must hold 32 raw bytes or 64 hex digits; it is longer")
     try:
         decoded = binascii.unhexlify(data.strip())
     except (binascii.Error, ValueError):

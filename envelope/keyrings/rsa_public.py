@@ -128,6 +128,8 @@ class RsaPublicKeyring(Keyring):
             raise KeyNotFoundError(f"public key file {os.fspath(path)!r} does not exist") from None
         except OSError as exc:
             raise KeyringError(f"cannot read public key file {os.fspath(path)!r}: {exc.strerror}") from None
+        except ValueError:  # a NUL byte, or a name the file system's encoding cannot hold
+            raise UsageError(f"public key file name {os.fspath(path)!r} is not a valid path") from None
         return cls(load_public_key(data, f"{os.fspath(path)!r}"), os.fspath(path))
 
     @property

@@ -23,7 +23,6 @@ hostile one is bounded.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -278,6 +277,25 @@ def _matches_one(condition: Condition, value: str) -> bool:
 
 
 def _like(pattern: str, value: str) -> bool:
-    """IAM's StringLike: ``*`` any run, ``?`` one character, nothing else special."""
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+    """IAM's StringLike: ``*`` any run, ``?`` one character, nothing else special.
+
+    Not a regular expression: ``.*`` runs backtrack exponentially in the number
+    of stars, and a policy's patterns meet callers' values (an encryption
+    context) on every request.  On a mismatch this goes back only to the latest
+    ``*``, so a match costs at most len(pattern) * len(value) steps.
+    """
+    p = v = 0
+    star, resume = -1, 0  # the latest star, and where in value its run would end next
+    while v < len(value):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, v
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", value[v]):
+            p += 1
+            v += 1
+        elif star >= 0:
+            resume += 1
+            p, v = star + 1, resume
+        else:
+            return False
+    return all(ch == "*" for ch in pattern[p:])
