@@ -21,6 +21,7 @@ the middle of the object, the first time and again (the header and data key
 then come from the client's per-ETag cache).
 
     python benchmarks/s3_throughput.py --size 1G --runs 3 --part-size 64M
+    python benchmarks/s3_throughput.py --size 1G --runs 3 --ways up     # boto3's default 8 MiB parts
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=1 << 30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--part-size", type=parse_size, default=8 << 20)
+    parser.add_argument("--ways", default="up,down", help="up, down or both (up,down)")
     parser.add_argument("--dir", help="where the local files go")
     parser.add_argument("--child", nargs=6, metavar=("TOOL", "WAY", "ENDPOINT", "KEY", "FILE", "NAME"),
                         help=argparse.SUPPRESS)
@@ -146,8 +148,11 @@ def main() -> None:
             for _ in range(args.size >> 20):
                 fh.write(os.urandom(1 << 20))
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        ways = [way for way in ("up", "down") if way in args.ways.split(",")]
+        if "down" in ways and "up" not in ways:
+            raise SystemExit("--ways down needs up too: the objects are the uploads'")
         for run in range(args.runs + 1):  # round 0 warms the server and the page cache
-            for way in ("up", "down"):
+            for way in ways:
                 for tool in tools:
                     local = str(src) if way == "up" else str(work / f"out-{tool}")
                     argv = [sys.executable, __file__, "--part-size", str(args.part_size), "--child", tool, way,
@@ -157,7 +162,7 @@ def main() -> None:
                         os.unlink(local)
                     if run:
                         results.setdefault((tool, way), []).append(figure)
-        report(args, tools, results)
+        report(args, tools, ways, results)
         ranged(s3, key_arn, args.size)
     finally:
         server.terminate()
@@ -165,13 +170,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, tools: tuple[str, ...],
+def report(args: argparse.Namespace, tools: tuple[str, ...], ways: list[str],
            results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
     print(f"{args.size >> 20} MiB object, moto_server on 127.0.0.1, parts of {args.part_size >> 20} MiB, "
           f"whole-process figures, median of {args.runs} rounds\n")
     print("| transfer | tool | wall s | / boto3 (median of per-round ratios) | peak RSS MiB |")
     print("|---|---|---|---|---|")
-    for way in ("up", "down"):
+    for way in ways:
         floor = [t for t, _ in results[("boto3", way)]]
         for tool in tools:
             times = [t for t, _ in results[(tool, way)]]
