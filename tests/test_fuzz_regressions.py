@@ -90,3 +90,13 @@ def test_key_file_reference_with_an_impossible_file_name_is_a_usage_error(scheme
     # Found by fuzz_key_reference: "raw-aes:" and a name with a NUL byte raised ValueError from open().
     with pytest.raises(UsageError, match="is not a valid path"):
         resolve(f"{scheme}:{name}")
+
+
+@pytest.mark.parametrize("text", ["arn:aws:kms:eu-west-1:\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662:key/k",
+                                  "arn:aws:kms:eu-west-1:１２３４５６７８９０１２:key/k"], ids=["arabic-indic", "fullwidth"])
+def test_a_key_arn_whose_account_is_not_ascii_digits_is_not_an_arn(text: str) -> None:
+    # Noticed while fuzzing key references: \d took any script's digits as an account id.
+    from envelope.keyrings.kms_arn import KmsArn, is_account
+
+    assert KmsArn.parse(text) is None
+    assert not is_account(text.split(":")[4])

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_ARN_RE = re.compile(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)\Z")
+_ARN_RE = re.compile(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):([0-9]{12}):(key|alias)/(.+)\Z")
 _ALIAS_RE = re.compile(r"alias/[A-Za-z0-9/_-]+\Z")
 _PARTITION_RE = re.compile(r"aws[a-z-]*\Z")
-_ACCOUNT_RE = re.compile(r"\d{12}\Z")
+_ACCOUNT_RE = re.compile(r"[0-9]{12}\Z")  # ASCII digits only (\d takes any script's digits)
 MRK_PREFIX = "mrk-"
 
 
