@@ -15,13 +15,14 @@ turns, one round after another, medians over --runs rounds:
 
 All three use the same part size (``--part-size``; boto3's default is 8 MiB).
 moto reads a whole object for every ranged GET, so downloads in ranges of a
-large object are slower here than on S3; a larger part size keeps that from
-dominating.  Also reported: the bytes and requests of a 4 KiB ranged GET from
+large object are slower here than on S3; ``--down-part-size`` as large as the
+object makes boto3 and envelope fetch it in one GET, as the S3 Encryption
+Client does, which compares the clients' own work.  Also reported: the bytes and requests of a 4 KiB ranged GET from
 the middle of the object, the first time and again (the header and data key
 then come from the client's per-ETag cache).
 
     python benchmarks/s3_throughput.py --size 1G --runs 3 --part-size 64M
-    python benchmarks/s3_throughput.py --size 1G --runs 3 --ways up     # boto3's default 8 MiB parts
+    python benchmarks/s3_throughput.py --size 1G --runs 3 --down-part-size 1G   # 8 MiB parts up, one GET down
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=1 << 30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--part-size", type=parse_size, default=8 << 20)
+    parser.add_argument("--down-part-size", type=parse_size, help="ranges of downloads (default: --part-size)")
     parser.add_argument("--ways", default="up,down", help="up, down or both (up,down)")
     parser.add_argument("--dir", help="where the local files go")
     parser.add_argument("--child", nargs=6, metavar=("TOOL", "WAY", "ENDPOINT", "KEY", "FILE", "NAME"),
@@ -155,7 +157,8 @@ def main() -> None:
             for way in ways:
                 for tool in tools:
                     local = str(src) if way == "up" else str(work / f"out-{tool}")
-                    argv = [sys.executable, __file__, "--part-size", str(args.part_size), "--child", tool, way,
+                    part = args.part_size if way == "up" else args.down_part_size or args.part_size
+                    argv = [sys.executable, __file__, "--part-size", str(part), "--child", tool, way,
                             endpoint, key_arn, local, f"object-{tool}"]
                     figure = timed(argv)
                     if way == "down":
@@ -172,8 +175,9 @@ def main() -> None:
 
 def report(args: argparse.Namespace, tools: tuple[str, ...], ways: list[str],
            results: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
-    print(f"{args.size >> 20} MiB object, moto_server on 127.0.0.1, parts of {args.part_size >> 20} MiB, "
-          f"whole-process figures, median of {args.runs} rounds\n")
+    down = args.down_part_size or args.part_size
+    print(f"{args.size >> 20} MiB object, moto_server on 127.0.0.1, parts of {args.part_size >> 20} MiB up and "
+          f"{down >> 20} MiB down, whole-process figures, median of {args.runs} rounds\n")
     print("| transfer | tool | wall s | / boto3 (median of per-round ratios) | peak RSS MiB |")
     print("|---|---|---|---|---|")
     for way in ways:

@@ -415,7 +415,25 @@ def _wait_for(predicate, what: str, timeout: float = 60.0):  # type: ignore[no-u
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _temporaries(directory: Path) -> list[Path]:
+def _temporaries(pid: int, directory: Path) -> list[tuple[Path, str]]:
+    """The output temporaries process *pid* holds open in *directory*: (a path that opens it, what /proc names it).
+
+    Named ones are ``.envelope-tmp-*``; unnamed ones (O_TMPFILE) show as ``DIR/#INODE (deleted)``.
+    """
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        name = target.removesuffix(" (deleted)")
+        if os.path.dirname(name) == str(directory) and (
+                os.path.basename(name).startswith(".envelope-tmp-") or target.endswith(" (deleted)")):
+            found.append((Path(f"/proc/{pid}/fd/{fd}"), target))
+    return found
+
+
+def _named_temporaries(directory: Path) -> list[Path]:
     return sorted(directory.glob(".envelope-tmp-*"))
 
 
@@ -445,22 +463,22 @@ def test_encryption_writes_no_plaintext_to_any_file(tmp_path: Path) -> None:
             proc.stdin.write(pattern)
             proc.stdin.flush()
             if i in (5, 12, 23):  # the first chunk, then 4 MiB batches, are written as they fill
-                temp = _wait_for(lambda: [p for p in _temporaries(tmp_path / "out") if p.stat().st_size > BLOCK],
-                                 "ciphertext in the temporary")[0]
+                temp, name = _wait_for(lambda: [(p, n) for p, n in _temporaries(proc.pid, tmp_path / "out")
+                                                if p.stat().st_size > BLOCK], "ciphertext in the temporary")[0]
                 opened = _open_files(proc.pid)
-                written.append((temp, opened))
+                written.append((name, opened))
                 assert temp.read_bytes()[:8] == b"ENVELOPE"
                 assert temp.stat().st_mode & 0o777 == 0o600
                 for path in tmp_path.rglob("*"):
                     if path.is_file():
                         assert marker not in path.read_bytes(), path
-                assert not [p for p in opened if p.startswith(str(tmp_path)) and p != str(temp)], opened
+                assert not [p for p in opened if p.startswith(str(tmp_path)) and p != name], opened
         proc.stdin.close()
         assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         proc.kill()
         proc.wait()
-    assert len(written) == 3 and all(str(temp) in opened for temp, opened in written)
+    assert len(written) == 3 and all(name in opened for name, opened in written)
     out = tmp_path / "out" / "f.envelope"
     assert out.stat().st_mode & 0o777 == 0o644
     assert envelope.decrypt(out.read_bytes(), keys=[f"raw-aes:{kek}"]) == pattern * 24
@@ -482,9 +500,8 @@ def test_a_decryption_temporary_is_0600_while_it_holds_unverified_plaintext(tmp_
     try:
         proc.stdin.write(blob[: 10 * BLOCK])
         proc.stdin.flush()
-        temp = _wait_for(lambda: [p for p in _temporaries(tmp_path / "out") if p.stat().st_size >= BLOCK],
-                         "plaintext in the temporary")[0]
-        assert str(temp) in _open_files(proc.pid)
+        temp, _ = _wait_for(lambda: [(p, n) for p, n in _temporaries(proc.pid, tmp_path / "out")
+                                     if p.stat().st_size >= BLOCK], "plaintext in the temporary")[0]
         assert temp.read_bytes()[:BLOCK] == plaintext[:BLOCK]  # it does hold plaintext, not yet authenticated
         assert temp.stat().st_mode & 0o777 == 0o600
         proc.stdin.write(blob[10 * BLOCK : None if complete else -100])
@@ -493,7 +510,7 @@ def test_a_decryption_temporary_is_0600_while_it_holds_unverified_plaintext(tmp_
     finally:
         proc.kill()
         proc.wait()
-    assert not _temporaries(tmp_path / "out")
+    assert not _named_temporaries(tmp_path / "out")
     if complete:
         assert code == 0 and dst.read_bytes() == plaintext
         assert dst.stat().st_mode & 0o777 == 0o644  # the umask applies to the finished file only
