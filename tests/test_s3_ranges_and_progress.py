@@ -150,3 +150,15 @@ def test_a_small_upload_reports_its_size_once(s3: Any, kek: str, tmp_path: Any) 
     told: list[int] = []
     EncryptedS3Client(s3, keys=[kek]).upload_file(str(src), s3.bucket, "small", Callback=told.append)
     assert told == [5]
+
+
+def test_parts_carry_crc32_checksums_as_boto3s_transfers_do(s3: Any, kek: str, config: Any, tmp_path: Any) -> None:
+    """S3 checks every part and keeps a checksum of the object, exactly as for boto3's own upload_file."""
+    src = tmp_path / "in"
+    src.write_bytes(os.urandom(11 << 20))
+    s3.upload_file(str(src), s3.bucket, "plain", Config=config)
+    EncryptedS3Client(s3, keys=[kek]).upload_file(str(src), s3.bucket, "sealed", Config=config)
+    plain = s3.head_object(Bucket=s3.bucket, Key="plain", ChecksumMode="ENABLED")
+    sealed = s3.head_object(Bucket=s3.bucket, Key="sealed", ChecksumMode="ENABLED")
+    assert "ChecksumCRC32" in plain
+    assert "ChecksumCRC32" in sealed and sealed.get("ChecksumType") == plain.get("ChecksumType")

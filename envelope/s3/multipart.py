@@ -41,6 +41,23 @@ READ_STEP = 4 << 20  # plaintext read and sealed at a time into a part buffer
 PartSent = Callable[[int, int, "int | None"], object]
 
 
+def checksum_args(client: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The part checksum boto3's transfer manager asks for: CRC32 (S3 then checks every part and keeps
+    a checksum of the object), unless the caller chose one or the client's configuration opted out."""
+    if "ChecksumAlgorithm" in extra:
+        return {"ChecksumAlgorithm": extra["ChecksumAlgorithm"]}
+    config = getattr(getattr(client, "meta", None), "config", None)
+    if getattr(config, "request_checksum_calculation", None) == "when_supported":
+        return {"ChecksumAlgorithm": "CRC32"}
+    return {}
+
+
+def _completed(number: int, response: dict[str, Any]) -> dict[str, Any]:
+    """A part as CompleteMultipartUpload lists it: number, ETag and the checksum S3 checked, if any."""
+    checksums = {k: v for k, v in response.items() if k.startswith("Checksum") and k != "ChecksumType"}
+    return {"PartNumber": number, "ETag": response["ETag"], **checksums}
+
+
 def part_size_for(chunk_size: int, wanted: int) -> int:
     """The smallest whole number of sealed chunks that is at least *wanted* and S3's minimum."""
     sealed = chunk_size + TAG_SIZE
@@ -52,8 +69,10 @@ class MultipartSink:
     """A write-only stream that uploads what is written to it as the parts of one multipart upload."""
 
     def __init__(self, client: Any, bucket: str, key: str, upload_id: str, part_size: int,
-                 max_concurrency: int, *, on_sent: PartSent | None = None) -> None:
+                 max_concurrency: int, *, on_sent: PartSent | None = None,
+                 part_args: dict[str, Any] | None = None) -> None:
         self._client, self._bucket, self._key, self._upload_id = client, bucket, key, upload_id
+        self._part_args = dict(part_args or {})
         self._part_size = part_size
         self._on_sent = on_sent
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="envelope-s3-part")
@@ -121,20 +140,21 @@ class MultipartSink:
     def _upload(self, number: int, body: bytearray, start: int, total: int | None) -> dict[str, Any]:
         try:
             response = self._client.upload_part(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
-                                                PartNumber=number, Body=body)
+                                                PartNumber=number, Body=body, **self._part_args)
             if self._on_sent is not None:
                 self._on_sent(start, start + len(body), total)
             with self._lock:
                 if len(body) == self._part_size:
                     self._spare.append(body)
-            return {"PartNumber": number, "ETag": response["ETag"]}
+            return _completed(number, response)
         finally:
             self._slots.release()
 
 
 def upload_parts(client: Any, bucket: str, key: str, upload_id: str, source: Any, size: int, header: Header,
                  keys: FileKeys, part_size: int, max_concurrency: int, *,
-                 on_sent: Callable[[int], object] | None = None) -> list[dict[str, Any]]:
+                 on_sent: Callable[[int], object] | None = None,
+                 part_args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Seal and upload the *size* bytes of a seekable *source* (from its current position) as parts.
 
     *part_size* is a whole number of sealed chunks; part 1 also carries the
@@ -174,10 +194,11 @@ def upload_parts(client: Any, bucket: str, key: str, upload_id: str, source: Any
             index, done = index + n // chunk, done + n
             if done == length:
                 break
-        response = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+        response = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                                      **(part_args or {}))
         if on_sent is not None:
             on_sent(length)
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        return _completed(number, response)
 
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="envelope-s3-part") as pool:
         futures = [pool.submit(one, number) for number in range(1, count + 1)]
@@ -219,8 +240,10 @@ def _positional_reader(source: Any) -> Callable[[memoryview, int], int]:
 def multipart_upload(client: Any, bucket: str, key: str, part_size: int, max_concurrency: int, *,
                      on_sent: PartSent | None = None, **create_args: Any) -> Iterator[MultipartSink]:
     """CreateMultipartUpload, a sink for the body, then CompleteMultipartUpload; AbortMultipartUpload on any failure."""
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **create_args)["UploadId"]
-    sink = MultipartSink(client, bucket, key, upload_id, part_size, max_concurrency, on_sent=on_sent)
+    checksum = checksum_args(client, create_args)
+    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **{**create_args, **checksum})["UploadId"]
+    sink = MultipartSink(client, bucket, key, upload_id, part_size, max_concurrency, on_sent=on_sent,
+                         part_args=checksum)
     try:
         yield sink
         parts = sink.finish()

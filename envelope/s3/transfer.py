@@ -27,7 +27,7 @@ from ..atomic import atomic_output, scratch_file
 from ..format import plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
 from .download import download_opened
-from .multipart import MultipartSink, multipart_upload, part_size_for, upload_parts
+from .multipart import MultipartSink, checksum_args, multipart_upload, part_size_for, upload_parts
 from .ranged import FIRST_WINDOW, RangedObject
 from .s3ec import decrypt_downloaded
 from .s3ec_format import TAG_SIZE as S3EC_TAG_SIZE
@@ -83,10 +83,12 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         ctx = s3.context
         with s3.encryption_keyring.generate_data_key(ctx, size) as data_key:
             header, keys = start_stream(data_key.plaintext, data_key.wrapped, context=ctx, chunk_size=s3.chunk_size)
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata, **extra)["UploadId"]
+        checksum = checksum_args(client, extra)
+        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata,
+                                                   **{**extra, **checksum})["UploadId"]
         try:
             parts = upload_parts(client, bucket, key, upload_id, fileobj, size, header, keys, part_size, concurrency,
-                                 on_sent=callback)
+                                 on_sent=callback, part_args=checksum)
             client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
                                              MultipartUpload={"Parts": parts})
         except BaseException:
