@@ -162,3 +162,17 @@ def test_parts_carry_crc32_checksums_as_boto3s_transfers_do(s3: Any, kek: str, c
     sealed = s3.head_object(Bucket=s3.bucket, Key="sealed", ChecksumMode="ENABLED")
     assert "ChecksumCRC32" in plain
     assert "ChecksumCRC32" in sealed and sealed.get("ChecksumType") == plain.get("ChecksumType")
+
+
+def test_a_download_within_one_part_is_one_get_and_no_head(s3: Any, kek: str, tmp_path: Any) -> None:
+    """The first GET brings the header, the length, the ETag and the chunks: no request boto3 would not make."""
+    from boto3.s3.transfer import TransferConfig
+
+    data = os.urandom(3 << 20)
+    client = EncryptedS3Client(s3, keys=[kek])
+    client.put_object(Bucket=s3.bucket, Key="obj", Body=data)
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    client.download_file(s3.bucket, "obj", str(tmp_path / "out"), Config=TransferConfig(multipart_chunksize=8 << 20))
+    assert (tmp_path / "out").read_bytes() == data
+    assert calls == ["GetObject"]

@@ -1,7 +1,8 @@
 """download_file for envelope objects: ranges fetched concurrently, each opened as it arrives.
 
-One GET of the object's first window gives its header (opened and
-authenticated: one call to the key manager), its length and ETag.  The rest
+The first GET, of bytes 0 up to the first part's end, gives the object's
+header (opened and authenticated: one call to the key manager), its length,
+ETag and metadata, and its first chunks, opened from the same response.  The rest
 is cut into ranges of whole sealed chunks, about ``multipart_chunksize``
 each; the workers of a pool fetch their range (pinned to the ETag, so a
 replaced object fails instead of mixing versions), open its chunks a few MiB
@@ -24,12 +25,37 @@ from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_e
 from ..kdf import FileKeys
 from ..stream import open_header
 from .metadata import META_SIZE
-from .ranged import RangedObject
+from .ranged import CONTENT_RANGE, FIRST_WINDOW
 
 STEP = 4 << 20  # ciphertext read and opened at a time by one worker
 
 
-def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int, config: Any,
+class FirstRange:
+    """The first GET of a download, streamed: bytes 0 up to the first part's end, header first.
+
+    It tells the object's length, ETag and metadata, and its chunks are opened
+    from the same response, so a download makes no request that boto3's would not.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, part: int, extra: dict[str, Any] | None) -> None:
+        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max(part, FIRST_WINDOW) - 1}",
+                                     **(extra or {}))
+        self.body = response["Body"]
+        self.response = {k: v for k, v in response.items() if k != "Body"}
+        self.covered = int(response["ContentLength"])
+        match = CONTENT_RANGE.match(str(response.get("ContentRange", "")))
+        self.size = int(match.group(3)) if match else self.covered  # no Content-Range: the whole object came
+        self.etag = response["ETag"]
+        self.pinned = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+
+    def read(self, n: int = -1) -> bytes:
+        return bytes(self.body.read(n if n >= 0 else None))
+
+    def close(self) -> None:
+        self.body.close()
+
+
+def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, config: Any,
                     callback: Callable[[int], object] | None) -> None:
     """Decrypt the envelope object *first* was opened on into the file *fd*, which the caller releases
     (renames into place) only if this returns."""
@@ -37,7 +63,7 @@ def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int
 
     # No metadata needed: an envelope file uploaded by any tool downloads too; its header decides.
     header, keys = open_header(cast(BinaryIO, first), s3.decryption_keyring, required_context=s3.context)
-    chunk, total = header.chunk_size, first.size
+    chunk, total, sealed = header.chunk_size, first.size, header.chunk_size + TAG_SIZE
     try:
         size = plaintext_size(header.size, total, chunk)
     except FormatError as exc:  # the header is authentic: a length no plaintext has means cut or extended
@@ -48,13 +74,15 @@ def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int
                           f"its length {size}")
     _, part, concurrency = settings(config)
     chunks = chunk_count(size, chunk)
-    per_range = max(1, part // (chunk + TAG_SIZE))
+    in_first = chunks if first.covered >= total else max(0, (first.covered - header.size) // sealed)
+    per_range = max(1, part // sealed)
     opener = _RangeOpener(s3.wrapped_client, bucket, key, first, header.size, chunk, chunks, keys, callback)
     os.ftruncate(fd, size)
     opener.fd = fd
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="envelope-s3-get") as pool:
-        futures = [pool.submit(opener.open_range, start, min(chunks, start + per_range))
-                   for start in range(0, chunks, per_range)]
+        futures = [pool.submit(opener.open_range, 0, in_first, first.body)] if in_first else []
+        futures += [pool.submit(opener.open_range, start, min(chunks, start + per_range))
+                    for start in range(in_first, chunks, per_range)]
         try:
             for future in futures:
                 future.result()
@@ -67,7 +95,7 @@ def download_opened(s3: Any, first: RangedObject, bucket: str, key: str, fd: int
 class _RangeOpener:
     """Fetches chunks [first, end) of the object, opens them and writes their plaintext in place."""
 
-    def __init__(self, client: Any, bucket: str, key: str, first: RangedObject, header_size: int, chunk: int,
+    def __init__(self, client: Any, bucket: str, key: str, first: FirstRange, header_size: int, chunk: int,
                  chunks: int, keys: FileKeys, callback: Callable[[int], object] | None) -> None:
         self._client, self._bucket, self._key = client, bucket, key
         self._etag, self._total, self._pinned = first.etag, first.size, first.pinned
@@ -77,11 +105,14 @@ class _RangeOpener:
         self._step = max(1, STEP // (chunk + TAG_SIZE))
         self.fd = -1
 
-    def open_range(self, first: int, end: int) -> None:
-        start = chunk_offset(self._header_size, self._chunk, first)
-        stop = self._total if end == self._chunks else chunk_offset(self._header_size, self._chunk, end)
-        body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop - 1}",
-                                       IfMatch=self._etag, **self._pinned)["Body"]
+    def open_range(self, first: int, end: int, body: Any = None) -> None:
+        """*body*, when given, is a response already positioned at chunk *first* (the caller closes it)."""
+        owned = body is None
+        if owned:
+            start = chunk_offset(self._header_size, self._chunk, first)
+            stop = self._total if end == self._chunks else chunk_offset(self._header_size, self._chunk, end)
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop - 1}",
+                                           IfMatch=self._etag, **self._pinned)["Body"]
         plain = bytearray(self._step * self._chunk)
         try:
             index = first
@@ -100,4 +131,5 @@ class _RangeOpener:
                     self._callback(n)
                 index = last
         finally:
-            body.close()
+            if owned:
+                body.close()

@@ -23,7 +23,7 @@ DEFAULT_WINDOW = 1 << 20
 # The first GET of an object read in parts: room for the largest header and a first chunk of the
 # default size, so a range near the start costs one request; later GETs fetch just the chunks needed.
 FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
 class RangedObject(SeekableReader):
@@ -46,7 +46,7 @@ class RangedObject(SeekableReader):
         """Open an object with one GET of its first *window* bytes, which also gives its length and ETag."""
         response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{window - 1}", **(extra or {}))
         data = _body(response)
-        match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
+        match = CONTENT_RANGE.match(str(response.get("ContentRange", "")))
         size = int(match.group(3)) if match else len(data)  # no Content-Range: S3 sent the whole object
         self = cls(client, bucket, key, size, response["ETag"], window=window, extra=extra)
         self._keep(0, data, response)

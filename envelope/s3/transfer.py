@@ -26,9 +26,8 @@ from typing import Any, BinaryIO, Callable, cast
 from ..atomic import atomic_output, scratch_file
 from ..format import plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
-from .download import download_opened
+from .download import FirstRange, download_opened
 from .multipart import MultipartSink, checksum_args, multipart_upload, part_size_for, upload_parts
-from .ranged import FIRST_WINDOW, RangedObject
 from .s3ec import decrypt_downloaded
 from .s3ec_format import TAG_SIZE as S3EC_TAG_SIZE
 from .s3ec_format import is_s3ec
@@ -153,11 +152,14 @@ def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[s
 
 def _download_into(s3: Any, bucket: str, key: str, out: BinaryIO, scratch: str, extra: dict[str, Any] | None,
                    config: Any, callback: Callback | None) -> None:
-    first = RangedObject.first(s3.wrapped_client, bucket, key, window=FIRST_WINDOW, extra=extra)
-    head = {**first.response, "ContentLength": first.size}
-    if not is_s3ec(head.get("Metadata")):
-        download_opened(s3, first, bucket, key, out.fileno(), config, callback)
-        return
+    first = FirstRange(s3.wrapped_client, bucket, key, settings(config)[1], extra)
+    try:
+        head = {**first.response, "ContentLength": first.size}
+        if not is_s3ec(head.get("Metadata")):
+            download_opened(s3, first, bucket, key, out.fileno(), config, callback)
+            return
+    finally:
+        first.close()
     # AWS's format is one GCM stream: fetched whole into an unnamed file in *scratch*, then decrypted.
     with scratch_file(scratch) as fd, open(fd, "rb", buffering=0, closefd=False) as sealed:
         fetch(s3.wrapped_client, bucket, key, fd, config, head)
