@@ -393,16 +393,19 @@ def test_reprs_of_keys_keyrings_headers_and_caches_hold_no_key(world: World) -> 
 # -- temporaries, watched from outside the process --------------------------------------------------------------
 
 
-def _open_files(pid: int) -> list[str]:
-    paths = []
+def _descriptors(pid: int) -> list[tuple[Path, str]]:
+    """Process *pid*'s open descriptors: (a path that opens the file, what /proc names it)."""
+    found = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            found.append((Path(f"/proc/{pid}/fd/{fd}"), os.readlink(f"/proc/{pid}/fd/{fd}")))
         except OSError:
             continue
-        if target.startswith("/"):
-            paths.append(target)
-    return paths
+    return found
+
+
+def _open_files(pid: int) -> list[str]:
+    return [target for _, target in _descriptors(pid) if target.startswith("/")]
 
 
 def _wait_for(predicate, what: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
@@ -420,17 +423,12 @@ def _temporaries(pid: int, directory: Path) -> list[tuple[Path, str]]:
 
     Named ones are ``.envelope-tmp-*``; unnamed ones (O_TMPFILE) show as ``DIR/#INODE (deleted)``.
     """
-    found = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
+    def temporary(target: str) -> bool:
         name = target.removesuffix(" (deleted)")
-        if os.path.dirname(name) == str(directory) and (
-                os.path.basename(name).startswith(".envelope-tmp-") or target.endswith(" (deleted)")):
-            found.append((Path(f"/proc/{pid}/fd/{fd}"), target))
-    return found
+        return os.path.dirname(name) == str(directory) and (
+            os.path.basename(name).startswith(".envelope-tmp-") or target.endswith(" (deleted)"))
+
+    return [(path, target) for path, target in _descriptors(pid) if temporary(target)]
 
 
 def _named_temporaries(directory: Path) -> list[Path]:

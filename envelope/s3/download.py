@@ -25,7 +25,7 @@ from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_e
 from ..kdf import FileKeys
 from ..stream import open_header
 from .metadata import META_SIZE
-from .ranged import CONTENT_RANGE, FIRST_WINDOW
+from .ranged import FIRST_WINDOW, object_length, pinned_args
 
 STEP = 4 << 20  # ciphertext read and opened at a time by one worker
 
@@ -43,10 +43,9 @@ class FirstRange:
         self.body = response["Body"]
         self.response = {k: v for k, v in response.items() if k != "Body"}
         self.covered = int(response["ContentLength"])
-        match = CONTENT_RANGE.match(str(response.get("ContentRange", "")))
-        self.size = int(match.group(3)) if match else self.covered  # no Content-Range: the whole object came
+        self.size = object_length(response, self.covered)
         self.etag = response["ETag"]
-        self.pinned = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+        self.pinned = pinned_args(extra)
 
     def read(self, n: int = -1) -> bytes:
         return bytes(self.body.read(n if n >= 0 else None))
@@ -55,12 +54,10 @@ class FirstRange:
         self.body.close()
 
 
-def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, config: Any,
+def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, part: int, concurrency: int,
                     callback: Callable[[int], object] | None) -> None:
     """Decrypt the envelope object *first* was opened on into the file *fd*, which the caller releases
     (renames into place) only if this returns."""
-    from .transfer import settings
-
     # No metadata needed: an envelope file uploaded by any tool downloads too; its header decides.
     header, keys = open_header(cast(BinaryIO, first), s3.decryption_keyring, required_context=s3.context)
     chunk, total, sealed = header.chunk_size, first.size, header.chunk_size + TAG_SIZE
@@ -72,7 +69,6 @@ def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, 
     if META_SIZE in metadata and int(metadata[META_SIZE]) != size:
         raise FormatError(f"s3://{bucket}/{key}: its metadata says {metadata[META_SIZE]} bytes of plaintext, "
                           f"its length {size}")
-    _, part, concurrency = settings(config)
     chunks = chunk_count(size, chunk)
     in_first = chunks if first.covered >= total else max(0, (first.covered - header.size) // sealed)
     per_range = max(1, part // sealed)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from dataclasses import dataclass, field
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -236,20 +237,41 @@ def _positional_reader(source: Any) -> Callable[[memoryview, int], int]:
 
     return read_at
 
+@dataclass
+class OpenUpload:
+    """A multipart upload in progress: its id, the arguments every part must carry, and the parts sent."""
+
+    upload_id: str
+    part_args: dict[str, Any]
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def open_upload(client: Any, bucket: str, key: str, **create_args: Any) -> Iterator[OpenUpload]:
+    """CreateMultipartUpload; CompleteMultipartUpload with the parts the block listed in ``parts``;
+    AbortMultipartUpload on any failure, so nothing half-written is left behind."""
+    checksum = checksum_args(client, create_args)
+    response = client.create_multipart_upload(Bucket=bucket, Key=key, **{**create_args, **checksum})
+    upload = OpenUpload(response["UploadId"], checksum)
+    try:
+        yield upload
+        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload.upload_id,
+                                         MultipartUpload={"Parts": upload.parts})
+    except BaseException:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload.upload_id)
+        raise
+
+
 @contextlib.contextmanager
 def multipart_upload(client: Any, bucket: str, key: str, part_size: int, max_concurrency: int, *,
                      on_sent: PartSent | None = None, **create_args: Any) -> Iterator[MultipartSink]:
-    """CreateMultipartUpload, a sink for the body, then CompleteMultipartUpload; AbortMultipartUpload on any failure."""
-    checksum = checksum_args(client, create_args)
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **{**create_args, **checksum})["UploadId"]
-    sink = MultipartSink(client, bucket, key, upload_id, part_size, max_concurrency, on_sent=on_sent,
-                         part_args=checksum)
-    try:
-        yield sink
-        parts = sink.finish()
-        client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                         MultipartUpload={"Parts": parts})
-    except BaseException:
-        sink.cancel()
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
+    """:func:`open_upload` with a sink for the body: the parts are whatever is written to it, in order."""
+    with open_upload(client, bucket, key, **create_args) as upload:
+        sink = MultipartSink(client, bucket, key, upload.upload_id, part_size, max_concurrency, on_sent=on_sent,
+                             part_args=upload.part_args)
+        try:
+            yield sink
+            upload.parts = sink.finish()
+        except BaseException:
+            sink.cancel()
+            raise

@@ -23,7 +23,7 @@ DEFAULT_WINDOW = 1 << 20
 # The first GET of an object read in parts: room for the largest header and a first chunk of the
 # default size, so a range near the start costs one request; later GETs fetch just the chunks needed.
 FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
-CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
 class RangedObject(SeekableReader):
@@ -31,8 +31,7 @@ class RangedObject(SeekableReader):
                  window: int = DEFAULT_WINDOW, extra: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._client, self._bucket, self._key, self._etag = client, bucket, key, etag
-        # The version and SSE-C fields go on every GET; the caller's conditions only on the first.
-        self.pinned = {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+        self.pinned = pinned_args(extra)
         self.size, self.window = size, window  # what one GET fetches, at least
         self._pos = 0
         self._start, self._data = 0, b""
@@ -46,9 +45,8 @@ class RangedObject(SeekableReader):
         """Open an object with one GET of its first *window* bytes, which also gives its length and ETag."""
         response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{window - 1}", **(extra or {}))
         data = _body(response)
-        match = CONTENT_RANGE.match(str(response.get("ContentRange", "")))
-        size = int(match.group(3)) if match else len(data)  # no Content-Range: S3 sent the whole object
-        self = cls(client, bucket, key, size, response["ETag"], window=window, extra=extra)
+        self = cls(client, bucket, key, object_length(response, len(data)), response["ETag"], window=window,
+                   extra=extra)
         self._keep(0, data, response)
         return self
 
@@ -83,6 +81,18 @@ class RangedObject(SeekableReader):
         self.fetched += len(data)
         self._start, self._data = start, data
         self.response = {k: v for k, v in response.items() if k != "Body"}
+
+
+def pinned_args(extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The caller's arguments every later GET of the object repeats: its version and SSE-C fields
+    (the caller's conditions go on the first GET only; the later ones name its ETag instead)."""
+    return {k: v for k, v in (extra or {}).items() if k == "VersionId" or k.startswith("SSECustomer")}
+
+
+def object_length(response: dict[str, Any], received: int) -> int:
+    """The whole object's length from a ranged GET's Content-Range; without one, S3 sent it all."""
+    match = _CONTENT_RANGE.match(str(response.get("ContentRange", "")))
+    return int(match.group(3)) if match else received
 
 
 def _body(response: dict[str, Any]) -> bytes:

@@ -27,7 +27,7 @@ from ..atomic import atomic_output, scratch_file
 from ..format import plaintext_before, plaintext_size
 from ..stream import encrypt_stream, start_stream
 from .download import FirstRange, download_opened
-from .multipart import MultipartSink, checksum_args, multipart_upload, part_size_for, upload_parts
+from .multipart import MultipartSink, multipart_upload, open_upload, part_size_for, upload_parts
 from .s3ec import decrypt_downloaded
 from .s3ec_format import TAG_SIZE as S3EC_TAG_SIZE
 from .s3ec_format import is_s3ec
@@ -82,17 +82,9 @@ def upload(s3: Any, fileobj: Any, bucket: str, key: str, extra: dict[str, Any] |
         ctx = s3.context
         with s3.encryption_keyring.generate_data_key(ctx, size) as data_key:
             header, keys = start_stream(data_key.plaintext, data_key.wrapped, context=ctx, chunk_size=s3.chunk_size)
-        checksum = checksum_args(client, extra)
-        upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata,
-                                                   **{**extra, **checksum})["UploadId"]
-        try:
-            parts = upload_parts(client, bucket, key, upload_id, fileobj, size, header, keys, part_size, concurrency,
-                                 on_sent=callback, part_args=checksum)
-            client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                             MultipartUpload={"Parts": parts})
-        except BaseException:
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            raise
+        with open_upload(client, bucket, key, Metadata=metadata, **extra) as upload:
+            upload.parts = upload_parts(client, bucket, key, upload.upload_id, fileobj, size, header, keys,
+                                        part_size, concurrency, on_sent=callback, part_args=upload.part_args)
         return
     sink: MultipartSink | None = None  # a stream of unknown length: sealed in order, parts sent as they fill
 
@@ -152,11 +144,12 @@ def download_fileobj(s3: Any, bucket: str, key: str, fileobj: Any, extra: dict[s
 
 def _download_into(s3: Any, bucket: str, key: str, out: BinaryIO, scratch: str, extra: dict[str, Any] | None,
                    config: Any, callback: Callback | None) -> None:
-    first = FirstRange(s3.wrapped_client, bucket, key, settings(config)[1], extra)
+    _, part, concurrency = settings(config)
+    first = FirstRange(s3.wrapped_client, bucket, key, part, extra)
     try:
         head = {**first.response, "ContentLength": first.size}
         if not is_s3ec(head.get("Metadata")):
-            download_opened(s3, first, bucket, key, out.fileno(), config, callback)
+            download_opened(s3, first, bucket, key, out.fileno(), part, concurrency, callback)
             return
     finally:
         first.close()
