@@ -13,6 +13,24 @@ when it is complete.  Where a name is needed (``--force`` replacing a file, a
 filesystem without ``O_TMPFILE``) it starts with :data:`TEMP_PREFIX`, and its
 creator holds an ``flock`` on it while it lives; the next output written to the
 same directory removes such names that no live process holds any more.
+
+What the output path already names decides how it is written, one rule for
+every command:
+
+* nothing, a regular file, or a symlink to one (or a dangling symlink): the
+  path *name* gets the new file.  An existing name is refused without
+  ``--force``; with it, the name is replaced by a rename, so a symlink there
+  is replaced itself and never written through: a link planted at the output
+  path cannot redirect the output into another file.
+* a character or block device, a FIFO or a socket, directly or through
+  symlinks (``/dev/stdout`` -> ``/proc/self/fd/1`` -> a pipe): it is opened
+  and written in place, as ``cp``, ``cat`` and ``age`` do, never replaced by a
+  regular file.  Such a target holds nothing to lose, so no ``--force`` is
+  needed, except for a block device (a disk), whose contents are overwritten.
+  Its mode is left alone.  What is written there cannot be withdrawn: like
+  stdout (``-``), a decryption releases each chunk only once its tag has
+  verified, and a stream that turns out truncated or forged fails with a
+  non-zero exit status, which the reader must check.
 """
 
 from __future__ import annotations
@@ -36,6 +54,8 @@ except ImportError:  # not POSIX: no locks, so no sweeping either
 
 STDIO = "-"
 TEMP_PREFIX = ".envelope-tmp-"
+#: The mode of secret outputs, and of every temporary while it is written.
+PRIVATE_MODE = 0o600
 
 #: errno values with which open(O_TMPFILE) says "not here" rather than "not allowed".
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
@@ -69,22 +89,76 @@ class _Labelled(io.FileIO):
         return type(exc)(exc.errno, exc.strerror, self.label)
 
 
-def _labelled(file: int | str, mode: str, label: str) -> _Labelled:
-    f = _Labelled(file, mode, closefd=not isinstance(file, int))
+def _labelled(file: int | str, mode: str, label: str, *, closefd: bool | None = None) -> _Labelled:
+    f = _Labelled(file, mode, closefd=not isinstance(file, int) if closefd is None else closefd)
     f.label = label
     return f
 
 
+def _written_in_place(path: str) -> os.stat_result | None:
+    """What *path* resolves to when it is written in place (a device, FIFO or socket), else None."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) else st
+
+
 def check_destination(path: str, force: bool) -> None:
-    """Refuse early, before any work, to overwrite an existing file."""
-    if path != STDIO and not force and os.path.lexists(path):
+    """Refuse early, before any work, to overwrite an existing file (see the module's rule)."""
+    if path == STDIO or force or not os.path.lexists(path):
+        return
+    target = _written_in_place(path)
+    if target is None or stat.S_ISBLK(target.st_mode):
         raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)")
 
 
-def _default_mode() -> int:
-    umask = os.umask(0)
+def _open_in_place(path: str) -> _Labelled | None:
+    """*path* opened for writing where it is, if it is a device, FIFO or socket; else None.
+
+    Neither created nor truncated by the open, so a regular file swapped in since
+    it was looked at is left as it was (and takes the atomic way instead).
+    """
+    if _written_in_place(path) is None:
+        return None
+    fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return _labelled(fd, "wb", path, closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _umask_by_setting() -> int:
+    """The umask as os.umask reports it: by setting it and back, so only safe before threads exist."""
+    umask = os.umask(0o077)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+#: The umask at import, for systems whose /proc does not show it.  Setting the umask
+#: to read it, as any later call would have to, races with every other thread: one
+#: that reads it in between sees, and then restores, the wrong value for good.
+_UMASK_AT_IMPORT = _umask_by_setting()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux 4.7+: ``Umask:`` in /proc/self/status)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK_AT_IMPORT
+
+
+def _default_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 def sweep_stale(directory: str) -> list[str]:
@@ -127,7 +201,7 @@ def _unnamed(directory: str) -> int | None:
     if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
         return None
     try:
-        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, PRIVATE_MODE)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return None
@@ -184,12 +258,27 @@ def scratch_file(directory: str) -> Iterator[int]:
         os.close(fd)
 
 
+def _replace(tmp: str, path: str) -> None:
+    """Rename *tmp* over *path*, unless what is there now is not a file or a symlink.
+
+    A device or FIFO at *path* was written in place; one that appeared while
+    the output was being written must not be replaced by a regular file either.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        now = os.lstat(path).st_mode
+        if not (stat.S_ISREG(now) or stat.S_ISLNK(now)):
+            raise OutputExistsError(f"{path!r} is no longer a regular file; not replaced")
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, *, force: bool = False, mode: int | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes *path* only if the block completes.
 
-    ``-`` yields stdout, which cannot be withdrawn: a caller writing there
-    must report failure through its exit status.
+    ``-`` yields stdout, and an existing device or FIFO is written in place
+    (see the module's rule): neither can be withdrawn, so a caller writing
+    there must report failure through its exit status.  *mode* (default: what
+    the umask allows) applies to a new file only.
     """
     if path == STDIO:
         sys.stdout.flush()
@@ -198,6 +287,11 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
             yield out
         return
     check_destination(path, force)
+    in_place = _open_in_place(path)
+    if in_place is not None:
+        with in_place as out:
+            yield out
+        return
     directory = os.path.dirname(os.path.abspath(path))
     sweep_stale(directory)
     fd = _unnamed(directory)
@@ -222,7 +316,7 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
                     raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
             tmp = _name_unnamed(fd, directory)  # replacing needs a name to rename: killed from here on, swept later
         if force:
-            os.replace(tmp, path)
+            _replace(tmp, path)
         else:
             try:
                 os.link(tmp, path)
@@ -230,8 +324,9 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
                 raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
             except OSError:
                 # A filesystem without hard links: check, then rename (a tiny race).
-                check_destination(path, force)
-                os.replace(tmp, path)
+                if os.path.lexists(path):
+                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                _replace(tmp, path)
             else:
                 os.unlink(tmp)
         tmp = None

@@ -92,8 +92,8 @@ def encrypt_to(capsys: Capsys, tmp_path: Path, key: str, data: bytes, *context: 
 
 
 def decrypt_bytes(capsys: Capsys, tmp_path: Path, blob: Path, *extra: str) -> bytes:
-    out = tmp_path / "decrypted.out"
-    assert ok(capsys, "keys", "decrypt", "--in", str(blob), "-o", str(out), *extra) == ""
+    out = tmp_path / "decrypted.out"  # reused from call to call: --force replaces it
+    assert ok(capsys, "keys", "decrypt", "--in", str(blob), "-o", str(out), "--force", *extra) == ""
     return out.read_bytes()
 
 
@@ -609,7 +609,7 @@ def test_audit_filters_by_key_operation_and_limit(capsys: Capsys, ks_path: Path,
     key2 = create_key(capsys)
     src = write(tmp_path / "p", b"x")
     for key in (key1, key2, key1):
-        ok(capsys, "keys", "encrypt", key, "--in", str(src), "-o", str(tmp_path / "o"))
+        ok(capsys, "keys", "encrypt", key, "--in", str(src), "-o", str(tmp_path / "o"), "--force")
     ok(capsys, "keys", "describe", key2)
 
     everything = ok_json(capsys, "keys", "audit")
@@ -636,7 +636,7 @@ def test_audit_since_takes_an_iso_time_or_an_age(capsys: Capsys, ks_path: Path, 
     key = create_key(capsys)
     src = write(tmp_path / "p", b"x")
     for _ in range(3):
-        ok(capsys, "keys", "encrypt", key, "--in", str(src), "-o", str(tmp_path / "o"))
+        ok(capsys, "keys", "encrypt", key, "--in", str(src), "-o", str(tmp_path / "o"), "--force")
     everything = ok_json(capsys, "keys", "audit")
     assert len(everything) == 4
 

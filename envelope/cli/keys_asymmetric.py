@@ -18,13 +18,12 @@ from cryptography.hazmat.primitives import serialization
 
 from ..kms.asymmetric import MAX_MESSAGE_BYTES
 from .keys import add_action, emit, open_store
-from .kms_ops import _b64, _read_input, _write
+from .kms_ops import OUTPUT, _b64, _read_input, _write
 
 EXIT_INVALID = 4  # as for any failed authentication (see envelope.cli.main)
 
 _KEY = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME"})
 _IN = (["--in"], {"dest": "input", "metavar": "FILE", "help": "the message (default: stdin)"})
-_OUT = (["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"})
 _MESSAGE_TYPE = (["--message-type"], {"choices": ["RAW", "DIGEST"], "default": "RAW",
                                       "help": "RAW message (default) or its DIGEST"})
 
@@ -33,13 +32,13 @@ def register(actions: Any) -> None:
     add = functools.partial(add_action, actions)
 
     add("public-key", cmd_public_key, "export the public key of an RSA or ECC key (PEM, or DER with --der)", _KEY,
-        _OUT, (["--der"], {"action": "store_true", "help": "DER instead of PEM"}))
-    add("sign", cmd_sign, "sign a message with an RSA or ECC SIGN_VERIFY key", _KEY, _IN, _OUT, _MESSAGE_TYPE,
+        *OUTPUT, (["--der"], {"action": "store_true", "help": "DER instead of PEM"}))
+    add("sign", cmd_sign, "sign a message with an RSA or ECC SIGN_VERIFY key", _KEY, _IN, *OUTPUT, _MESSAGE_TYPE,
         (["--algorithm"], {"required": True, "metavar": "ALG", "help": "e.g. RSASSA_PSS_SHA_256, ECDSA_SHA_256"}))
     add("verify", cmd_verify, "check a signature (exit code 0 valid, 4 invalid)", _KEY, _IN, _MESSAGE_TYPE,
         (["--signature"], {"required": True, "metavar": "FILE"}),
         (["--algorithm"], {"required": True, "metavar": "ALG"}))
-    add("mac", cmd_mac, "make an HMAC with an HMAC key", _KEY, _IN, _OUT,
+    add("mac", cmd_mac, "make an HMAC with an HMAC key", _KEY, _IN, *OUTPUT,
         (["--algorithm"], {"required": True, "metavar": "ALG", "help": "HMAC_SHA_256, HMAC_SHA_384 or HMAC_SHA_512"}))
     add("verify-mac", cmd_verify_mac, "check an HMAC (exit code 0 valid, 4 invalid)", _KEY, _IN,
         (["--mac"], {"required": True, "metavar": "FILE"}),

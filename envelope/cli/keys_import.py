@@ -17,8 +17,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..atomic import atomic_output, check_destination
 from ..exceptions import UsageError
 from ..kms.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
+from ..pipeline import write_all
 from .keys import add_action, emit, open_store
 
 PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
@@ -38,7 +40,8 @@ def register(actions: Any) -> None:
 
     add("import-parameters", cmd_import_parameters,
         f"write {PUBLIC_KEY_FILE} and {TOKEN_FILE} (valid 24 hours) for importing key material", _KEY,
-        _ALGORITHM, _SPEC, (["-o", "--output-dir"], {"required": True, "metavar": "DIR"}))
+        _ALGORITHM, _SPEC, (["-o", "--output-dir"], {"required": True, "metavar": "DIR"}),
+        (["--force"], {"action": "store_true", "help": f"overwrite {PUBLIC_KEY_FILE} and {TOKEN_FILE} in DIR"}))
     add("import-material", cmd_import_material, "import key material wrapped under the import parameters", _KEY,
         (["--material"], {"required": True, "metavar": "FILE", "help": "the wrapped (encrypted) key material"}),
         (["--token"], {"required": True, "metavar": "FILE", "help": TOKEN_FILE}), _VALID_TO)
@@ -52,10 +55,13 @@ def cmd_import_parameters(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if not out.is_dir():
         raise UsageError(f"--output-dir {str(out)!r} is not a directory")
+    for name in (PUBLIC_KEY_FILE, TOKEN_FILE):  # both refused before either is written
+        check_destination(str(out / name), args.force)
     with open_store(args) as store:
         params = store.get_parameters_for_import(args.key, args.wrapping_algorithm, args.wrapping_key_spec)
-    (out / PUBLIC_KEY_FILE).write_bytes(params.public_key)
-    (out / TOKEN_FILE).write_bytes(params.import_token)
+    for name, content in ((PUBLIC_KEY_FILE, params.public_key), (TOKEN_FILE, params.import_token)):
+        with atomic_output(str(out / name), force=args.force) as fh:
+            write_all(fh, memoryview(content))
     data = {"KeyId": params.key_id, "PublicKeyFile": str(out / PUBLIC_KEY_FILE), "ImportTokenFile": str(out / TOKEN_FILE),
             "WrappingAlgorithm": params.wrapping_algorithm, "ParametersValidTo": params.parameters_valid_to}
     return emit(args, data, [f"wrote {out / PUBLIC_KEY_FILE} and {out / TOKEN_FILE} for key {params.key_id}",

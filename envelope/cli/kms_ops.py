@@ -5,7 +5,10 @@ Inputs are read raw from ``--in FILE`` (default stdin) and are small by nature
 (a blob, or at most 4096 bytes of plaintext), so reading stops just past the
 largest valid size instead of trusting the input to end.  Outputs are raw
 bytes to ``-o FILE`` or stdout, refused on a terminal (binary would garble it;
-use ``--json``, which carries bytes as base64).
+use ``--json``, which carries bytes as base64).  ``-o FILE`` is written as every
+output is (:func:`envelope.atomic.atomic_output`): mode 0600, since these bytes are
+often secrets (plaintext, random key material), never through a symlink planted
+there, and never over an existing file without ``--force``.
 """
 
 from __future__ import annotations
@@ -13,20 +16,23 @@ from __future__ import annotations
 import argparse
 import base64
 import functools
-import os
 import sys
 from typing import Any, BinaryIO
 
+from ..atomic import PRIVATE_MODE, STDIO, atomic_output
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
 from ..kms.model import DATA_KEY_SPECS
+from ..pipeline import write_all
 from .keys import add_action, emit, open_store
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
                             "help": "encryption context pair (repeatable)"})
 _IN = (["--in"], {"dest": "input", "metavar": "FILE", "help": "read from FILE (default: stdin)"})
-_OUT = (["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"})
+#: -o and its --force, for every action that writes raw bytes (``*OUTPUT`` in its options).
+OUTPUT = ((["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"}),
+          (["--force"], {"action": "store_true", "help": "overwrite FILE if it exists"}))
 
 
 def register(actions: Any) -> None:
@@ -35,11 +41,11 @@ def register(actions: Any) -> None:
     key = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME"})
     rsa = (["--algorithm"], {"metavar": "ALG", "help": "with an RSA key: RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1"})
     action("encrypt", cmd_encrypt, "encrypt up to 4096 bytes under KEY (larger data: envelope encrypt-file)",
-           key, _IN, _OUT, _CONTEXT, rsa)
-    action("decrypt", cmd_decrypt, "decrypt a ciphertext blob (it names its own key)", _IN, _OUT, _CONTEXT,
+           key, _IN, *OUTPUT, _CONTEXT, rsa)
+    action("decrypt", cmd_decrypt, "decrypt a ciphertext blob (it names its own key)", _IN, *OUTPUT, _CONTEXT,
            (["--key"], {"dest": "expected", "metavar": "KEY", "help": "refuse a blob of any other key"}), rsa)
     action("re-encrypt", cmd_re_encrypt, "re-encrypt a blob under another key or context, or the newest backing key",
-           (["--to"], {"required": True, "metavar": "KEY", "help": "destination key"}), _IN, _OUT, _CONTEXT,
+           (["--to"], {"required": True, "metavar": "KEY", "help": "destination key"}), _IN, *OUTPUT, _CONTEXT,
            (["--destination-context"], {"action": "append", "default": None, "metavar": "K=V",
                                         "help": "context of the new blob (default: the same as --context)"}),
            (["--source-key"], {"metavar": "KEY", "help": "refuse a blob of any other key"}))
@@ -49,7 +55,7 @@ def register(actions: Any) -> None:
            (["--bytes"], {"type": int, "metavar": "N", "help": "N bytes (1-1024) instead of a key spec"}),
            (["--without-plaintext"], {"action": "store_true", "help": "only the sealed data key"}))
     action("generate-random", cmd_generate_random, "random bytes from the OS's CSPRNG",
-           (["count"], {"type": int, "metavar": "N", "help": "how many bytes, 1-1024"}), _OUT)
+           (["count"], {"type": int, "metavar": "N", "help": "how many bytes, 1-1024"}), *OUTPUT)
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
@@ -147,10 +153,9 @@ def _read_limited(stream: BinaryIO, limit: int) -> bytes:
 def _write(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
     if args.json:
         return emit(args, as_json, "")
-    if args.output not in (None, "-"):
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+    if args.output not in (None, STDIO):
+        with atomic_output(args.output, force=args.force, mode=PRIVATE_MODE) as out:
+            write_all(out, memoryview(data))
         return 0
     if sys.stdout.isatty():
         raise UsageError("refusing to write binary output to a terminal: use -o FILE or --json")
