@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from typing import BinaryIO
 
@@ -46,13 +47,15 @@ def _copy_from(src: BinaryIO, offset: int, dst: BinaryIO) -> None:
     """Copy *src* from *offset* to its end onto *dst*; inside the kernel where possible.
 
     The source offset is explicit: a buffered reader's position need not be its
-    descriptor's.
+    descriptor's.  A pipe or FIFO cannot seek: it is read on from where the
+    header ended, which is *offset*.
     """
     try:
         while n := os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30, offset):
             offset += n
     except (AttributeError, OSError, ValueError):
-        src.seek(offset)
+        if src.seekable():
+            src.seek(offset)
         shutil.copyfileobj(src, dst, 1 << 20)  # type: ignore[misc]
 
 
@@ -91,6 +94,9 @@ def rewrap_file(
         check_destination(dst_path, force)
 
     with open(src_path, "rb") as src:
+        replacing = dst_path == src_path
+        if replacing and not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            raise UsageError(f"{src_path!r} is not a regular file, so it cannot be rewritten: give -o")
         old, new = rewrap_header(src, unwrap, wrap, required_context=context)
         encoded = new.encode()
         if in_place:
@@ -103,7 +109,6 @@ def rewrap_file(
             return new
         # Replacing FILE itself is what the user asked for, so --force is implied
         # there, and the file keeps its permissions.
-        replacing = dst_path == src_path
         mode = os.stat(src.fileno()).st_mode & 0o7777 if replacing else None
         with atomic_output(dst_path, force=force or replacing, mode=mode) as out:
             write_all(out, memoryview(encoded))

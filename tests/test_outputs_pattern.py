@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -30,6 +29,8 @@ import pytest
 from envelope import atomic
 from envelope.atomic import atomic_output
 from envelope.cli.main import EXIT_OK, EXIT_USAGE, build_parser, main
+
+from cli_world import World, cli, world  # noqa: F401 (world: the fixture)
 
 OUTPUT_OPTIONS = ("-o", "--output", "--output-dir")
 
@@ -51,43 +52,6 @@ def commands_with_outputs() -> set[tuple[str, str]]:
 
 
 @dataclass
-class World:
-    """Inputs every command can use: a keystore with one key of each kind, files to read."""
-
-    root: Path
-    keystore: str
-    kek: str
-    plain: Path
-    sealed: Path
-    message: Path
-    blob: Path
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    root = tmp_path_factory.mktemp("world")
-    keystore = str(root / "keystore.db")
-    ks = ["--keystore", keystore]
-    for argv in (["keys", "create", "--alias", "alias/sym", *ks],
-                 ["keys", "create", "--spec", "ECC_NIST_P256", "--usage", "SIGN_VERIFY", "--alias", "alias/sign", *ks],
-                 ["keys", "create", "--spec", "HMAC_256", "--alias", "alias/hmac", *ks],
-                 ["keys", "create", "--origin", "EXTERNAL", "--alias", "alias/ext", *ks]):
-        assert main(argv) == EXIT_OK, argv
-    kek_path = root / "kek"
-    kek_path.write_bytes(os.urandom(32))
-    plain = root / "data.bin"
-    plain.write_bytes(os.urandom(100_000))
-    kek = f"raw-aes:{kek_path}"
-    sealed = root / "data.bin.envelope"
-    assert main(["encrypt-file", str(plain), "-o", str(sealed), "--key", kek, "-q"]) == EXIT_OK
-    message = root / "message"
-    message.write_bytes(b"a secret of 32 bytes, more or le")
-    blob = root / "blob"
-    assert main(["keys", "encrypt", "alias/sym", "--in", str(message), "-o", str(blob), *ks]) == EXIT_OK
-    return World(root, keystore, kek, plain, sealed, message, blob)
-
-
-@dataclass
 class Invocation:
     """How to run one command so that it writes its output: argv before the output option, and
     for an --output-dir, the names it writes there.  *secret*: the output must be mode 0600."""
@@ -95,10 +59,6 @@ class Invocation:
     argv: Callable[[World], list[str]]
     names: tuple[str, ...] = ()
     secret: bool = False
-
-
-def _ks(w: World) -> list[str]:
-    return ["--keystore", w.keystore]
 
 
 #: (command, dest of its output option) -> the ways to run it (more than one where the code paths differ).
@@ -113,20 +73,20 @@ INVOCATIONS: dict[tuple[str, str], list[Invocation]] = {
     ("decrypt-file", "output_dir"): [Invocation(lambda w: ["decrypt-file", str(w.sealed), "--key", w.kek, "-q"],
                                                 names=("data.bin",))],
     ("rewrap", "output"): [Invocation(lambda w: ["rewrap", str(w.sealed), "--key", w.kek, "--unwrap-key", w.kek,
-                                                 "-q", *_ks(w)])],
+                                                 "-q", *w.ks()])],
     ("keys encrypt", "output"): [Invocation(lambda w: ["keys", "encrypt", "alias/sym", "--in", str(w.message),
-                                                       *_ks(w)])],
-    ("keys decrypt", "output"): [Invocation(lambda w: ["keys", "decrypt", "--in", str(w.blob), *_ks(w)], secret=True)],
+                                                       *w.ks()])],
+    ("keys decrypt", "output"): [Invocation(lambda w: ["keys", "decrypt", "--in", str(w.blob), *w.ks()], secret=True)],
     ("keys re-encrypt", "output"): [Invocation(lambda w: ["keys", "re-encrypt", "--to", "alias/sym",
-                                                          "--in", str(w.blob), *_ks(w)])],
-    ("keys generate-random", "output"): [Invocation(lambda w: ["keys", "generate-random", "32", *_ks(w)], secret=True)],
-    ("keys public-key", "output"): [Invocation(lambda w: ["keys", "public-key", "alias/sign", *_ks(w)])],
+                                                          "--in", str(w.blob), *w.ks()])],
+    ("keys generate-random", "output"): [Invocation(lambda w: ["keys", "generate-random", "32", *w.ks()], secret=True)],
+    ("keys public-key", "output"): [Invocation(lambda w: ["keys", "public-key", "alias/sign", *w.ks()])],
     ("keys sign", "output"): [Invocation(lambda w: ["keys", "sign", "alias/sign", "--in", str(w.message),
-                                                    "--algorithm", "ECDSA_SHA_256", *_ks(w)])],
+                                                    "--algorithm", "ECDSA_SHA_256", *w.ks()])],
     ("keys mac", "output"): [Invocation(lambda w: ["keys", "mac", "alias/hmac", "--in", str(w.message),
-                                                   "--algorithm", "HMAC_SHA_256", *_ks(w)])],
+                                                   "--algorithm", "HMAC_SHA_256", *w.ks()])],
     ("keys import-parameters", "output_dir"): [
-        Invocation(lambda w: ["keys", "import-parameters", "alias/ext", *_ks(w)],
+        Invocation(lambda w: ["keys", "import-parameters", "alias/ext", *w.ks()],
                    names=("WrappingPublicKey.bin", "ImportToken.bin")),
     ],
 }
@@ -267,15 +227,11 @@ def test_a_fifo_output_is_written_in_place(world, key, inv, through, tmp_path, c
         assert got[0] == world.plain.read_bytes()
 
 
-def _cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "envelope", *argv], capture_output=True, timeout=timeout)
-
-
 def test_dev_stdout_is_an_output_like_any_pipe(world) -> None:
-    done = _cli("decrypt-file", str(world.sealed), "--key", world.kek, "-o", "/dev/stdout", "-q")
+    done = cli("decrypt-file", str(world.sealed), "--key", world.kek, "-o", "/dev/stdout", "-q")
     assert done.returncode == 0, done.stderr
     assert done.stdout == world.plain.read_bytes()
-    done = _cli("keys", "generate-random", "16", "-o", "/dev/stdout", "--keystore", world.keystore)
+    done = cli("keys", "generate-random", "16", "-o", "/dev/stdout", "--keystore", world.keystore)
     assert done.returncode == 0 and len(done.stdout) == 16, done.stderr
 
 

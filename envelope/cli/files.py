@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -279,8 +281,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
 class _Once:
     """One keyring for every file (aliases resolved and clients made once), made when first needed.
 
-    It is made only once an input has opened, so a typo in a file name costs no
-    KMS call and creates no default key.
+    It is made only once the first input is known to exist, so a typo in a file
+    name costs no KMS call and creates no default key.  The input is looked at,
+    not opened: it is opened once, to be read, since a FIFO's data goes to
+    whoever has it open (a second open lost what came in between, or waited for
+    a writer that had already left).
     """
 
     def __init__(self, make: Callable[[], MultiKeyring], encrypting: bool) -> None:
@@ -293,8 +298,8 @@ class _Once:
             from ..atomic import check_destination
 
             check_destination(dst, force)
-            if src != "-":
-                open(src, "rb").close()
+            if src != "-" and stat.S_ISDIR(os.stat(src).st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), src)
             try:
                 keyring = self._make()
                 keyring.prepare(self._encrypting)

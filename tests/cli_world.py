@@ -1,0 +1,71 @@
+"""One set of inputs every CLI command can use, for the tests that walk all commands.
+
+A keystore with a key of each kind, a key-encryption key, and files each
+command reads: a plaintext and its envelope file, a KMS message, its blob,
+signature and MAC.  Built once per test module (keys are slow to make).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from envelope.cli.main import EXIT_OK, main
+
+
+@dataclass
+class World:
+    root: Path
+    keystore: str
+    kek: str
+    plain: Path
+    sealed: Path
+    message: Path
+    blob: Path
+    signature: Path
+    mac: Path
+
+    def ks(self) -> list[str]:
+        return ["--keystore", self.keystore]
+
+
+def make_world(root: Path) -> World:
+    keystore = str(root / "keystore.db")
+    ks = ["--keystore", keystore]
+    for argv in (["keys", "create", "--alias", "alias/sym", *ks],
+                 ["keys", "create", "--spec", "ECC_NIST_P256", "--usage", "SIGN_VERIFY", "--alias", "alias/sign", *ks],
+                 ["keys", "create", "--spec", "HMAC_256", "--alias", "alias/hmac", *ks],
+                 ["keys", "create", "--origin", "EXTERNAL", "--alias", "alias/ext", *ks]):
+        assert main(argv) == EXIT_OK, argv
+    kek_path = root / "kek"
+    kek_path.write_bytes(os.urandom(32))
+    kek = f"raw-aes:{kek_path}"
+    plain = root / "data.bin"
+    plain.write_bytes(os.urandom(100_000))
+    sealed = root / "data.bin.envelope"
+    assert main(["encrypt-file", str(plain), "-o", str(sealed), "--key", kek, "-q"]) == EXIT_OK
+    message = root / "message"
+    message.write_bytes(b"a secret of 32 bytes, more or le")
+    blob, signature, mac = root / "blob", root / "signature", root / "mac"
+    for argv in (["keys", "encrypt", "alias/sym", "--in", str(message), "-o", str(blob)],
+                 ["keys", "sign", "alias/sign", "--in", str(message), "--algorithm", "ECDSA_SHA_256",
+                  "-o", str(signature)],
+                 ["keys", "mac", "alias/hmac", "--in", str(message), "--algorithm", "HMAC_SHA_256", "-o", str(mac)]):
+        assert main([*argv, *ks]) == EXIT_OK, argv
+    return World(root, keystore, kek, plain, sealed, message, blob, signature, mac)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+def cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """``python -m envelope ARGV`` in a child process; a hang fails (TimeoutExpired) instead of hanging."""
+    return subprocess.run([sys.executable, "-m", "envelope", *argv], capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
