@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .exceptions import OutputExistsError
+from .pipeline import wait_readable, wait_writable
 
 try:
     import fcntl
@@ -63,23 +64,41 @@ _swept: set[str] = set()
 
 
 class _Labelled(io.FileIO):
-    """An unbuffered file whose I/O errors name it.
+    """An unbuffered file whose I/O errors name it, and that blocks even on a non-blocking descriptor.
 
     The pipeline reads and writes on worker threads that see only file objects,
-    and a bare ``EIO`` or ``ENOSPC`` would not say which file failed.
+    and a bare ``EIO`` or ``ENOSPC`` would not say which file failed.  A stdin or
+    stdout may come with ``O_NONBLOCK`` set by whoever shares it; its "nothing
+    yet" (None) is waited out here, so no reader of an input takes it for the end.
     """
 
     label = ""
 
-    def readinto(self, buffer: Any) -> int | None:
+    def readinto(self, buffer: Any) -> int:
         try:
-            return super().readinto(buffer)
+            while (n := super().readinto(buffer)) is None:
+                wait_readable(self)
+            return n
         except OSError as exc:
             raise self._named(exc) from None
 
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        buffer = bytearray(size)
+        return bytes(buffer[:self.readinto(buffer)])
+
+    def readall(self) -> bytes:
+        parts = []
+        while part := self.read(1 << 20):
+            parts.append(part)
+        return b"".join(parts)
+
     def write(self, data: Any, /) -> int:
         try:
-            return super().write(data)
+            while (n := super().write(data)) is None:
+                wait_writable(self)
+            return n
         except OSError as exc:
             raise self._named(exc) from None
 

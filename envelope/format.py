@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from . import context as _context
 from .exceptions import FormatError, UsageError
+from .pipeline import wait_readable
 
 MAGIC = b"ENVELOPE"
 VERSION = 1
@@ -229,6 +230,9 @@ def read_exactly(stream: BinaryIO, n: int) -> bytes:
     parts = []
     while n > 0:
         part = stream.read(n)
+        if part is None:  # a non-blocking input with nothing yet: not the end
+            wait_readable(stream)
+            continue
         if not part:
             break
         parts.append(part)

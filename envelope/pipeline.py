@@ -14,7 +14,9 @@ has failed, nothing more is written; the error raised is the first one seen.
 
 from __future__ import annotations
 
+import errno
 import queue
+import select
 import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -28,12 +30,49 @@ READER_JOIN_SECONDS = 5.0
 DEFAULT_DEPTH = 3
 
 
+def _wait(stream: Any, events: int) -> None:
+    """Block until *stream*'s descriptor is ready for *events* (POLLIN or POLLOUT)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        raise OSError(errno.EAGAIN, "the stream is non-blocking and has no descriptor to wait on") from None
+    poller = select.poll()
+    poller.register(fd, events)
+    poller.poll()
+
+
+def wait_readable(stream: Any) -> None:
+    """Wait for a non-blocking input that answered "nothing yet" (a read returning None).
+
+    That answer is never the end of the input: a stdin pipe left O_NONBLOCK by
+    whoever shares it, read by a writer that pauses, would otherwise be sealed
+    short and reported a success.  Readable also means ended, so this returns
+    at the end of input too, where the next read gives 0 bytes.
+    """
+    _wait(stream, select.POLLIN)
+
+
+def wait_writable(stream: Any) -> None:
+    """Wait for a non-blocking output that accepted nothing yet (a write returning None)."""
+    _wait(stream, select.POLLOUT)
+
+
+def read_into(src: BinaryIO, view: memoryview) -> int:
+    """One readinto that waits out a non-blocking input: 0 only at the end of input."""
+    while True:
+        n = src.readinto(view)  # type: ignore[attr-defined]
+        if n is not None:
+            return int(n)
+        wait_readable(src)
+
+
 def write_all(dst: BinaryIO, data: memoryview) -> None:
-    """Write every byte: raw files may accept less than asked."""
+    """Write every byte: raw files may accept less than asked, and a non-blocking one nothing yet."""
     while data:
         n = dst.write(data)
-        if n is None:  # a non-blocking stream that would block; not supported
-            raise OSError("output stream would block")
+        if n is None:
+            wait_writable(dst)
+            continue
         data = data[n:]
 
 

@@ -54,10 +54,14 @@ def batch_chunk_count(chunk_size: int) -> int:
 
 
 def _fill(src: BinaryIO, view: memoryview) -> int:
-    """readinto until *view* is full or the input ends; return the bytes read."""
+    """readinto until *view* is full or the input ends; return the bytes read.
+
+    Only a read of 0 bytes is the end: a non-blocking input with nothing yet
+    (None) is waited for, or a pause would seal a prefix as the whole stream.
+    """
     got = 0
     while got < len(view):
-        n = src.readinto(view[got:])  # type: ignore[attr-defined]
+        n = pipeline.read_into(src, view[got:])
         if not n:
             break
         got += n
@@ -84,7 +88,8 @@ class _LookaheadReader:
         if got < len(buf):
             self._carry = b""
             return got, True
-        self._carry = self._src.read(1)
+        one = bytearray(1)
+        self._carry = bytes(one[:pipeline.read_into(self._src, memoryview(one))])
         return got, not self._carry
 
 

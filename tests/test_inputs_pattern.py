@@ -15,6 +15,7 @@ with a timeout, so a hang fails the test instead of hanging the run.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import threading
@@ -295,3 +296,124 @@ def test_a_range_of_a_fifo_fails_in_one_line_without_hanging(world, tmp_path) ->
     assert done.returncode != 0
     assert done.stderr.startswith(b"envelope: error: ") and done.stderr.count(b"\n") == 1, done.stderr
     assert b"seek" in done.stderr and not (tmp_path / "out").exists()
+
+
+# -- a non-blocking stdin: "no data yet" is not the end of the input --------------------------------
+
+
+def _with_nonblocking_stdin(argv: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
+    """Run envelope on a stdin pipe whose file description is O_NONBLOCK (shared with the child, as a
+    shell's would be), written half, then, once the child has read that half and found the pipe
+    empty, a pause and the rest."""
+    import fcntl
+    import struct
+    import sys
+    import termios
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    proc = subprocess.Popen([sys.executable, "-m", "envelope", *argv], stdin=read_end,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with open(write_end, "wb", buffering=0) as w:
+            w.write(data[: len(data) // 2])
+            deadline = time.monotonic() + 60
+            while struct.unpack("i", fcntl.ioctl(read_end, termios.FIONREAD, b"\0" * 4))[0]:
+                assert time.monotonic() < deadline, "envelope never read its stdin"
+                time.sleep(0.01)
+            time.sleep(PAUSE)
+            try:
+                w.write(data[len(data) // 2:])
+            except BrokenPipeError:
+                pass  # envelope stopped reading early: its result shows what it made of half an input
+        os.close(read_end)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_encrypt_file_waits_for_a_nonblocking_stdin(world, tmp_path) -> None:
+    out = tmp_path / "out.envelope"
+    done = _with_nonblocking_stdin(["encrypt-file", "-", "-o", str(out), "--key", world.kek, "-q"],
+                                   world.plain.read_bytes())
+    _decrypts_to(lambda w: w.plain.read_bytes())(world, done, out)
+
+
+def test_decrypt_file_waits_for_a_nonblocking_stdin(world, tmp_path) -> None:
+    out = tmp_path / "out"
+    done = _with_nonblocking_stdin(["decrypt-file", "-", "-o", str(out), "--key", world.kek, "-q"],
+                                   world.sealed.read_bytes())
+    _output_is(lambda w: w.plain.read_bytes())(world, done, out)
+
+
+def test_decrypt_file_to_stdout_waits_for_a_nonblocking_stdin(world) -> None:
+    done = _with_nonblocking_stdin(["decrypt-file", "-", "-o", "-", "--key", world.kek, "-q"],
+                                   world.sealed.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == world.plain.read_bytes()
+
+
+def test_keys_encrypt_waits_for_a_nonblocking_stdin(world, tmp_path) -> None:
+    out = tmp_path / "blob"
+    done = _with_nonblocking_stdin(["keys", "encrypt", "alias/sym", "-o", str(out), *world.ks()],
+                                   world.message.read_bytes())
+    _kms_decrypts_to(_message)(world, done, out)
+
+
+def test_a_nonblocking_stdout_is_waited_for_not_an_error(world) -> None:
+    """The output side of the same: a full O_NONBLOCK stdout pipe means "later", not failure."""
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    proc = subprocess.Popen([sys.executable, "-m", "envelope", "decrypt-file", str(world.sealed), "-o", "-",
+                             "--key", world.kek, "-q"], stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    try:
+        time.sleep(PAUSE * 2)  # the pipe (64 KiB) fills up: the 100 KB of plaintext must wait for this reader
+        with open(read_end, "rb") as r:
+            got = r.read()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert got == world.plain.read_bytes()
+
+
+def _nonblocking_pipe_of(data: bytes) -> tuple[io.FileIO, threading.Thread]:
+    """A plain FileIO on an O_NONBLOCK pipe, fed a little, a pause, the rest (by a thread to join)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+
+    def feed() -> None:
+        with open(write_end, "wb", buffering=0) as w:
+            w.write(data[:1000])
+            time.sleep(PAUSE)
+            w.write(data[1000:])
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    return io.FileIO(read_end, "rb"), feeder
+
+
+def test_the_stream_functions_wait_for_a_nonblocking_input(raw_keyring) -> None:
+    from envelope.stream import decrypt_stream, encrypt_stream
+
+    data = os.urandom(300_000)
+    src, feeder = _nonblocking_pipe_of(data)
+    sealed = io.BytesIO()
+    with src:
+        encrypt_stream(src, sealed, raw_keyring, chunk_size=4096)
+    feeder.join()
+    src, feeder = _nonblocking_pipe_of(sealed.getvalue())
+    plain = io.BytesIO()
+    with src:
+        decrypt_stream(src, plain, raw_keyring)
+    feeder.join()
+    assert plain.getvalue() == data

@@ -24,7 +24,7 @@ from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
 from ..kms.model import DATA_KEY_SPECS
-from ..pipeline import write_all
+from ..pipeline import wait_readable, write_all
 from .keys import add_action, emit, open_store
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
@@ -143,6 +143,9 @@ def _read_limited(stream: BinaryIO, limit: int) -> bytes:
     chunks, size = [], 0
     while size <= limit:
         chunk = stream.read(limit + 1 - size)
+        if chunk is None:  # a non-blocking stdin with nothing yet: not the end
+            wait_readable(stream)
+            continue
         if not chunk:
             break
         chunks.append(chunk)
