@@ -295,3 +295,13 @@ def test_outputs_written_from_many_threads_keep_the_umask(tmp_path) -> None:
     finally:
         sys.setswitchinterval(interval)
         os.umask(old)
+
+
+def test_a_block_device_output_needs_force(world, tmp_path, capsys) -> None:
+    """A disk holds data: unlike a character device or FIFO it is overwritten only with --force (never
+    exercised here: the node is made and refused, never opened)."""
+    disk = tmp_path / "disk"
+    os.mknod(disk, stat.S_IFBLK | 0o600, os.makedev(7, 254))
+    code, err = _run(["encrypt-file", str(world.plain), "--key", world.kek, "-o", str(disk), "-q"], capsys)
+    assert code == EXIT_USAGE and "already exists" in err and "--force" in err, err
+    assert stat.S_ISBLK(disk.lstat().st_mode)
