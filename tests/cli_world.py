@@ -7,15 +7,37 @@ signature and MAC.  Built once per test module (keys are slow to make).
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from envelope.cli.main import EXIT_OK, main
+from envelope.cli.main import EXIT_OK, build_parser, main
+
+#: The options that name where a command writes.
+OUTPUT_OPTIONS = {"-o", "--output", "--output-dir"}
+
+
+def arguments_where(wanted: Callable[[argparse.Action], bool]) -> set[tuple[str, str]]:
+    """(command words, dest) of every argument of every CLI command that *wanted* picks: the parser
+    itself is walked, so a new command is found without anyone listing it."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, (*words, name))
+            elif wanted(action):
+                found.add((" ".join(words), action.dest))
+
+    walk(build_parser(), ())
+    return found
 
 
 @dataclass

@@ -14,7 +14,6 @@ with a timeout, so a hang fails the test instead of hanging the run.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import subprocess
@@ -28,30 +27,18 @@ from typing import Any
 
 import pytest
 
-from envelope.cli.main import EXIT_OK, build_parser, main
+from envelope.cli.main import EXIT_OK, main
 
-from cli_world import World, cli, world  # noqa: F401 (world: the fixture)
+from cli_world import OUTPUT_OPTIONS, World, arguments_where, cli, world  # noqa: F401 (world: the fixture)
 
 #: Metavars of arguments that name a file to read.
 INPUT_METAVARS = {"IN", "FILE", "SRC", "POLICY.json"}
-OUTPUT_OPTIONS = {"-o", "--output", "--output-dir"}
 PAUSE = 0.5
 
 
 def commands_with_inputs() -> set[tuple[str, str]]:
     """(command words, dest) of every argument of the CLI that names an input file."""
-    found: set[tuple[str, str]] = set()
-
-    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    walk(child, (*words, name))
-            elif action.metavar in INPUT_METAVARS and not set(action.option_strings) & OUTPUT_OPTIONS:
-                found.add((" ".join(words), action.dest))
-
-    walk(build_parser(), ())
-    return found
+    return arguments_where(lambda a: a.metavar in INPUT_METAVARS and not set(a.option_strings) & OUTPUT_OPTIONS)
 
 
 Check = Callable[[World, subprocess.CompletedProcess[bytes], Path], None]

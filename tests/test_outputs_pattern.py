@@ -15,7 +15,6 @@ real /dev/null is never used as an output.
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import sys
@@ -28,27 +27,13 @@ import pytest
 
 from envelope import atomic
 from envelope.atomic import atomic_output
-from envelope.cli.main import EXIT_OK, EXIT_USAGE, build_parser, main
+from envelope.cli.main import EXIT_OK, EXIT_USAGE, main
 
-from cli_world import World, cli, world  # noqa: F401 (world: the fixture)
-
-OUTPUT_OPTIONS = ("-o", "--output", "--output-dir")
-
+from cli_world import OUTPUT_OPTIONS, World, arguments_where, cli, world  # noqa: F401 (world: the fixture)
 
 def commands_with_outputs() -> set[tuple[str, str]]:
     """(command words, dest) of every option of the CLI that names an output file or directory."""
-    found: set[tuple[str, str]] = set()
-
-    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    walk(child, (*words, name))
-            elif set(action.option_strings) & set(OUTPUT_OPTIONS):
-                found.add((" ".join(words), action.dest))
-
-    walk(build_parser(), ())
-    return found
+    return arguments_where(lambda a: bool(set(a.option_strings) & OUTPUT_OPTIONS))
 
 
 @dataclass
