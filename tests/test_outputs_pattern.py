@@ -27,7 +27,7 @@ import pytest
 
 from envelope import atomic
 from envelope.atomic import atomic_output
-from envelope.cli.main import EXIT_OK, EXIT_USAGE, main
+from envelope.cli.main import EXIT_AUTH, EXIT_OK, EXIT_USAGE, main
 
 from cli_world import OUTPUT_OPTIONS, World, arguments_where, cli, world  # noqa: F401 (world: the fixture)
 
@@ -290,3 +290,19 @@ def test_a_block_device_output_needs_force(world, tmp_path, capsys) -> None:
     code, err = _run(["encrypt-file", str(world.plain), "--key", world.kek, "-o", str(disk), "-q"], capsys)
     assert code == EXIT_USAGE and "already exists" in err and "--force" in err, err
     assert stat.S_ISBLK(disk.lstat().st_mode)
+
+
+def test_a_truncated_stream_decrypted_into_a_fifo_fails_as_on_stdout(world, tmp_path, capsys) -> None:
+    """What went into a FIFO cannot be withdrawn: as with -o -, only verified chunks went out, and the
+    exit status says the stream was cut short."""
+    cut = tmp_path / "cut.envelope"
+    data = world.sealed.read_bytes()
+    cut.write_bytes(data[: len(data) - 5000])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = _FifoReader(fifo)
+    code, err = _run(["decrypt-file", str(cut), "-o", str(fifo), "--key", world.kek, "-q"], capsys)
+    got = reader.finish()
+    assert code == EXIT_AUTH and "truncated" in err, err
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert world.plain.read_bytes().startswith(got) and len(got) < len(world.plain.read_bytes())
