@@ -16,8 +16,9 @@ to the key manager, while the object's ETag is unchanged.
 Nothing unauthenticated is returned: a whole-object GET decrypts into a
 spooled temporary file (memory up to 8 MiB, then disk) and returns it only
 after the last chunk and the end of the stream verify; a ranged GET returns
-bytes from chunks whose tags verified, and the chunk that the object's length
-says is last is opened as last.
+bytes from chunks whose tags verified, and only once the chunk that the
+object's length says is last has opened as last, which proves the length
+(once per object version while its header is cached).
 """
 
 from __future__ import annotations
@@ -221,8 +222,9 @@ class EncryptedS3Client:
                 entry, keys = hit
                 source = RangedObject(self._client, bucket, key, entry.size, entry.etag,
                                       window=entry.header.chunk_size + TAG_SIZE, extra=kwargs)
-                try:
-                    return self._read_range(source, (entry.header, keys), bucket, key, text)
+                try:  # an entry is kept only once its object's final chunk verified: the length is proven
+                    reader = self._reader(source, (entry.header, keys), length_proven=True)
+                    return self._read_range(source, reader, bucket, key, text)
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
                         raise
@@ -233,19 +235,24 @@ class EncryptedS3Client:
             return s3ec.get_range(self, {**source.response, "ContentLength": source.size}, bucket, key, text, kwargs)
         require_envelope(metadata, bucket, key)
         if ident is None:
-            return self._read_range(source, None, bucket, key, text)
+            return self._read_range(source, self._reader(source, None), bucket, key, text)
         header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
                                                required_context=self._context)
         try:
+            reader = self._reader(source, (header, keys))  # proves the length: opens the final chunk
             self._headers.put(ident, source.etag, source.size, header, data_key)
         finally:
             data_key[:] = bytes(len(data_key))
-        return self._read_range(source, (header, keys), bucket, key, text)
+        return self._read_range(source, reader, bucket, key, text)
 
-    def _read_range(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, bucket: str, key: str,
+    def _reader(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, *,
+                length_proven: bool = False) -> DecryptingReader:
+        """The plaintext view of *source*; unless *length_proven*, its final chunk is fetched and opened now."""
+        return DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
+                                opened=opened, length_proven=length_proven)
+
+    def _read_range(self, source: RangedObject, reader: DecryptingReader, bucket: str, key: str,
                     text: str) -> dict[str, Any]:
-        reader = DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
-                                  opened=opened)
         source.window = reader.header.chunk_size + TAG_SIZE  # from here on, just the chunks asked for
         try:
             size = reader.size  # from the header and the object's length; the metadata's, when given, must agree
