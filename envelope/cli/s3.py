@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import STDIO, atomic_output, open_input
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
 from ..s3.metadata import META_SIZE
@@ -34,8 +35,12 @@ def register(sub: Any) -> None:
     verbs = s3.add_subparsers(dest="s3_command", metavar="VERB", parser_class=type(s3))
     verbs.required = True
     cp = verbs.add_parser("cp", help="copy local <-> S3, or S3 -> S3", description=__doc__.split("\n\n")[1])
-    cp.add_argument("src", metavar="SRC", help="a local path or s3://BUCKET/KEY")
-    cp.add_argument("dst", metavar="DST", help="a local path or s3://BUCKET/KEY")
+    cp.add_argument("src", metavar="SRC", help="a local path, - for stdin (a pipe goes up in parts as it is read), or s3://BUCKET/KEY")
+    cp.add_argument("dst", metavar="DST",
+                    help="a local path, - for stdout, or s3://BUCKET/KEY.  Written to stdout, each chunk is "
+                         "released once its own tag verified, as by decrypt-file -o -: an object cut short or "
+                         "damaged ends with a non-zero exit status after the chunks before the damage, so check "
+                         "it (a --range, and an S3 Encryption Client object, are written only once all verified)")
     cp.add_argument("--key", action="append", default=[], metavar="REF",
                     help="master key reference (repeatable; default: the local default key)")
     cp.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair")
@@ -95,6 +100,8 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise UsageError("one of SRC and DST must be an s3:// URL (for local files use encrypt-file)")
     if args.range is not None and (dst_s3 or args.recursive):
         raise UsageError("--range is for downloading one object")
+    if args.recursive and STDIO in (args.src, args.dst):
+        raise UsageError("- (stdin or stdout) is one stream, not a directory: --recursive needs a path")
     with _errors(args.src if src_s3 else args.dst):
         client = _encrypted_client(args)
         jobs, refused = _plan(args, client, src_s3, dst_s3)
@@ -216,12 +223,18 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool,
     """(source, destination, bytes) for every object or file to copy, and the objects refused (why)."""
     if not args.recursive:
         dst = args.dst
-        if not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
+        if dst == STDIO:
+            pass
+        elif not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
             bucket, key = split_url(args.src)
             dst = _local_target(dst, bucket, key, key.rsplit("/", 1)[-1])
         elif dst_s3 and dst.endswith("/"):
+            if args.src == STDIO:
+                raise UsageError("stdin has no name to put after the prefix: give s3://BUCKET/KEY")
             dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
-        if not src_s3:
+        if args.src == STDIO:
+            size = 0  # unknown until the stream ends
+        elif not src_s3:
             size = os.path.getsize(args.src)
         elif args.range is None and not dst_s3:  # the bar's total: the plaintext's size, or near it
             head = client.wrapped_client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])
@@ -263,24 +276,31 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool,
 def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Callable[[int], None]) -> None:
     if not src.startswith(S3_SCHEME):
         bucket, key = split_url(dst)
-        client.upload_file(src, bucket, key, Callback=tick)
+        if src != STDIO:
+            client.upload_file(src, bucket, key, Callback=tick)
+            return
+        with open_input(STDIO) as stdin:  # a pipe's length is unknown: sealed in order, sent in parts as they fill
+            client.upload_fileobj(stdin, bucket, key, Callback=tick)
         return
     bucket, key = split_url(src)
     if dst.startswith(S3_SCHEME):
         to_bucket, to_key = split_url(dst)
         client.copy_object(Bucket=to_bucket, Key=to_key, CopySource={"Bucket": bucket, "Key": key})
         return
-    if os.path.exists(dst) and not args.force:
-        raise UsageError(f"{dst} exists; use --force to overwrite it")
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    if dst != STDIO:
+        if os.path.exists(dst) and not args.force:
+            raise UsageError(f"{dst} exists; use --force to overwrite it")
+        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     if args.range is None:
-        client.download_file(bucket, key, dst, Callback=tick)
+        if dst != STDIO:
+            client.download_file(bucket, key, dst, Callback=tick)
+            return
+        with atomic_output(STDIO) as stdout:  # cannot be taken back: chunks as they verify, failure by exit status
+            client.download_stream(bucket, key, stdout, Callback=tick)
         return
     start, end = args.range
     header = f"bytes={start or 0}-{'' if end is None else end - 1}"
     body = client.get_object(Bucket=bucket, Key=key, Range=header)["Body"].read()
-    from ..atomic import atomic_output
-
     with atomic_output(dst, force=True) as out:
         out.write(body)
 

@@ -23,6 +23,7 @@ object's length says is last has opened as last, which proves the length
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tempfile
@@ -31,10 +32,10 @@ from typing import Any, BinaryIO, cast
 from .. import api
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE
+from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
 from ..kdf import FileKeys
 from ..reader import DecryptingReader
-from ..stream import decrypt_stream, encrypt_stream, unwrap_header
+from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from . import s3ec, s3ec_format
@@ -130,6 +131,28 @@ class EncryptedS3Client:
 
         download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs, Config, Callback)
 
+    def download_stream(self, Bucket: str, Key: str, Fileobj: Any,  # noqa: N803
+                        ExtraArgs: dict[str, Any] | None = None, Callback: Any = None) -> None:
+        """Decrypt an object into a stream that cannot be taken back (a pipe, stdout), as ``decrypt-file -o -``.
+
+        One GET, read in order; each chunk is written once its tag verified,
+        so nothing waits on disk.  An object cut short or damaged raises after
+        the chunks before the damage were written: the caller must report the
+        failure (an exit status), since the reader has those bytes.  An S3
+        Encryption Client object has one tag for its whole body, so it is
+        written only once all of it verified.  *Callback* is told of plaintext
+        bytes as they are written.
+        """
+        response = dict(self._client.get_object(Bucket=Bucket, Key=Key, **(ExtraArgs or {})))
+        if s3ec_format.is_s3ec(response.get("Metadata")):
+            with s3ec.get_whole(self, response, Bucket, Key)["Body"] as plain:
+                for block in iter(lambda: plain.read(1 << 20), b""):
+                    Fileobj.write(block)
+                    if Callback is not None:
+                        Callback(len(block))
+            return
+        self._decrypt_body(response, Fileobj, Callback)
+
     def copy_object(self, *, Bucket: str, Key: str, CopySource: Any, **kwargs: Any) -> Any:  # noqa: N803
         """CopyObject: the encrypted body is copied as it is (no key needed); a REPLACE of the
         metadata keeps envelope's own fields, without which the copy could not be read by range."""
@@ -193,21 +216,39 @@ class EncryptedS3Client:
         response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
         if s3ec_format.is_s3ec(response.get("Metadata")):
             return s3ec.get_whole(self, response, bucket, key)
-        body = response["Body"]
         plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
-            decrypt_stream(cast(BinaryIO, _Readable(body)), cast(BinaryIO, plain), self._decrypting,
-                           required_context=self._context)
+            self._decrypt_body(response, plain)
         except BaseException:
             plain.close()
             raise
-        finally:
-            body.close()
         length = plain.tell()
         plain.seek(0)
         response = _plaintext_view(response, bucket, key)
         response.update(Body=plain, ContentLength=length)
         return response
+
+    def _decrypt_body(self, response: dict[str, Any], out: Any, callback: Any = None) -> None:
+        """An envelope object's body, from a whole-object GET, into *out*: chunks as they verify."""
+        body = response["Body"]
+        try:
+            src = cast(BinaryIO, _Readable(body))
+            header, keys = open_header(src, self._decrypting, required_context=self._context)
+            progress = None
+            if callback is not None:  # told of sealed bytes read; plaintext is what boto3's callers count
+                try:
+                    size: int | None = plaintext_size(header.size, int(response["ContentLength"]), header.chunk_size)
+                except FormatError:
+                    size = None  # an impossible length: the stream fails at its end anyway
+                before = functools.partial(plaintext_before, 0, header.chunk_size, plaintext_size=size)
+                seen = [0]
+
+                def progress(n: int) -> None:
+                    start, seen[0] = before(seen[0]), seen[0] + n
+                    callback(before(seen[0]) - start)
+            open_body(src, cast(BinaryIO, out), header, keys, progress=progress)
+        finally:
+            body.close()
 
     def _get_range(self, bucket: str, key: str, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A miss costs a GET of the first window (header, length, ETag, metadata; often the range
