@@ -39,7 +39,8 @@ def _header_size(blob: bytes) -> int:
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "cut after chunk 1": lambda b: b[: chunk_offset(_header_size(b), C, 2)],
     "cut inside chunk 2": lambda b: b[: chunk_offset(_header_size(b), C, 2) + 500],
-    "an extra chunk appended": lambda b: b + b[chunk_offset(_header_size(b), C, 1): chunk_offset(_header_size(b), C, 2)],
+    "an extra chunk appended": lambda b: b + b[chunk_offset(_header_size(b), C, 1):
+                                               chunk_offset(_header_size(b), C, 2)],  # a copy of chunk 1
 }
 
 

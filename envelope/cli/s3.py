@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     verbs = s3.add_subparsers(dest="s3_command", metavar="VERB", parser_class=type(s3))
     verbs.required = True
     cp = verbs.add_parser("cp", help="copy local <-> S3, or S3 -> S3", description=__doc__.split("\n\n")[1])
-    cp.add_argument("src", metavar="SRC", help="a local path, - for stdin (a pipe goes up in parts as it is read), or s3://BUCKET/KEY")
+    cp.add_argument("src", metavar="SRC",
+                    help="a local path, - for stdin (a pipe goes up in parts as it is read), or s3://BUCKET/KEY")
     cp.add_argument("dst", metavar="DST",
                     help="a local path, - for stdout, or s3://BUCKET/KEY.  Written to stdout, each chunk is "
                          "released once its own tag verified, as by decrypt-file -o -: an object cut short or "

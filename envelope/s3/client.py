@@ -34,6 +34,7 @@ from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
 from ..kdf import FileKeys
+from ..pipeline import write_all
 from ..reader import DecryptingReader
 from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
@@ -147,7 +148,7 @@ class EncryptedS3Client:
         if s3ec_format.is_s3ec(response.get("Metadata")):
             with s3ec.get_whole(self, response, Bucket, Key)["Body"] as plain:
                 for block in iter(lambda: plain.read(1 << 20), b""):
-                    Fileobj.write(block)
+                    write_all(Fileobj, memoryview(block))
                     if Callback is not None:
                         Callback(len(block))
             return
