@@ -1,15 +1,21 @@
 """Random access: a seekable, read-only plaintext view of an envelope file.
 
 Chunks are sealed independently, and chunk *i* sits at a computable offset, so
-any byte range can be decrypted by opening only the chunks that cover it.  The
-last-chunk flag makes this safe: the chunk the file's length says is last is
-opened as last, so a file cut at a chunk boundary fails when its end is read,
-exactly as a sequential read would.
+any byte range can be decrypted by opening only the chunks that cover it.
 
-What is authenticated and when: the header (commitment and MAC) on open;
-each chunk when it is first read.  Reading a range proves that range, not the
-whole file.  A chunk that fails authentication fails the reader for good: every
-later read raises the same error.
+The plaintext's length comes from the file's length, which anyone who can
+write the file can change; only the final chunk, opened with the last-chunk
+flag, proves it (formats/envelope-v1.md, "Random access").  So the reader
+opens the chunk the file's length says is last, as last, when it is opened,
+before it believes the length for anything (a seek from the end, a read that
+stops at the end): a file cut or extended by any number of bytes fails at open.
+That chunk's plaintext is kept, so reading the end later costs nothing more.
+
+What is authenticated and when: the header (commitment and MAC) and the final
+chunk on open; every other chunk when it is first read.  Reading a range
+proves that range and the length, not the rest of the file.  A chunk that
+fails authentication fails the reader for good: every later read raises the
+same error.
 """
 
 from __future__ import annotations
@@ -57,8 +63,13 @@ class DecryptingReader(SeekableReader):
 
     def __init__(self, src: BinaryIO, keyring: MultiKeyring | None, *,
                  required_context: EncryptionContext | None = None, engine: Engine | None = None,
-                 close_source: bool = False, opened: tuple[Header, FileKeys] | None = None) -> None:
-        """*opened* is a header already read and authenticated, with its keys (then *keyring* is unused)."""
+                 close_source: bool = False, opened: tuple[Header, FileKeys] | None = None,
+                 length_proven: bool = False) -> None:
+        """*opened* is a header already read and authenticated, with its keys (then *keyring* is unused).
+
+        *length_proven*: this very ciphertext's final chunk was already opened as final by an
+        earlier reader (an S3 object version, pinned by its ETag), so it is not fetched again.
+        """
         super().__init__()
         self._src, self._close_source = src, close_source
         if opened is None:
@@ -82,6 +93,9 @@ class DecryptingReader(SeekableReader):
         self._batch_chunks = max(1, BATCH_BYTES // self._chunk)
         self._cached_index = -1  # the last chunk opened, kept for small sequential reads
         self._cached = bytearray()
+        self._final: bytearray | None = None  # the final chunk's plaintext, once opened (tails are read often)
+        if not length_proven:
+            self._prove_length()
 
     # -- io.RawIOBase --------------------------------------------------------------
 
@@ -91,14 +105,12 @@ class DecryptingReader(SeekableReader):
         out = memoryview(buffer).cast("B")
         want = min(len(out), self.size - self._pos)
         if want <= 0:
-            # Edge: reading at or past the end still proves the end when the file is
-            # empty, so an empty file cut to its header is caught.
-            if self.size == 0:
-                self._open_chunks(0, 0)
             return 0
         first = self._pos // self._chunk
         if first == self._cached_index:
             plain, start_index = self._cached, first
+        elif first == self._last and self._final is not None:
+            plain, start_index = self._final, first
         else:
             last = min((self._pos + want - 1) // self._chunk, first + self._batch_chunks - 1)
             plain, start_index = self._open_chunks(first, last), first
@@ -110,12 +122,22 @@ class DecryptingReader(SeekableReader):
 
     def close(self) -> None:
         if not self.closed:
-            self._cached = bytearray()
+            self._cached, self._final = bytearray(), None
             if self._close_source:
                 self._src.close()
         super().close()
 
     # -- chunks --------------------------------------------------------------------
+
+    def _prove_length(self) -> None:
+        """Open the final chunk as final: until it verifies, the length is only the file's say-so."""
+        try:
+            self._final = self._open_chunks(self._last, self._last)
+        except AuthenticationError:
+            self._failure = AuthenticationError(
+                f"stream is truncated, extended or damaged: chunk {self._last}, final by the file's length, "
+                "failed authentication", chunk_index=self._last)
+            raise self._failure from None
 
     def _open_chunks(self, first: int, last: int) -> bytearray:
         """Open chunks first..last; cache the final one for the next small read."""

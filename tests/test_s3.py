@@ -82,11 +82,12 @@ def test_ranged_gets_return_exactly_the_bytes_asked_for(s3: Any, enc: EncryptedS
     assert got["ContentRange"] == f"bytes {first}-{last}/{SIZE}" and got["ContentLength"] == last - first + 1
 
 
-def test_a_small_range_fetches_the_first_window_and_its_chunk_then_only_the_chunk(
+def test_a_small_range_fetches_the_first_window_the_final_chunk_and_its_chunk_then_only_the_chunk(
         s3: Any, enc: EncryptedS3Client, stored: bytes) -> None:
     from envelope.s3.client import FIRST_WINDOW
 
-    for fetched in (FIRST_WINDOW + CHUNK + 16, CHUNK + 16):  # the second time, the header is cached
+    final = SIZE % CHUNK + 16  # the final chunk, opened when the object is, proves its length
+    for fetched in (FIRST_WINDOW + final + CHUNK + 16, CHUNK + 16):  # the second time, the header is cached
         got = enc.get_object(Bucket=s3.bucket, Key="big", Range=f"bytes={5 * CHUNK + 100}-{5 * CHUNK + 4195}")
         assert got["Body"].read() == stored[5 * CHUNK + 100:5 * CHUNK + 4196]
         assert got["EnvelopeBytesFetched"] == fetched
@@ -120,9 +121,9 @@ def test_a_flipped_byte_in_the_stored_object_fails_authentication(s3: Any, enc: 
     tamper(s3, "big", flip)
     with pytest.raises(AuthenticationError):
         enc.get_object(Bucket=s3.bucket, Key="big")
-    with pytest.raises(AuthenticationError):
-        enc.get_object(Bucket=s3.bucket, Key="big", Range="bytes=-10")
-    assert enc.get_object(Bucket=s3.bucket, Key="big", Range="bytes=0-99")["Body"].read() == stored[:100]
+    for text in ("bytes=-10", "bytes=0-99"):  # a bad final chunk leaves the length unproven: no range is served
+        with pytest.raises(AuthenticationError):
+            enc.get_object(Bucket=s3.bucket, Key="big", Range=text)
 
 
 def test_a_truncated_object_fails(s3: Any, enc: EncryptedS3Client, stored: bytes) -> None:

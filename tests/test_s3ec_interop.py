@@ -105,6 +105,9 @@ def test_envelope_reads_what_the_aws_client_put(s3_factory: Any, kms: Any, key_a
     assert got["Body"].read() == data
     assert got["ContentLength"] == size and got["Metadata"] == {"owner": "ops"}
     assert got["EnvelopeObjectFormat"] == fmt
+    piped = io.BytesIO()
+    client.download_stream(bucket, "o", piped)
+    assert piped.getvalue() == data
     head = client.head_object(Bucket=bucket, Key="o")
     assert head["ContentLength"] == size and head["EncryptedContentLength"] == size + 16
 
@@ -235,6 +238,10 @@ def test_a_changed_byte_fails_authentication_and_releases_nothing(s3_factory: An
     with pytest.raises(AuthenticationError):
         client.download_file(bucket, "o", str(out))
     assert out.read_bytes() == b"before" and [p.name for p in tmp_path.iterdir()] == ["dst"]
+    piped = io.BytesIO()  # a stream cannot be taken back: one GCM tag, so nothing before it verified
+    with pytest.raises(AuthenticationError):
+        client.download_stream(bucket, "o", piped)
+    assert piped.getvalue() == b""
 
 
 def test_a_changed_key_commitment_is_refused_before_decrypting(s3_factory: Any, kms: Any, key_arn: str, bucket: str,

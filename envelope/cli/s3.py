@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from ..atomic import STDIO, atomic_output, open_input
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
 from ..s3.metadata import META_SIZE
@@ -34,13 +35,20 @@ def register(sub: Any) -> None:
     verbs = s3.add_subparsers(dest="s3_command", metavar="VERB", parser_class=type(s3))
     verbs.required = True
     cp = verbs.add_parser("cp", help="copy local <-> S3, or S3 -> S3", description=__doc__.split("\n\n")[1])
-    cp.add_argument("src", metavar="SRC", help="a local path or s3://BUCKET/KEY")
-    cp.add_argument("dst", metavar="DST", help="a local path or s3://BUCKET/KEY")
+    cp.add_argument("src", metavar="SRC",
+                    help="a local path, - for stdin (a pipe goes up in parts as it is read), or s3://BUCKET/KEY")
+    cp.add_argument("dst", metavar="DST",
+                    help="a local path, - for stdout, or s3://BUCKET/KEY.  Written to stdout, each chunk is "
+                         "released once its own tag verified, as by decrypt-file -o -: an object cut short or "
+                         "damaged ends with a non-zero exit status after the chunks before the damage, so check "
+                         "it (a --range, and an S3 Encryption Client object, are written only once all verified)")
     cp.add_argument("--key", action="append", default=[], metavar="REF",
                     help="master key reference (repeatable; default: the local default key)")
     cp.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair")
     cp.add_argument("--range", type=parse_range, metavar="START:END", help="only these plaintext bytes (download)")
-    cp.add_argument("--recursive", action="store_true", help="a directory to a prefix, or a prefix to a directory")
+    cp.add_argument("--recursive", action="store_true",
+                    help="a directory to a prefix, or a prefix to a directory (keys with an empty, '.' or '..' part, "
+                         "a NUL, or a path out of the directory are refused, each on stderr; the rest is copied)")
     cp.add_argument("--force", action="store_true", help="overwrite an existing local file")
     cp.add_argument("--format", dest="object_format", choices=("envelope", "s3ec-v2", "s3ec-v3"), default="envelope",
                     help="object format for uploads: envelope's own (default), or AWS's S3 Encryption Client "
@@ -86,14 +94,20 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
+    from .main import error_line, exit_code
+
     src_s3, dst_s3 = args.src.startswith(S3_SCHEME), args.dst.startswith(S3_SCHEME)
     if not (src_s3 or dst_s3):
         raise UsageError("one of SRC and DST must be an s3:// URL (for local files use encrypt-file)")
     if args.range is not None and (dst_s3 or args.recursive):
         raise UsageError("--range is for downloading one object")
+    if args.recursive and STDIO in (args.src, args.dst):
+        raise UsageError("- (stdin or stdout) is one stream, not a directory: --recursive needs a path")
     with _errors(args.src if src_s3 else args.dst):
         client = _encrypted_client(args)
-        jobs = _plan(args, client, src_s3, dst_s3)
+        jobs, refused = _plan(args, client, src_s3, dst_s3)
+        for reason in refused:  # each on its own line; the other objects are still copied
+            print(error_line(reason), file=sys.stderr)
         total = sum(size for _, _, size in jobs)
         with _progress(args, total) as advance:
             def one(job: tuple[str, str, int]) -> None:
@@ -113,6 +127,9 @@ def cmd_cp(args: argparse.Namespace) -> int:
                 with ThreadPoolExecutor(max_workers=PARALLEL_OBJECTS) as pool:
                     for future in [pool.submit(one, job) for job in jobs]:
                         future.result()
+    if refused:
+        print(f"envelope: {len(refused)} of {len(refused) + len(jobs)} objects refused", file=sys.stderr)
+        return exit_code(refused[0])
     return 0
 
 
@@ -169,64 +186,122 @@ def _show_s3ec(args: argparse.Namespace, info: dict[str, Any]) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace, client: Any, src_s3: bool, dst_s3: bool) -> list[tuple[str, str, int]]:
-    """(source, destination, bytes) for every object or file to copy."""
+def local_path(root: str, rest: str) -> str:
+    """Where the object whose key ends in *rest* goes when copied under the directory *root*.
+
+    Object keys are written by whoever can write to the bucket, so a key
+    becomes a path only if every ``/``-separated part is a plain name here (not
+    empty, ``.`` or ``..``; no NUL; no separator or drive of this OS; a
+    backslash is a name character on POSIX) and the path, with the symbolic
+    links already under *root* resolved, stays inside *root*.  Else UsageError.
+    """
+    parts = rest.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UsageError(f"it has a {part!r} part, a directory reference, not a file name" if part else
+                             "it has an empty part (a leading, doubled or trailing '/')")
+        if "\0" in part:
+            raise UsageError("it has a NUL byte")
+        if any(sep in part for sep in (os.sep, os.altsep) if sep) or os.path.splitdrive(part)[0] \
+                or os.path.isabs(part):
+            raise UsageError(f"its part {part!r} is a path on this system, not a name")
+    path = os.path.join(root, *parts)
+    inside = os.path.realpath(root)
+    if os.path.commonpath([inside, os.path.realpath(path)]) != inside:
+        raise UsageError("its path leads out of the destination through a symbolic link")
+    return path
+
+
+def _local_target(root: str, bucket: str, key: str, rest: str) -> str:
+    try:
+        return local_path(root, rest)
+    except UsageError as exc:
+        raise UsageError(f"s3://{bucket}: refusing to copy key {key!r} to a local file: {exc}") from None
+
+
+def _plan(args: argparse.Namespace, client: Any, src_s3: bool,
+          dst_s3: bool) -> tuple[list[tuple[str, str, int]], list[UsageError]]:
+    """(source, destination, bytes) for every object or file to copy, and the objects refused (why)."""
     if not args.recursive:
         dst = args.dst
-        if not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
-            dst = os.path.join(dst, split_url(args.src)[1].rsplit("/", 1)[-1])
+        if dst == STDIO:
+            pass
+        elif not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
+            bucket, key = split_url(args.src)
+            dst = _local_target(dst, bucket, key, key.rsplit("/", 1)[-1])
         elif dst_s3 and dst.endswith("/"):
+            if args.src == STDIO:
+                raise UsageError("stdin has no name to put after the prefix: give s3://BUCKET/KEY")
             dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
-        if not src_s3:
+        if args.src == STDIO:
+            size = 0  # unknown until the stream ends
+        elif not src_s3:
             size = os.path.getsize(args.src)
         elif args.range is None and not dst_s3:  # the bar's total: the plaintext's size, or near it
             head = client.wrapped_client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])
             size = int((head.get("Metadata") or {}).get(META_SIZE, head["ContentLength"]))
         else:
             size = 0
-        return [(args.src, dst, size)]
+        return [(args.src, dst, size)], []
     if not src_s3:
         root = Path(args.src)
         if not root.is_dir():
             raise UsageError(f"--recursive needs a directory, not {args.src!r}")
         files = sorted(p for p in root.rglob("*") if p.is_file())
         prefix = args.dst.rstrip("/") + "/"
-        return [(str(p), prefix + p.relative_to(root).as_posix(), p.stat().st_size) for p in files]
+        return [(str(p), prefix + p.relative_to(root).as_posix(), p.stat().st_size) for p in files], []
     bucket, prefix = split_url(args.src)
-    jobs = []
+    jobs, refused = [], []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            rest = item["Key"][len(prefix):].lstrip("/")
+            key = item["Key"]
+            rest = key[len(prefix):]
+            if prefix and not prefix.endswith("/") and rest.startswith("/"):
+                rest = rest[1:]  # the separator after a prefix given without one
             if not rest:
                 continue
-            dst = args.dst.rstrip("/") + "/" + rest if dst_s3 else os.path.join(args.dst, *rest.split("/"))
-            jobs.append((f"{S3_SCHEME}{bucket}/{item['Key']}", dst, int(item["Size"])))
-    if not jobs:
+            if dst_s3:
+                dst = args.dst.rstrip("/") + "/" + rest
+            else:
+                try:
+                    dst = _local_target(args.dst, bucket, key, rest)
+                except UsageError as exc:
+                    refused.append(exc)
+                    continue
+            jobs.append((f"{S3_SCHEME}{bucket}/{key}", dst, int(item["Size"])))
+    if not jobs and not refused:
         raise UsageError(f"nothing under {args.src}")
-    return jobs
+    return jobs, refused
 
 
 def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Callable[[int], None]) -> None:
     if not src.startswith(S3_SCHEME):
         bucket, key = split_url(dst)
-        client.upload_file(src, bucket, key, Callback=tick)
+        if src != STDIO:
+            client.upload_file(src, bucket, key, Callback=tick)
+            return
+        with open_input(STDIO) as stdin:  # a pipe's length is unknown: sealed in order, sent in parts as they fill
+            client.upload_fileobj(stdin, bucket, key, Callback=tick)
         return
     bucket, key = split_url(src)
     if dst.startswith(S3_SCHEME):
         to_bucket, to_key = split_url(dst)
         client.copy_object(Bucket=to_bucket, Key=to_key, CopySource={"Bucket": bucket, "Key": key})
         return
-    if os.path.exists(dst) and not args.force:
-        raise UsageError(f"{dst} exists; use --force to overwrite it")
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    if dst != STDIO:
+        if os.path.exists(dst) and not args.force:
+            raise UsageError(f"{dst} exists; use --force to overwrite it")
+        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     if args.range is None:
-        client.download_file(bucket, key, dst, Callback=tick)
+        if dst != STDIO:
+            client.download_file(bucket, key, dst, Callback=tick)
+            return
+        with atomic_output(STDIO) as stdout:  # cannot be taken back: chunks as they verify, failure by exit status
+            client.download_stream(bucket, key, stdout, Callback=tick)
         return
     start, end = args.range
     header = f"bytes={start or 0}-{'' if end is None else end - 1}"
     body = client.get_object(Bucket=bucket, Key=key, Range=header)["Body"].read()
-    from ..atomic import atomic_output
-
     with atomic_output(dst, force=True) as out:
         out.write(body)
 

@@ -16,12 +16,14 @@ to the key manager, while the object's ETag is unchanged.
 Nothing unauthenticated is returned: a whole-object GET decrypts into a
 spooled temporary file (memory up to 8 MiB, then disk) and returns it only
 after the last chunk and the end of the stream verify; a ranged GET returns
-bytes from chunks whose tags verified, and the chunk that the object's length
-says is last is opened as last.
+bytes from chunks whose tags verified, and only once the chunk that the
+object's length says is last has opened as last, which proves the length
+(once per object version while its header is cached).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tempfile
@@ -30,10 +32,11 @@ from typing import Any, BinaryIO, cast
 from .. import api
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE
+from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
 from ..kdf import FileKeys
+from ..pipeline import write_all
 from ..reader import DecryptingReader
-from ..stream import decrypt_stream, encrypt_stream, unwrap_header
+from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from . import s3ec, s3ec_format
@@ -129,6 +132,28 @@ class EncryptedS3Client:
 
         download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs, Config, Callback)
 
+    def download_stream(self, Bucket: str, Key: str, Fileobj: Any,  # noqa: N803
+                        ExtraArgs: dict[str, Any] | None = None, Callback: Any = None) -> None:
+        """Decrypt an object into a stream that cannot be taken back (a pipe, stdout), as ``decrypt-file -o -``.
+
+        One GET, read in order; each chunk is written once its tag verified,
+        so nothing waits on disk.  An object cut short or damaged raises after
+        the chunks before the damage were written: the caller must report the
+        failure (an exit status), since the reader has those bytes.  An S3
+        Encryption Client object has one tag for its whole body, so it is
+        written only once all of it verified.  *Callback* is told of plaintext
+        bytes as they are written.
+        """
+        response = dict(self._client.get_object(Bucket=Bucket, Key=Key, **(ExtraArgs or {})))
+        if s3ec_format.is_s3ec(response.get("Metadata")):
+            with s3ec.get_whole(self, response, Bucket, Key)["Body"] as plain:
+                for block in iter(lambda: plain.read(1 << 20), b""):
+                    write_all(Fileobj, memoryview(block))
+                    if Callback is not None:
+                        Callback(len(block))
+            return
+        self._decrypt_body(response, Fileobj, Callback)
+
     def copy_object(self, *, Bucket: str, Key: str, CopySource: Any, **kwargs: Any) -> Any:  # noqa: N803
         """CopyObject: the encrypted body is copied as it is (no key needed); a REPLACE of the
         metadata keeps envelope's own fields, without which the copy could not be read by range."""
@@ -192,21 +217,39 @@ class EncryptedS3Client:
         response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
         if s3ec_format.is_s3ec(response.get("Metadata")):
             return s3ec.get_whole(self, response, bucket, key)
-        body = response["Body"]
         plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         try:
-            decrypt_stream(cast(BinaryIO, _Readable(body)), cast(BinaryIO, plain), self._decrypting,
-                           required_context=self._context)
+            self._decrypt_body(response, plain)
         except BaseException:
             plain.close()
             raise
-        finally:
-            body.close()
         length = plain.tell()
         plain.seek(0)
         response = _plaintext_view(response, bucket, key)
         response.update(Body=plain, ContentLength=length)
         return response
+
+    def _decrypt_body(self, response: dict[str, Any], out: Any, callback: Any = None) -> None:
+        """An envelope object's body, from a whole-object GET, into *out*: chunks as they verify."""
+        body = response["Body"]
+        try:
+            src = cast(BinaryIO, _Readable(body))
+            header, keys = open_header(src, self._decrypting, required_context=self._context)
+            progress = None
+            if callback is not None:  # told of sealed bytes read; plaintext is what boto3's callers count
+                try:
+                    size: int | None = plaintext_size(header.size, int(response["ContentLength"]), header.chunk_size)
+                except FormatError:
+                    size = None  # an impossible length: the stream fails at its end anyway
+                before = functools.partial(plaintext_before, 0, header.chunk_size, plaintext_size=size)
+                seen = [0]
+
+                def progress(n: int) -> None:
+                    start, seen[0] = before(seen[0]), seen[0] + n
+                    callback(before(seen[0]) - start)
+            open_body(src, cast(BinaryIO, out), header, keys, progress=progress)
+        finally:
+            body.close()
 
     def _get_range(self, bucket: str, key: str, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A miss costs a GET of the first window (header, length, ETag, metadata; often the range
@@ -221,8 +264,9 @@ class EncryptedS3Client:
                 entry, keys = hit
                 source = RangedObject(self._client, bucket, key, entry.size, entry.etag,
                                       window=entry.header.chunk_size + TAG_SIZE, extra=kwargs)
-                try:
-                    return self._read_range(source, (entry.header, keys), bucket, key, text)
+                try:  # an entry is kept only once its object's final chunk verified: the length is proven
+                    reader = self._reader(source, (entry.header, keys), length_proven=True)
+                    return self._read_range(source, reader, bucket, key, text)
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
                         raise
@@ -233,19 +277,24 @@ class EncryptedS3Client:
             return s3ec.get_range(self, {**source.response, "ContentLength": source.size}, bucket, key, text, kwargs)
         require_envelope(metadata, bucket, key)
         if ident is None:
-            return self._read_range(source, None, bucket, key, text)
+            return self._read_range(source, self._reader(source, None), bucket, key, text)
         header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
                                                required_context=self._context)
         try:
+            reader = self._reader(source, (header, keys))  # proves the length: opens the final chunk
             self._headers.put(ident, source.etag, source.size, header, data_key)
         finally:
             data_key[:] = bytes(len(data_key))
-        return self._read_range(source, (header, keys), bucket, key, text)
+        return self._read_range(source, reader, bucket, key, text)
 
-    def _read_range(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, bucket: str, key: str,
+    def _reader(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, *,
+                length_proven: bool = False) -> DecryptingReader:
+        """The plaintext view of *source*; unless *length_proven*, its final chunk is fetched and opened now."""
+        return DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
+                                opened=opened, length_proven=length_proven)
+
+    def _read_range(self, source: RangedObject, reader: DecryptingReader, bucket: str, key: str,
                     text: str) -> dict[str, Any]:
-        reader = DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
-                                  opened=opened)
         source.window = reader.header.chunk_size + TAG_SIZE  # from here on, just the chunks asked for
         try:
             size = reader.size  # from the header and the object's length; the metadata's, when given, must agree

@@ -4,7 +4,8 @@ A ranged GET of an envelope object needs the object's header and data key:
 fetching the header costs a request, and unwrapping the data key costs a call
 to the key manager (a KMS round trip, metered).  An application reading many
 small ranges of the same objects would pay both every time.  So the client
-keeps, per (bucket, key, version id), the ETag it read, the object's length,
+keeps, per (bucket, key, version id), the ETag it read, the object's length
+(kept only once the final chunk it implies opened as final: a proven length),
 the parsed header and the unwrapped data key; a later ranged GET names that
 ETag (``IfMatch``) on its one request for the chunks, so an object replaced
 since is noticed by S3 (412), dropped from here and opened afresh.

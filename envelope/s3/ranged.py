@@ -6,8 +6,10 @@ through a window (one ranged GET fills it) so the header's many small reads
 cost one request; every GET names the object's ETag (``IfMatch``), so an
 object replaced between two reads fails instead of mixing two versions.
 :meth:`RangedObject.first` needs no HeadObject: its first GET, of the first
-window, tells the object's length, ETag and metadata.  ``fetched`` counts the
-bytes that crossed the network, ``requests`` the GETs.
+window, tells the object's length, ETag and metadata, and that window is kept
+while the object is open (the reader fetches the final chunk next, to prove the
+length, and then usually wants the header's neighbours).  ``fetched`` counts
+the bytes that crossed the network, ``requests`` the GETs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class RangedObject(SeekableReader):
         self.size, self.window = size, window  # what one GET fetches, at least
         self._pos = 0
         self._start, self._data = 0, b""
+        self._first = b""  # the first window, from first(); bytes 0.. of the object
         self.fetched = 0
         self.requests = 0
         self.response: dict[str, Any] = {}  # the last GET's response, without its body
@@ -48,6 +51,7 @@ class RangedObject(SeekableReader):
         self = cls(client, bucket, key, object_length(response, len(data)), response["ETag"], window=window,
                    extra=extra)
         self._keep(0, data, response)
+        self._first = data
         return self
 
     @property
@@ -59,11 +63,16 @@ class RangedObject(SeekableReader):
         want = min(len(out), self.size - self._pos)
         if want <= 0:
             return 0
-        if not self._start <= self._pos < self._start + len(self._data):
+        if self._start <= self._pos < self._start + len(self._data):
+            start, data = self._start, self._data
+        elif self._pos < len(self._first):
+            start, data = 0, self._first
+        else:
             self._fill(self._pos, max(want, self.window))
-        skip = self._pos - self._start
-        n = min(want, len(self._data) - skip)
-        out[:n] = self._data[skip:skip + n]
+            start, data = self._start, self._data
+        skip = self._pos - start
+        n = min(want, len(data) - skip)
+        out[:n] = data[skip:skip + n]
         self._pos += n
         return n
 
