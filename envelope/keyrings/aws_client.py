@@ -61,9 +61,20 @@ def default_region(profile: str | None) -> str | None:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
 
-def make_client(region: str | None, profile: str | None) -> Any:
-    """A KMS client from boto3's usual configuration, with bounded, jittered retries."""
+def make_session(profile: str | None) -> Any:
+    """A boto3 session of *profile* (default: boto3's own choice)."""
     boto3 = _import_boto3()
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return boto3.session.Session(profile_name=profile)
+    except BotoCoreError as exc:
+        raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+def make_client(region: str | None, profile: str | None, session: Any = None) -> Any:
+    """A KMS client from boto3's usual configuration (of *session*, if given), with bounded, jittered retries."""
+    session = session if session is not None else make_session(profile)
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
@@ -74,7 +85,7 @@ def make_client(region: str | None, profile: str | None) -> Any:
     config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
-        return boto3.session.Session(profile_name=profile, region_name=region).client("kms", config=config)
+        return session.client("kms", region_name=region, config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
@@ -105,13 +116,44 @@ class KmsClients:
         self._given = client
         self._clients: dict[str | None, Any] = {}
         self._lock = threading.Lock()
+        self._token = os.urandom(16).hex()
+        self._session: Any = None
+
+    def session(self) -> Any:
+        """The one boto3 session every client here comes from (so one credentials chain, resolved once)."""
+        with self._lock:
+            if self._session is None:
+                self._session = make_session(self._profile)
+            return self._session
+
+    def identity(self, region: str | None) -> tuple[str, ...]:
+        """Who calls KMS through these clients, and where: for a data-key cache's partition.
+
+        The access key id (never the secret or the session token), the
+        profile, the region a call to *region* goes to and the endpoint
+        override.  A client given ready-made stands for itself alone.
+        """
+        if self._given is not None:
+            return ("client", self._token)
+        from botocore.exceptions import BotoCoreError
+
+        session = self.session()
+        try:
+            credentials = session.get_credentials()
+            resolved = region or session.region_name or ""
+        except BotoCoreError as exc:
+            raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+        access_key = credentials.access_key if credentials is not None else ""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_KMS") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        return ("aws", self._profile or "", resolved, endpoint, access_key)
 
     def get(self, region: str | None) -> Any:
         if self._given is not None:
             return self._given
+        session = self.session()
         with self._lock:
             if region not in self._clients:
-                self._clients[region] = make_client(region, self._profile)
+                self._clients[region] = make_client(region, self._profile, session)
             return self._clients[region]
 
     def call(self, reference: str, region: str | None, operation: str, **kwargs: Any) -> Any:

@@ -26,6 +26,7 @@ from ..context import EncryptionContext
 from ..exceptions import KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, WrappedKey
 from ..kms import blob as _blob
+from ..kms import principal as _principal
 from ..kms.model import DEFAULT_ALIAS, is_key_id, parse_reference
 from ..kms.paths import default_keystore_path
 from ..kms.store import KeyStore
@@ -75,6 +76,15 @@ class LocalKeyring(Keyring):
         if self._key is not None:
             return f"{PROVIDER}:{self._key}"
         return f"any key of the local keystore {self._keystore_path()}"
+
+    def cache_identity(self) -> tuple[str, ...]:
+        """The keystore (its real path) and the principal calling it: what key policies and grants judge.
+
+        Before the keystore is opened, the principal it will be opened as.
+        """
+        if self._store is not None:
+            return (PROVIDER, os.path.realpath(self._store.path), self._store.principal, self._store.via or "")
+        return (PROVIDER, os.path.realpath(self._keystore_path()), _principal.current(), "")
 
     # -- the Keyring interface -------------------------------------------------------------------
 

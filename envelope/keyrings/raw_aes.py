@@ -88,6 +88,10 @@ class RawAesKeyring(Keyring):
     def reference(self) -> str:
         return f"{PROVIDER}:{self._path}" if self._path else f"{PROVIDER}:<key {self.key_id}>"
 
+    def cache_identity(self) -> tuple[str, ...]:
+        """The key itself, by its fingerprint (already public in every file header), wherever it was read from."""
+        return (PROVIDER, self.key_id)
+
     def _aad(self, context: EncryptionContext) -> bytes:
         return _AAD_LABEL + self.key_id.encode("ascii") + _context.encode(context)
 
