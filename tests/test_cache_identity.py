@@ -24,6 +24,7 @@ from envelope.keyrings.local import LocalKeyring
 from envelope.keyrings.raw_aes import RawAesKeyring
 from envelope.keyrings.registry import resolve
 from envelope.kms.store import KeyStore
+from keyfiles import write_key_file
 
 CTX = {"dept": "finance"}
 
@@ -95,8 +96,7 @@ def _hits_after(first: Keyring, second: Callable[[], Keyring], between: Callable
 
 def _raw_aes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[[], Keyring], Callable[[], None]]:
     path = tmp_path / "kek"
-    path.write_bytes(os.urandom(32))
-    path.chmod(0o600)
+    write_key_file(path, os.urandom(32))
     return (lambda: resolve(f"raw-aes:{path}")), (lambda: path.write_bytes(os.urandom(32)))
 
 
