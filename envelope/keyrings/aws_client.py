@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+from ..optional import require
 
 #: botocore retry attempts (first try included) before throttling becomes an error.
 MAX_ATTEMPTS = 8
@@ -44,19 +45,17 @@ def set_max_concurrent_calls(limit: int) -> None:
 
 
 def _import_boto3() -> Any:
-    try:
-        import boto3
-    except ImportError:
-        raise KeyringError("aws-kms keys need boto3: pip install 'envelope[aws]'") from None
-    return boto3
+    """boto3, or one line naming the extra that installs it (before any botocore import can fail)."""
+    return require("boto3", "aws", "aws-kms keys")
 
 
 def default_region(profile: str | None) -> str | None:
     """The region boto3 would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's."""
+    boto3 = _import_boto3()
     from botocore.exceptions import BotoCoreError
 
     try:
-        return _import_boto3().session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
+        return boto3.session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
@@ -119,6 +118,11 @@ class KmsClients:
         self._token = os.urandom(16).hex()
         self._session: Any = None
 
+    def prepare(self) -> None:
+        """Fail now, not at the first call, if boto3 is missing (a client given ready-made needs nothing)."""
+        if self._given is None:
+            _import_boto3()
+
     def session(self) -> Any:
         """The one boto3 session every client here comes from (so one credentials chain, resolved once)."""
         with self._lock:
@@ -135,9 +139,9 @@ class KmsClients:
         """
         if self._given is not None:
             return ("client", self._token)
+        session = self.session()
         from botocore.exceptions import BotoCoreError
 
-        session = self.session()
         try:
             credentials = session.get_credentials()
             resolved = region or session.region_name or ""
@@ -158,9 +162,9 @@ class KmsClients:
 
     def call(self, reference: str, region: str | None, operation: str, **kwargs: Any) -> Any:
         """One KMS request; any failure becomes a one-line :class:`KeyringError` naming *reference*."""
+        client = self.get(region)
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.get(region)
         try:
             with _slots:
                 return getattr(client, _METHODS[operation])(**kwargs)
