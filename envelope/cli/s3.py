@@ -245,7 +245,9 @@ def _boto_client(args: argparse.Namespace) -> Any:
         import boto3
     except ImportError:
         raise UsageError("envelope s3 needs boto3: pip install 'envelope[s3]'") from None
-    return boto3.client("s3", endpoint_url=args.endpoint_url) if args.endpoint_url else boto3.client("s3")
+    from ..keyrings.aws_client import env_region
+
+    return boto3.client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
 
 
 _HTTP_CODES = {"404": "not found (no such bucket or key)", "403": "forbidden (access denied)",

@@ -1,7 +1,8 @@
 """boto3 KMS clients for the aws-kms keyrings: made once per region, called with bounds.
 
 boto3 is imported on first use and configured the way boto3 always is: the
-usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
+usual credentials chain, ``AWS_PROFILE``, the region (``AWS_REGION`` first, as
+the AWS CLI v2 reads it, then ``AWS_DEFAULT_REGION`` and the profile's), and
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  Retries
 use botocore's ``standard`` mode (exponential backoff with jitter) unless
 ``AWS_RETRY_MODE`` asks for ``adaptive``, which also rate-limits on the client
@@ -49,24 +50,28 @@ def _import_boto3() -> Any:
     return require("boto3", "aws", "aws-kms keys")
 
 
-def default_region(profile: str | None) -> str | None:
-    """The region boto3 would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's."""
-    boto3 = _import_boto3()
-    from botocore.exceptions import BotoCoreError
+def env_region() -> str | None:
+    """``AWS_REGION``: read first by the AWS CLI v2 and the other SDKs, but not by botocore.
 
-    try:
-        return boto3.session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
-    except BotoCoreError as exc:
-        raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+    Given to boto3 as the session's region, it comes before what botocore
+    reads itself (``AWS_DEFAULT_REGION``, then the profile's ``region``); an
+    explicit region (``--region``, ``region=``, a key ARN's) still comes first.
+    """
+    return os.environ.get("AWS_REGION") or None
+
+
+def default_region(profile: str | None) -> str | None:
+    """The region a KMS call goes to when none is given: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's."""
+    return make_session(profile).region_name  # type: ignore[no-any-return]
 
 
 def make_session(profile: str | None) -> Any:
-    """A boto3 session of *profile* (default: boto3's own choice)."""
+    """A boto3 session of *profile* (default: boto3's own choice), in :func:`env_region` if set."""
     boto3 = _import_boto3()
     from botocore.exceptions import BotoCoreError
 
     try:
-        return boto3.session.Session(profile_name=profile)
+        return boto3.session.Session(profile_name=profile, region_name=env_region())
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
