@@ -215,3 +215,19 @@ def test_raw_aes_identity_is_no_key_material(tmp_path: Path) -> None:
     key = os.urandom(32)
     identity = " ".join(RawAesKeyring(key).cache_identity())
     assert key.hex() not in identity and key.hex()[:16] not in identity
+
+
+@pytest.mark.parametrize("scheme", ["aws-kms:alias/x", "aws-kms-discovery:"])
+def test_aws_identity_follows_the_profile_and_the_endpoint(aws_env: Any, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path, scheme: str) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile other]\nregion = eu-west-1\n")
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[other]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    base = resolve(scheme).cache_identity()
+    assert resolve(scheme).cache_identity() == base
+    assert resolve(scheme, profile="other").cache_identity() != base          # same key id, another profile
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:9")
+    assert resolve(scheme).cache_identity() != base
