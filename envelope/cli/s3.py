@@ -240,13 +240,11 @@ def _encrypted_client(args: argparse.Namespace) -> Any:
 
 
 def _boto_client(args: argparse.Namespace) -> Any:
-    apply_aws_options(args)
-    try:
-        import boto3
-    except ImportError:
-        raise UsageError("envelope s3 needs boto3: pip install 'envelope[s3]'") from None
     from ..keyrings.aws_client import env_region
+    from ..optional import require
 
+    apply_aws_options(args)
+    boto3 = require("boto3", "s3", "envelope s3")
     return boto3.client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
 
 
