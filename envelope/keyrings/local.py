@@ -61,6 +61,7 @@ class LocalKeyring(Keyring):
         self._create = create
         self._key_id: str | None = None
         self._public: object = _UNKNOWN
+        self._store_identity: tuple[str, ...] | None = None
 
     @classmethod
     def discovery(cls, keystore: KeystoreOption = None) -> LocalKeyring:
@@ -82,9 +83,12 @@ class LocalKeyring(Keyring):
 
         Before the keystore is opened, the principal it will be opened as.
         """
-        if self._store is not None:
-            return (PROVIDER, os.path.realpath(self._store.path), self._store.principal, self._store.via or "")
-        return (PROVIDER, os.path.realpath(self._keystore_path()), _principal.current(), "")
+        store = self._store
+        if store is None:
+            return (PROVIDER, os.path.realpath(self._keystore_path()), _principal.current(), "")
+        if self._store_identity is None:  # fixed while this store is open: asked on every cache lookup
+            self._store_identity = (PROVIDER, os.path.realpath(store.path), store.principal, store.via or "")
+        return self._store_identity
 
     # -- the Keyring interface -------------------------------------------------------------------
 
@@ -176,6 +180,7 @@ class LocalKeyring(Keyring):
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None
+            self._store_identity = None
             self._owns_store = False
 
     def _require_key(self, what: str) -> str:
