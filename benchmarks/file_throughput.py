@@ -77,7 +77,7 @@ def main() -> None:
     envelope = [sys.executable, "-m", "envelope"]
     try:
         src, key = os.path.join(work, "in.bin"), os.path.join(work, "kek")
-        with open(key, "wb") as f:
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:  # others may not read it
             f.write(os.urandom(32))
         with open(src, "wb") as f:
             for _ in range(args.size >> 20):

@@ -48,7 +48,7 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="envelope-rr-", dir=args.dir)
     key = os.path.join(work, "kek")
-    with open(key, "wb") as f:
+    with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:  # others may not read it
         f.write(os.urandom(32))
     enc = args.encrypted or os.path.join(work, "big.envelope")
     try:

@@ -99,6 +99,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="envelope-scaling-", dir=args.dir))
     key = work / "key"
     key.write_bytes(os.urandom(32))
+    key.chmod(0o600)  # raw-aes refuses a key file others can read
     by_size: list[tuple[int, dict[str, tuple[float, int]]]] = []
     by_threads: list[tuple[int, dict[str, tuple[float, int]]]] = []
     try:

@@ -16,9 +16,15 @@ does change: files sharing a data key share their wrapped keys, so whoever can
 unwrap one can open all of them, and revoking a master key in KMS takes effect
 for this process only when cached entries age out.  Hence the bounds.
 
-Entries are partitioned by the keyring (the references of its master keys) and
-the encryption context, so a key is never reused across either.  Plaintext keys
-are zeroed on eviction and on :meth:`DataKeyCache.clear`.
+Entries are partitioned by the keyring and the encryption context, so a key is
+never reused across either.  The keyring's part is each master key's reference
+*and* the identity behind it (:meth:`~envelope.keyrings.base.Keyring.cache_identity`:
+the local keystore and principal, the AWS credentials, region and endpoint,
+the raw key's fingerprint), so one cache may serve several identities: what
+one of them unwrapped is never handed to another, who has to ask its key
+manager.  Plaintext keys are zeroed on eviction and on :meth:`DataKeyCache.clear`.
+Share a cache only within one process you trust with every key it holds: the
+cached keys are that process's memory.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from . import context as _context
 from .context import EncryptionContext
 from .exceptions import UsageError
 from .format import WrappedKey
-from .keyrings.base import DataKey, MultiKeyring
+from .keyrings.base import DataKey, Keyring, MultiKeyring
 
 #: Entries kept at most (encrypt and decrypt together); the oldest used is evicted first.
 DEFAULT_CAPACITY = 1000
@@ -82,7 +88,7 @@ class _Entry:
 
 
 class DataKeyCache:
-    """A bounded map from (keyring, context[, wrapped keys]) to a data key; thread-safe."""
+    """A bounded map from (keyring and its identity, context[, wrapped keys]) to a data key; thread-safe."""
 
     def __init__(self, limits: CacheLimits, *, capacity: int = DEFAULT_CAPACITY,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -183,17 +189,25 @@ class DataKeyCache:
                 oldest.clear()
 
 
-def _partition(kind: bytes, references: Sequence[str], context: EncryptionContext,
+def _partition(kind: bytes, keyrings: Sequence[Keyring], context: EncryptionContext,
                wrapped: Sequence[WrappedKey] = ()) -> bytes:
-    """A collision-resistant name for one cache partition (lengths prefixed, so fields cannot run together)."""
+    """A collision-resistant name for one cache partition (lengths prefixed, so fields cannot run together).
+
+    Each keyring's identity is asked for on every call, not once: it follows
+    what the keyring would act as now (``ENVELOPE_PRINCIPAL``, the credentials).
+    """
     h = hashlib.sha256(kind)
 
     def put(value: str | bytes) -> None:
         data = value.encode("utf-8") if isinstance(value, str) else value
         h.update(len(data).to_bytes(8, "big") + data)
 
-    for ref in references:
-        put(ref)
+    for keyring in keyrings:
+        put(keyring.reference)
+        identity = keyring.cache_identity()
+        put(len(identity).to_bytes(8, "big"))
+        for part in identity:
+            put(part)
     put(b"context")
     for name, value in sorted(context.items()):
         put(name)
@@ -213,11 +227,10 @@ class CachingKeyring(MultiKeyring):
         super().__init__(inner.keyrings, max_wrapped_keys=inner.max_wrapped_keys)
         self._inner = inner
         self.cache = cache
-        self._references = tuple(k.reference for k in inner.keyrings)
 
     def generate_data_key(self, context: EncryptionContext, plaintext_size: int | None = None) -> DataKey:
         ctx = _context.normalize(context)
-        key = _partition(b"encrypt", self._references, ctx)
+        key = _partition(b"encrypt", self.keyrings, ctx)
         cached = self.cache.take_for_encrypt(key, plaintext_size)
         if cached is not None:
             return cached
@@ -227,7 +240,7 @@ class CachingKeyring(MultiKeyring):
 
     def unwrap(self, wrapped_keys: Sequence[WrappedKey], context: EncryptionContext) -> bytearray:
         self.check_wrapped_count(wrapped_keys)
-        key = _partition(b"decrypt", self._references, _context.normalize(context), wrapped_keys)
+        key = _partition(b"decrypt", self.keyrings, _context.normalize(context), wrapped_keys)
         cached = self.cache.take_for_decrypt(key)
         if cached is not None:
             return cached

@@ -70,6 +70,10 @@ class OutputExistsError(UsageError, FileExistsError):
     """The destination exists and overwriting it was not requested."""
 
 
+class MissingDependencyError(UsageError):
+    """An optional dependency the request needs is not installed; the message names the pip extra."""
+
+
 __all__ = [
     "AccessDeniedError",
     "AuthenticationError",
@@ -79,6 +83,7 @@ __all__ = [
     "KeyNotFoundError",
     "KeyStateError",
     "KeyringError",
+    "MissingDependencyError",
     "OutputExistsError",
     "UsageError",
 ]

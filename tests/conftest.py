@@ -11,6 +11,7 @@ import pytest
 from envelope.engines import get_engine, native_available
 from envelope.keyrings.base import MultiKeyring
 from envelope.keyrings.raw_aes import RawAesKeyring
+from keyfiles import write_key_file
 
 ENGINES = ["python"] + (["native"] if native_available() else [])
 
@@ -31,7 +32,7 @@ def engine(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def kek_file(tmp_path: Path) -> Path:
     path = tmp_path / "kek.bin"
-    path.write_bytes(os.urandom(32))
+    write_key_file(path, os.urandom(32))
     return path
 
 
@@ -109,7 +110,7 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def kek(tmp_path: Path) -> str:
     """A raw-aes key reference to a fresh 32-byte key file."""
     path = tmp_path / "kek"
-    path.write_bytes(os.urandom(32))
+    write_key_file(path, os.urandom(32))
     return f"raw-aes:{path}"
 
 

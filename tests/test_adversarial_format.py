@@ -28,6 +28,7 @@ from envelope.format import MAX_CHUNK_SIZE, MAX_WRAPPED_KEYS, MIN_CHUNK_SIZE
 from envelope.keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from envelope.keyrings.raw_aes import RawAesKeyring
 from envelope.stream import decrypt_stream, unwrap_header
+from keyfiles import write_key_file
 
 C = MIN_CHUNK_SIZE
 
@@ -38,7 +39,7 @@ C = MIN_CHUNK_SIZE
 @pytest.fixture
 def kek(tmp_path: Path) -> bytes:
     key = os.urandom(32)
-    (tmp_path / "kek").write_bytes(key)
+    write_key_file(tmp_path / "kek", key)
     return key
 
 
@@ -408,7 +409,7 @@ def test_the_commitment_is_checked_before_the_mac(engine, tmp_path):
 
 def test_cli_refuses_the_second_data_key(cli_engine, tmp_path, capsys):
     kek1, kek2 = os.urandom(32), os.urandom(32)
-    (tmp_path / "kek").write_bytes(kek2)
+    write_key_file(tmp_path / "kek", kek2)
     blob, *_ = _salamander(kek1, kek2)
     cli_refuses(blob, tmp_path, capsys, EXIT_AUTH, "key commitment mismatch")
 

@@ -9,6 +9,7 @@ import pytest
 
 from envelope.cli.main import EXIT_FORMAT, EXIT_IO, EXIT_KEY, EXIT_OK, EXIT_USAGE, main
 from envelope.kms.store import KeyStore
+from keyfiles import write_key_file
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_max_wrapped_keys_refuses_a_file_with_more(tmp_path: Path, capsys: pytes
     keys = []
     for i in range(3):
         k = tmp_path / f"k{i}"
-        k.write_bytes(os.urandom(32))
+        write_key_file(k, os.urandom(32))
         keys += ["--key", f"raw-aes:{k}"]
     src = tmp_path / "data"
     src.write_bytes(b"three keys")

@@ -19,6 +19,7 @@ from envelope.cli.main import (
     EXIT_USAGE,
     main,
 )
+from keyfiles import write_key_file
 
 
 def run(*argv: str) -> int:
@@ -116,7 +117,7 @@ def test_truncated_file_fails_and_the_input_is_untouched(plain, kek_file, tmp_pa
 def test_wrong_key_is_a_key_error(plain, kek_file, tmp_path, capsys):
     enc = _encrypt(plain, kek_file)
     other = tmp_path / "other.key"
-    other.write_bytes(os.urandom(32))
+    write_key_file(other, os.urandom(32))
     assert run("decrypt-file", str(enc), "-o", str(tmp_path / "o"), "--key", f"raw-aes:{other}") == EXIT_KEY
     line = one_error_line(capsys.readouterr().err)
     assert "raw-aes:" in line and not (tmp_path / "o").exists()

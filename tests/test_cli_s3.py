@@ -14,12 +14,13 @@ boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
 
 from envelope.cli.main import EXIT_IO, EXIT_KEY, EXIT_OK, EXIT_USAGE  # noqa: E402
+from keyfiles import write_key_file  # noqa: E402
 
 
 @pytest.fixture
 def env(s3_endpoint: str, tmp_path: Path) -> dict[str, str]:
     key = tmp_path / "kek"
-    key.write_bytes(os.urandom(32))
+    write_key_file(key, os.urandom(32))
     return dict(os.environ, AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                 AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
                 AWS_SHARED_CREDENTIALS_FILE=os.devnull, KEK=f"raw-aes:{key}")
@@ -104,7 +105,7 @@ def test_the_wrong_key_cannot_download(env: dict[str, str], bucket: str, tmp_pat
     src.write_bytes(b"secret")
     assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/x", "--key", env["KEK"]).returncode == 0
     other = tmp_path / "other"
-    other.write_bytes(os.urandom(32))
+    write_key_file(other, os.urandom(32))
     done = cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "out"), "--key", f"raw-aes:{other}")
     assert done.returncode == EXIT_KEY and not (tmp_path / "out").exists()
 
@@ -115,7 +116,7 @@ def test_s3_rewrap_moves_objects_to_a_new_key(env: dict[str, str], bucket: str, 
     old = env["KEK"]
     assert cli(env, "s3", "cp", str(src), f"s3://{bucket}/x", "--key", old).returncode == 0
     new = tmp_path / "new"
-    new.write_bytes(os.urandom(32))
+    write_key_file(new, os.urandom(32))
     done = cli(env, "s3", "rewrap", f"s3://{bucket}/x", "--key", f"raw-aes:{new}", "--from-key", old)
     assert done.returncode == EXIT_OK and "rewrapped for raw-aes:" in done.stdout, done.stderr
     assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "a"), "--key", f"raw-aes:{new}").returncode == 0

@@ -31,6 +31,7 @@ from envelope import api
 from envelope.atomic import TEMP_PREFIX
 from envelope.cli.main import main as cli_main
 from envelope.kms.store import KeyStore
+from keyfiles import write_key_file
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to time the kills")
 
@@ -49,8 +50,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         for _ in range(SIZE >> 20):
             f.write(os.urandom(1 << 20))
     kek1, kek2 = root / "kek1", root / "kek2"
-    kek1.write_bytes(os.urandom(32))
-    kek2.write_bytes(os.urandom(32))
+    write_key_file(kek1, os.urandom(32))
+    write_key_file(kek2, os.urandom(32))
     sealed = root / "sealed.envelope"
     api.encrypt_file(plain, sealed, keys=[f"raw-aes:{kek1}"])
     return {"plain": plain, "kek1": kek1, "kek2": kek2, "sealed": sealed}

@@ -32,6 +32,7 @@ import pytest
 from envelope import api
 from envelope.cli.main import EXIT_IO, EXIT_KEY, main as cli_main
 from envelope.kms.store import KeyStore
+from keyfiles import write_key_file
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux kernel faults")
 
@@ -74,8 +75,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("faults")
     plain = root / "plain.bin"
     plain.write_bytes(os.urandom(4 << 20))
-    kek = root / "kek"
-    kek.write_bytes(os.urandom(32))
+    kek = write_key_file(root / "kek", os.urandom(32))
     sealed = root / "sealed.envelope"
     api.encrypt_file(plain, sealed, keys=[f"raw-aes:{kek}"])
     return {"plain": plain, "kek": kek, "sealed": sealed}

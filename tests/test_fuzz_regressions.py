@@ -20,18 +20,19 @@ from envelope.exceptions import KeyringError, UsageError
 from envelope.keyrings.raw_aes import MAX_KEY_FILE_SIZE, load_key_file
 from envelope.keyrings.registry import resolve
 from envelope.kms import policy
+from keyfiles import write_key_file
 
 
 def test_raw_aes_key_file_larger_than_any_key_is_refused(tmp_path) -> None:
     big = tmp_path / "big"
-    big.write_bytes(b"a" * (MAX_KEY_FILE_SIZE + 1))
+    write_key_file(big, b"a" * (MAX_KEY_FILE_SIZE + 1))
     with pytest.raises(KeyringError, match="must hold 32 raw bytes or 64 hex digits"):
         load_key_file(big)
 
 
 def test_raw_aes_hex_key_file_with_whitespace_still_loads(tmp_path) -> None:
     key = tmp_path / "key"
-    key.write_text("  " + "ab" * 32 + "\n\n")
+    write_key_file(key, ("  " + "ab" * 32 + "\n\n").encode())
     assert load_key_file(key) == bytearray(b"\xab" * 32)
 
 

@@ -13,11 +13,12 @@ from envelope.cli.main import EXIT_AUTH, EXIT_CONTEXT, EXIT_KEY, EXIT_USAGE, mai
 from envelope.engines.base import Engine
 from envelope.format import read_header
 from envelope.rewrap import rewrap_file
+from keyfiles import write_key_file
 
 
 def key_file(tmp_path: Path, name: str) -> str:
     path = tmp_path / name
-    path.write_bytes(os.urandom(32))
+    write_key_file(path, os.urandom(32))
     return f"raw-aes:{path}"
 
 

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from envelope.exceptions import AuthenticationError, EnvelopeError, FormatError, KeyNotFoundError  # noqa: E402
 from envelope.s3 import EncryptedS3Client  # noqa: E402
+from keyfiles import write_key_file  # noqa: E402
 
 CHUNK = 64 << 10
 
@@ -136,7 +137,7 @@ def test_a_truncated_object_fails(s3: Any, enc: EncryptedS3Client, stored: bytes
 
 def test_the_wrong_key_or_context_cannot_read(s3: Any, enc: EncryptedS3Client, stored: bytes, tmp_path: Any) -> None:
     other = tmp_path / "other"
-    other.write_bytes(os.urandom(32))
+    write_key_file(other, os.urandom(32))
     with pytest.raises(KeyNotFoundError):
         EncryptedS3Client(s3, keys=[f"raw-aes:{other}"]).get_object(Bucket=s3.bucket, Key="big")
     with pytest.raises(EnvelopeError, match="app"):
@@ -308,7 +309,7 @@ def test_rewrap_moves_an_object_to_a_new_key_keeping_body_metadata_and_tags(
                    Metadata={"owner": "ops"}, Tagging="team=db")
     before = s3.get_object(Bucket=s3.bucket, Key="r")["Body"].read()
     new_key = tmp_path / "new"
-    new_key.write_bytes(os.urandom(32))
+    write_key_file(new_key, os.urandom(32))
     enc.rewrap_object(Bucket=s3.bucket, Key="r", keys=[f"raw-aes:{new_key}"])
     after = s3.get_object(Bucket=s3.bucket, Key="r")["Body"].read()
     # Same provider, same header size; the body is byte for byte the old one.

@@ -38,6 +38,7 @@ from envelope.exceptions import (  # noqa: E402
     UsageError,
 )
 from envelope.s3 import EncryptedS3Client  # noqa: E402
+from keyfiles import write_key_file  # noqa: E402
 
 REGION = "eu-west-1"
 MIB = 1 << 20
@@ -195,8 +196,7 @@ def test_aws_client_with_the_wrong_context_refuses_what_envelope_wrote(s3_factor
 
 def test_writing_the_aws_format_needs_exactly_one_kms_key(s3_factory: Any, key_arn: str, bucket: str,
                                                           tmp_path: Path) -> None:
-    kek = tmp_path / "kek"
-    kek.write_bytes(os.urandom(32))
+    kek = write_key_file(tmp_path / "kek", os.urandom(32))
     raw_key = EncryptedS3Client(s3_factory(), keys=[f"raw-aes:{kek}"], object_format="s3ec-v3")
     with pytest.raises(UsageError, match="exactly one AWS KMS key"):
         raw_key.put_object(Bucket=bucket, Key="o", Body=b"x")
@@ -312,8 +312,7 @@ def test_unsupported_or_malformed_metadata_is_a_format_error(s3_factory: Any, km
 def test_a_key_that_is_not_aws_kms_is_told_what_opens_it(s3_factory: Any, kms: Any, key_arn: str, bucket: str,
                                                         tmp_path: Path) -> None:
     aws_client(s3_factory, kms, key_arn, "s3ec-v3").put_object(Bucket=bucket, Key="o", Body=b"x")
-    kek = tmp_path / "kek"
-    kek.write_bytes(os.urandom(32))
+    kek = write_key_file(tmp_path / "kek", os.urandom(32))
     with pytest.raises(UsageError, match="open it with aws-kms:ARN"):
         EncryptedS3Client(s3_factory(), keys=[f"raw-aes:{kek}"]).get_object(Bucket=bucket, Key="o")
 

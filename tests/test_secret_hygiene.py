@@ -47,6 +47,7 @@ from envelope.keyrings.local import LocalKeyring
 from envelope.keyrings.raw_aes import RawAesKeyring
 from envelope.kms.store import KeyStore
 from envelope.stream import unwrap_header
+from keyfiles import write_key_file
 
 PASSPHRASE = "correct horse battery staple 7f3a"
 SUITE = 1
@@ -84,7 +85,7 @@ class World:
         self.keystore = root / "keystore.db"
         self.kek_path = root / "kek.bin"
         self.kek = os.urandom(32)
-        self.kek_path.write_bytes(self.kek)
+        write_key_file(self.kek_path, self.kek)
         self.imported = os.urandom(32)
         (root / "imported.bin").write_bytes(self.imported)
         self.secret = os.urandom(32)
@@ -192,7 +193,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
     # Error paths: the wrong key, the wrong context, a forged header whose data key
     # unwraps but fails the commitment, a damaged chunk, a cut file, a disabled key.
-    (w.root / "other.bin").write_bytes(os.urandom(32))
+    write_key_file(w.root / "other.bin", os.urandom(32))
     w("decrypt-file", "a.envelope", "-o", "x1", "--key", f"raw-aes:{w.path('other.bin')}", code=5)
     w("decrypt-file", "a.envelope", "-o", "x2", "--key", kek, "--context", "app=y", code=6)
     head_a, body_a = adv.parse_header((w.root / "a.envelope").read_bytes())
@@ -208,7 +209,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w("keys", "disable", "alias/known")
     w("decrypt-file", "a.envelope", "-o", "x6", "--key", "local:alias/known", code=5)
     w("keys", "enable", "alias/known")
-    (w.root / "short.key").write_bytes(os.urandom(31).hex().encode())
+    write_key_file(w.root / "short.key", os.urandom(31).hex().encode())
     w("encrypt-file", "small.txt", "-o", "x7", "--key", f"raw-aes:{w.path('short.key')}", code=5)
 
     # The KMS calls, for scripts.
@@ -316,7 +317,7 @@ def test_s3_commands_print_no_key(world: World, s3_endpoint: str) -> None:
     bucket = "hygiene" + os.urandom(4).hex()
     s3.create_bucket(Bucket=bucket)
     kek = f"raw-aes:{world.kek_path}"
-    (world.root / "s3.kek").write_bytes(os.urandom(32))
+    write_key_file(world.root / "s3.kek", os.urandom(32))
     runs = [world("s3", "cp", "plain.txt", f"s3://{bucket}/p", "--key", kek, "--context", "app=s3", env=env),
             world("s3", "inspect", f"s3://{bucket}/p", env=env),
             world("s3", "cp", f"s3://{bucket}/p", "s3-back.txt", "--key", kek, env=env),
@@ -448,8 +449,7 @@ BLOCK = 1 << 20
 def test_encryption_writes_no_plaintext_to_any_file(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
     (tmp_path / "out").mkdir()
-    kek = tmp_path / "kek"
-    kek.write_bytes(os.urandom(32))
+    kek = write_key_file(tmp_path / "kek", os.urandom(32))
     pattern = os.urandom(BLOCK)  # every MiB of plaintext is this block: any copy of it on disk is a leak
     marker = pattern[:64]
     proc = _spawn(["encrypt-file", "-", "-o", str(tmp_path / "out" / "f.envelope"), "--key", f"raw-aes:{kek}",
@@ -488,8 +488,7 @@ def test_encryption_writes_no_plaintext_to_any_file(tmp_path: Path) -> None:
 def test_a_decryption_temporary_is_0600_while_it_holds_unverified_plaintext(tmp_path: Path, complete: bool) -> None:
     (tmp_path / "tmp").mkdir()
     (tmp_path / "out").mkdir()
-    kek = tmp_path / "kek"
-    kek.write_bytes(os.urandom(32))
+    kek = write_key_file(tmp_path / "kek", os.urandom(32))
     plaintext = os.urandom(16 * BLOCK)
     blob = envelope.encrypt(plaintext, keys=[f"raw-aes:{kek}"], chunk_size=64 << 10)
     dst = tmp_path / "out" / "f"

@@ -254,6 +254,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="envelope-peers-", dir=args.dir))
     try:
         (work / "aes256.key").write_bytes(os.urandom(32))
+        (work / "aes256.key").chmod(0o600)  # raw-aes refuses a key file others can read
         with open(work / "in.bin", "wb") as fh:
             for _ in range(args.size >> 20):
                 fh.write(os.urandom(1 << 20))

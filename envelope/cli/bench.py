@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from ..exceptions import UsageError
+from ..optional import require
 from .files import parse_size
 
 DEFAULT_CHUNKS = "64K,256K,1M,4M"
@@ -152,10 +153,7 @@ def _plot(report: Any, path: str) -> None:
 
 
 def _require_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'envelope[plot]'") from None
+    require("matplotlib", "plot", "--plot")
 
 
 def _int_list(text: str) -> list[int]:

@@ -315,12 +315,12 @@ def _encrypted_client(args: argparse.Namespace) -> Any:
 
 
 def _boto_client(args: argparse.Namespace) -> Any:
+    from ..keyrings.aws_client import env_region
+    from ..optional import require
+
     apply_aws_options(args)
-    try:
-        import boto3
-    except ImportError:
-        raise UsageError("envelope s3 needs boto3: pip install 'envelope[s3]'") from None
-    return boto3.client("s3", endpoint_url=args.endpoint_url) if args.endpoint_url else boto3.client("s3")
+    boto3 = require("boto3", "s3", "envelope s3")
+    return boto3.client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
 
 
 _HTTP_CODES = {"404": "not found (no such bucket or key)", "403": "forbidden (access denied)",

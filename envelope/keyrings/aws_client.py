@@ -1,7 +1,8 @@
 """boto3 KMS clients for the aws-kms keyrings: made once per region, called with bounds.
 
 boto3 is imported on first use and configured the way boto3 always is: the
-usual credentials chain, ``AWS_REGION``/``AWS_PROFILE``, and
+usual credentials chain, ``AWS_PROFILE``, the region (``AWS_REGION`` first, as
+the AWS CLI v2 reads it, then ``AWS_DEFAULT_REGION`` and the profile's), and
 ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_KMS`` for another endpoint.  Retries
 use botocore's ``standard`` mode (exponential backoff with jitter) unless
 ``AWS_RETRY_MODE`` asks for ``adaptive``, which also rate-limits on the client
@@ -19,6 +20,7 @@ import threading
 from typing import Any
 
 from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+from ..optional import require
 
 #: botocore retry attempts (first try included) before throttling becomes an error.
 MAX_ATTEMPTS = 8
@@ -44,26 +46,39 @@ def set_max_concurrent_calls(limit: int) -> None:
 
 
 def _import_boto3() -> Any:
-    try:
-        import boto3
-    except ImportError:
-        raise KeyringError("aws-kms keys need boto3: pip install 'envelope[aws]'") from None
-    return boto3
+    """boto3, or one line naming the extra that installs it (before any botocore import can fail)."""
+    return require("boto3", "aws", "aws-kms keys")
+
+
+def env_region() -> str | None:
+    """``AWS_REGION``: read first by the AWS CLI v2 and the other SDKs, but not by botocore.
+
+    Given to boto3 as the session's region, it comes before what botocore
+    reads itself (``AWS_DEFAULT_REGION``, then the profile's ``region``); an
+    explicit region (``--region``, ``region=``, a key ARN's) still comes first.
+    """
+    return os.environ.get("AWS_REGION") or None
 
 
 def default_region(profile: str | None) -> str | None:
-    """The region boto3 would use: ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's."""
+    """The region a KMS call goes to when none is given: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's."""
+    return make_session(profile).region_name  # type: ignore[no-any-return]
+
+
+def make_session(profile: str | None) -> Any:
+    """A boto3 session of *profile* (default: boto3's own choice), in :func:`env_region` if set."""
+    boto3 = _import_boto3()
     from botocore.exceptions import BotoCoreError
 
     try:
-        return _import_boto3().session.Session(profile_name=profile).region_name  # type: ignore[no-any-return]
+        return boto3.session.Session(profile_name=profile, region_name=env_region())
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
 
-def make_client(region: str | None, profile: str | None) -> Any:
-    """A KMS client from boto3's usual configuration, with bounded, jittered retries."""
-    boto3 = _import_boto3()
+def make_client(region: str | None, profile: str | None, session: Any = None) -> Any:
+    """A KMS client from boto3's usual configuration (of *session*, if given), with bounded, jittered retries."""
+    session = session if session is not None else make_session(profile)
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
@@ -74,7 +89,7 @@ def make_client(region: str | None, profile: str | None) -> Any:
     config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
-        return boto3.session.Session(profile_name=profile, region_name=region).client("kms", config=config)
+        return session.client("kms", region_name=region, config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
@@ -105,20 +120,56 @@ class KmsClients:
         self._given = client
         self._clients: dict[str | None, Any] = {}
         self._lock = threading.Lock()
+        self._token = os.urandom(16).hex()
+        self._session: Any = None
+
+    def prepare(self) -> None:
+        """Fail now, not at the first call, if boto3 is missing (a client given ready-made needs nothing)."""
+        if self._given is None:
+            _import_boto3()
+
+    def session(self) -> Any:
+        """The one boto3 session every client here comes from (so one credentials chain, resolved once)."""
+        with self._lock:
+            if self._session is None:
+                self._session = make_session(self._profile)
+            return self._session
+
+    def identity(self, region: str | None) -> tuple[str, ...]:
+        """Who calls KMS through these clients, and where: for a data-key cache's partition.
+
+        The access key id (never the secret or the session token), the
+        profile, the region a call to *region* goes to and the endpoint
+        override.  A client given ready-made stands for itself alone.
+        """
+        if self._given is not None:
+            return ("client", self._token)
+        session = self.session()
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            credentials = session.get_credentials()
+            resolved = region or session.region_name or ""
+        except BotoCoreError as exc:
+            raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+        access_key = credentials.access_key if credentials is not None else ""
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_KMS") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        return ("aws", self._profile or "", resolved, endpoint, access_key)
 
     def get(self, region: str | None) -> Any:
         if self._given is not None:
             return self._given
+        session = self.session()
         with self._lock:
             if region not in self._clients:
-                self._clients[region] = make_client(region, self._profile)
+                self._clients[region] = make_client(region, self._profile, session)
             return self._clients[region]
 
     def call(self, reference: str, region: str | None, operation: str, **kwargs: Any) -> Any:
         """One KMS request; any failure becomes a one-line :class:`KeyringError` naming *reference*."""
+        client = self.get(region)
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = self.get(region)
         try:
             with _slots:
                 return getattr(client, _METHODS[operation])(**kwargs)

@@ -77,6 +77,14 @@ class AwsKmsKeyring(Keyring):
     def reference(self) -> str:
         return f"{PROVIDER}:{self._key}"
 
+    def cache_identity(self) -> tuple[str, ...]:
+        """The AWS caller (access key id, profile), the region and the endpoint: what KMS judges."""
+        return (PROVIDER,) + self._clients.identity(self._region)
+
+    def prepare(self) -> None:
+        """boto3 must be installed (no call is made)."""
+        self._clients.prepare()
+
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
         response = self._call("GenerateDataKey", KeyId=self._key, NumberOfBytes=DATA_KEY_SIZE,
                               **context_args(context, self._grant_tokens))

@@ -58,6 +58,14 @@ class AwsKmsDiscoveryKeyring(Keyring):
     def reference(self) -> str:
         return f"{SCHEME}:{self._filter_text}"
 
+    def cache_identity(self) -> tuple[str, ...]:
+        """The AWS caller, the configured region (where multi-Region keys are called) and the endpoint."""
+        return (SCHEME,) + self._clients.identity(self.configured_region())
+
+    def prepare(self) -> None:
+        """boto3 must be installed (no call is made)."""
+        self._clients.prepare()
+
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
         raise UsageError(f"{self.reference} can only decrypt; encrypt with a named key, as in aws-kms:ARN")
 

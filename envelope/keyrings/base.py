@@ -45,11 +45,28 @@ class Keyring(abc.ABC):
     """One master key.  Subclasses set :attr:`provider` to their scheme name."""
 
     provider: str = "abstract"
+    _cache_token: str | None = None
 
     @property
     @abc.abstractmethod
     def reference(self) -> str:
         """The reference string a user would type for this key (for messages)."""
+
+    def cache_identity(self) -> tuple[str, ...]:
+        """Who this keyring acts as, and with what: the name a data-key cache partitions by.
+
+        A reference names a key, not the caller: ``local:alias/x`` is one thing
+        to alice and another to bob, or in another keystore.  Two keyrings of
+        equal reference and identity may share cached data keys, so the
+        identity must cover everything that decides what the keyring may
+        unwrap (the principal, the credentials, the key itself) and must never
+        be secret: it is hashed into a cache key, not kept safe.  A keyring
+        that cannot say (this default) is its own partition, shared with no
+        other object.
+        """
+        if self._cache_token is None:
+            self._cache_token = os.urandom(16).hex()
+        return ("object", self._cache_token)
 
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
         """A fresh random data key and its copy wrapped under this master key.

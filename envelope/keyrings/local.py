@@ -26,6 +26,7 @@ from ..context import EncryptionContext
 from ..exceptions import KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, WrappedKey
 from ..kms import blob as _blob
+from ..kms import principal as _principal
 from ..kms.model import DEFAULT_ALIAS, is_key_id, parse_reference
 from ..kms.paths import default_keystore_path
 from ..kms.store import KeyStore
@@ -60,6 +61,7 @@ class LocalKeyring(Keyring):
         self._create = create
         self._key_id: str | None = None
         self._public: object = _UNKNOWN
+        self._store_identity: tuple[str, ...] | None = None
 
     @classmethod
     def discovery(cls, keystore: KeystoreOption = None) -> LocalKeyring:
@@ -75,6 +77,18 @@ class LocalKeyring(Keyring):
         if self._key is not None:
             return f"{PROVIDER}:{self._key}"
         return f"any key of the local keystore {self._keystore_path()}"
+
+    def cache_identity(self) -> tuple[str, ...]:
+        """The keystore (its real path) and the principal calling it: what key policies and grants judge.
+
+        Before the keystore is opened, the principal it will be opened as.
+        """
+        store = self._store
+        if store is None:
+            return (PROVIDER, os.path.realpath(self._keystore_path()), _principal.current(), "")
+        if self._store_identity is None:  # fixed while this store is open: asked on every cache lookup
+            self._store_identity = (PROVIDER, os.path.realpath(store.path), store.principal, store.via or "")
+        return self._store_identity
 
     # -- the Keyring interface -------------------------------------------------------------------
 
@@ -166,6 +180,7 @@ class LocalKeyring(Keyring):
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None
+            self._store_identity = None
             self._owns_store = False
 
     def _require_key(self, what: str) -> str:

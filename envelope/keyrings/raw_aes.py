@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import stat
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -24,6 +25,7 @@ from .. import context as _context
 from ..context import EncryptionContext
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, NONCE_SIZE, WrappedKey
+from ..kms.paths import require_private_mode
 from .base import Keyring
 
 PROVIDER = "raw-aes"
@@ -37,9 +39,16 @@ MAX_KEY_FILE_SIZE = 4096
 
 
 def load_key_file(path: str | os.PathLike[str]) -> bytearray:
-    """Read a key file: 32 raw bytes, or 64 hex digits (optionally newline-terminated)."""
+    """Read a key file: 32 raw bytes, or 64 hex digits (optionally newline-terminated).
+
+    A regular file that others may read or write is refused, as a keystore
+    is (a pipe, as from ``raw-aes:<(vault read ...)``, has nothing to protect).
+    """
     try:
         with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISREG(st.st_mode):
+                require_private_mode(st.st_mode, path, "the key file", "a master key")
             data = fh.read(MAX_KEY_FILE_SIZE + 1)
     except FileNotFoundError:
         raise KeyNotFoundError(f"key file {os.fspath(path)!r} does not exist") from None
@@ -87,6 +96,10 @@ class RawAesKeyring(Keyring):
     @property
     def reference(self) -> str:
         return f"{PROVIDER}:{self._path}" if self._path else f"{PROVIDER}:<key {self.key_id}>"
+
+    def cache_identity(self) -> tuple[str, ...]:
+        """The key itself, by its fingerprint (already public in every file header), wherever it was read from."""
+        return (PROVIDER, self.key_id)
 
     def _aad(self, context: EncryptionContext) -> bytes:
         return _AAD_LABEL + self.key_id.encode("ascii") + _context.encode(context)

@@ -136,6 +136,10 @@ class RsaPublicKeyring(Keyring):
     def reference(self) -> str:
         return f"{SCHEME}:{self._path}" if self._path else f"{SCHEME}:<{self.key_id}>"
 
+    def cache_identity(self) -> tuple[str, ...]:
+        """The public key, by its fingerprint: what the file at the path holds now, not the path."""
+        return (SCHEME, self.key_id)
+
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
         return WrappedKey(PROVIDER, self.key_id, seal(self._public, self.key_id, plaintext, context))
 

@@ -22,6 +22,7 @@ condition keys are case-insensitive):
 ``kms:ReEncryptOnSameKey``        ReEncrypt: source and destination are one key
 ``kms:GrantOperations``           CreateGrant: the operations asked for
 ``kms:GranteePrincipal``          CreateGrant: who receives them
+``kms:GrantConstraintType``       CreateGrant: the kinds of constraint asked for
 ``kms:GrantIsForAWSResource``     always false locally
 ================================  ==============================================
 """
@@ -45,8 +46,13 @@ Facts = dict[str, "str | bool | Sequence[str]"]
 
 def authorize(conn: sqlite3.Connection, *, principal: str, owner: str, keystore_id: str, action: str,
               key_id: str, context: EncryptionContext | None = None,
-              extra: Mapping[str, str | bool | Sequence[str]] | None = None, via: str | None = None) -> None:
-    """Return if *principal* may perform *action* (an API name, e.g. ``Decrypt``) on *key_id*; raise otherwise."""
+              extra: Mapping[str, str | bool | Sequence[str]] | None = None, via: str | None = None,
+              delegation: _grants.Delegation | None = None) -> None:
+    """Return if *principal* may perform *action* (an API name, e.g. ``Decrypt``) on *key_id*; raise otherwise.
+
+    *delegation*, for CreateGrant, is the grant asked for: a grant allowing
+    CreateGrant must cover it (a key policy's Allow need not).
+    """
     if action in UNSCOPED:
         return
     row = conn.execute("SELECT arn, policy, origin, key_spec, key_usage FROM keys WHERE key_id = ?",
@@ -72,9 +78,7 @@ def authorize(conn: sqlite3.Connection, *, principal: str, owner: str, keystore_
         raise AccessDeniedError(f"{principal} may not {action} with key {key_id}: denied by key policy statement "
                                 f"{sid!r}" if sid else f"{principal} may not {action} with key {key_id}: "
                                 "denied by the key policy")
-    delegated = facts.get("kms:grantoperations", ())
-    if verdict == _policy.ALLOW or _grants.allows(conn, key_id, principal, action, context,
-                                                  delegated if isinstance(delegated, list) else ()):
+    if verdict == _policy.ALLOW or _grants.allows(conn, key_id, principal, action, context, delegation):
         return
     raise AccessDeniedError(f"{principal} may not {action} with key {key_id}: no key policy statement or grant "
                             "allows it")

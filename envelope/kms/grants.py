@@ -17,6 +17,12 @@ nothing.  Only a SHA-256 of each token is stored.
 Who may end a grant: RevokeGrant, anyone the key policy allows
 ``kms:RevokeGrant``; RetireGrant, the retiring principal, the grantee when the
 grant includes ``RetireGrant``, or the keystore owner.
+
+A grantee who holds CreateGrant through a grant (not through the key policy)
+may pass on only what that one grant holds, as in AWS KMS: some or all of its
+operations, under constraints at least as strict as its own (every context the
+new grant admits, the parent admits too).  Otherwise a grant constrained to
+``dept=eng`` could mint its holder an unconstrained one.
 """
 
 from __future__ import annotations
@@ -47,6 +53,14 @@ _CONTEXT_OPERATIONS = {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKey
 _CONSTRAINT_KINDS = ("EncryptionContextEquals", "EncryptionContextSubset")
 MAX_GRANTS_PER_KEY = 50_000  # AWS's quota; also bounds a listing
 _TOKEN_PREFIX = "envgt1."
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
+
+    operations: tuple[str, ...]
+    constraints: Mapping[str, Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,9 @@ class GrantOperations(StorePart):
         with self._operation("CreateGrant", request) as call:
             facts: dict[str, Any] = {"kms:GrantOperations": list(ops), "kms:GranteePrincipal": grantee,
                                      "kms:GrantIsForAWSResource": False}
-            key_id = self._resolve_in(call, ref, None, **facts)
+            if checked:
+                facts["kms:GrantConstraintType"] = sorted(checked)
+            key_id = self._resolve_in(call, ref, None, delegation=Delegation(ops, checked), **facts)
             lifecycle.require(call.conn, key_id, "CreateGrant",
                               (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
             (count,) = call.conn.execute("SELECT count(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
@@ -148,16 +164,16 @@ class GrantOperations(StorePart):
 
 
 def allows(conn: sqlite3.Connection, key_id: str, principal: str, operation: str,
-           context: EncryptionContext | None, delegated: Sequence[str] = ()) -> bool:
+           context: EncryptionContext | None, delegation: Delegation | None = None) -> bool:
     """Whether some grant lets *principal* call *operation* on *key_id* with *context*.
 
-    A grant that allows CreateGrant lets its grantee pass on only operations it
-    holds itself (*delegated*: the operations of the grant being created).
+    A grant that allows CreateGrant lets its grantee create only grants that
+    it covers (*delegation*: the grant being created; without one, none).
     """
     for grant in _grants_of(conn, "key_id = ? AND grantee_principal = ?", (key_id, principal)):
         if operation not in grant.operations:
             continue
-        if operation == "CreateGrant" and not set(delegated) <= set(grant.operations):
+        if operation == "CreateGrant" and (delegation is None or not _covers(grant, delegation)):
             continue
         if operation in _CONTEXT_OPERATIONS and not _constraints_hold(grant.constraints, context or {}):
             continue
@@ -180,6 +196,26 @@ def _constraints_hold(constraints: Mapping[str, Mapping[str, str]], context: Enc
         return False
     subset = constraints.get("EncryptionContextSubset")
     return subset is None or all(context.get(k) == v for k, v in subset.items())
+
+
+def _covers(parent: Grant, child: Delegation) -> bool:
+    """Whether *parent* may beget *child*: a subset of its operations, constraints at least as strict.
+
+    Judged on what the constraints admit.  A child with EncryptionContextEquals
+    admits one context (none, if its own EncryptionContextSubset contradicts
+    it), which the parent must admit; a child with only EncryptionContextSubset
+    admits every context containing its pairs, which only a parent without
+    EncryptionContextEquals whose pairs are among them admits.
+    """
+    if not set(child.operations) <= set(parent.operations):
+        return False
+    equals = child.constraints.get("EncryptionContextEquals")
+    subset = child.constraints.get("EncryptionContextSubset") or {}
+    if equals is not None:
+        return not _constraints_hold({"EncryptionContextSubset": subset}, equals) \
+            or _constraints_hold(parent.constraints, equals)
+    return "EncryptionContextEquals" not in parent.constraints \
+        and _constraints_hold(parent.constraints, subset)
 
 
 def _check_operations(operations: Iterable[str]) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from ..exceptions import UsageError
 from . import access, lifecycle
 from . import policy as _policy
 from .db import Call
+from .grants import Delegation
 from .part import StorePart
 from .model import key_arn
 
@@ -48,11 +49,11 @@ class PolicyOperations(StorePart):
             call.conn.execute("UPDATE keys SET policy = ?, updated_at = ? WHERE key_id = ?",
                               (json.dumps(parsed.document), self._db.timestamp(), key_id))
 
-    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None,
-                   **facts: Any) -> None:
+    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None, *,
+                   delegation: Delegation | None = None, **facts: Any) -> None:
         access.authorize(call.conn, principal=self._db.principal, owner=self._db.owner,
                          keystore_id=self.keystore_id, action=action, key_id=key_id, context=context,
-                         extra=facts, via=self.via)
+                         extra=facts, via=self.via, delegation=delegation)
 
     def _new_key_policy(self, policy: str | Mapping[str, Any] | None, admins: Sequence[str],
                         users: Sequence[str], bypass: bool) -> dict[str, Any]:

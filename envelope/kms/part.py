@@ -14,9 +14,12 @@ import contextlib
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .db import Call, Database
+
+if TYPE_CHECKING:
+    from .grants import Delegation
 
 
 class StorePart:
@@ -30,7 +33,8 @@ class StorePart:
         """One audited call: a transaction and its audit row."""
         raise NotImplementedError
 
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, *,
+                    delegation: Delegation | None = None, **facts: Any) -> str:
         """*ref*'s key id, once the caller is allowed *action* (default: the call's operation) on it."""
         raise NotImplementedError
 
@@ -42,7 +46,7 @@ class StorePart:
         """*ref*'s key id: a lookup only."""
         raise NotImplementedError
 
-    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None,
-                   **facts: Any) -> None:
+    def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None, *,
+                   delegation: Delegation | None = None, **facts: Any) -> None:
         """Return if the caller may perform *action* on *key_id*; raise AccessDeniedError otherwise."""
         raise NotImplementedError

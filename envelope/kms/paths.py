@@ -65,11 +65,20 @@ def check_private(path: Path) -> None:
         raise KeyringError(f"cannot open the local keystore at {path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyringError(f"the local keystore path {path} is not a regular file")
-    mode = stat.S_IMODE(st.st_mode)
+    require_private_mode(st.st_mode, path, "the local keystore", "master keys")
+
+
+def require_private_mode(st_mode: int, path: str | os.PathLike[str], what: str, holds: str) -> None:
+    """Refuse a file of key material (*what*, holding *holds*) that users other than its owner may touch.
+
+    The keystore, its key file and raw-aes key files share this one refusal
+    and its ``chmod`` hint.
+    """
+    mode = stat.S_IMODE(st_mode)
     if os.name == "posix" and mode & 0o077:
         raise KeyringError(
-            f"the local keystore {path} is accessible to other users (mode {mode:04o}); "
-            f"it holds master keys: run chmod 600 {path}"
+            f"{what} {os.fspath(path)} is accessible to other users (mode {mode:04o}); "
+            f"it holds {holds}: run chmod 600 {os.fspath(path)}"
         )
 
 

@@ -340,13 +340,14 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
             lifecycle.set_enabled(call.conn, key_id, enabled, self._db.now())
             return self._metadata(call.conn, key_id)
 
-    def _resolve_in(self, call: Call, ref: str, action: str | None = None, **facts: Any) -> str:
+    def _resolve_in(self, call: Call, ref: str, action: str | None = None, *,
+                    delegation: _grants.Delegation | None = None, **facts: Any) -> str:
         """Resolve *ref* for an audited call, recording the key and the alias the caller used, and
         check that the caller may perform *action* (default: the call's operation) on it."""
         key_id = self._resolve_any(call, ref)
         if call.grant_tokens:  # a bad token is its own error, whatever the policy says
             _grants.check_tokens(call.conn, call.grant_tokens, key_id)
-        self._authorize(call, key_id, action or call.operation, call.context, **facts)
+        self._authorize(call, key_id, action or call.operation, call.context, delegation=delegation, **facts)
         return key_id
 
     def _resolve_any(self, call: Call, ref: str) -> str:

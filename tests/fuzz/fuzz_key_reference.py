@@ -44,6 +44,8 @@ def scratch_dir() -> str:
     with open(os.path.join(path, "key.bin"), "wb") as f:
         f.write(bytes(range(32)))
     open(os.path.join(path, "empty"), "wb").close()
+    for name in ("key.hex", "key.bin", "empty"):
+        os.chmod(os.path.join(path, name), 0o600)  # raw-aes refuses a key file others can read
     with open(os.path.join(path, "pub.pem"), "w") as f:
         f.write("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
     return path
