@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from envelope.cli.main import EXIT_OK, build_parser, main
+from keyfiles import write_key_file
 
 #: The options that name where a command writes.
 OUTPUT_OPTIONS = {"-o", "--output", "--output-dir"}
@@ -65,7 +66,7 @@ def make_world(root: Path) -> World:
                  ["keys", "create", "--origin", "EXTERNAL", "--alias", "alias/ext", *ks]):
         assert main(argv) == EXIT_OK, argv
     kek_path = root / "kek"
-    kek_path.write_bytes(os.urandom(32))
+    write_key_file(kek_path, os.urandom(32))
     kek = f"raw-aes:{kek_path}"
     plain = root / "data.bin"
     plain.write_bytes(os.urandom(100_000))
