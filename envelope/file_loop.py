@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from .engines import Engine
-from .engines.base import FileRun, FileSpan, opened_chunks
+from .engines.base import FileRun, FileSpan, plan_open
 from .exceptions import AuthenticationError
 from .format import TAG_SIZE, chunk_count
 
@@ -187,10 +187,7 @@ def open_body(src: BinaryIO, dst: BinaryIO, key: bytes, chunk_size: int, engine:
         return False
     fin, fout = plan
     check_end(fin.length, 0, chunk_size)
-    try:
-        count, out_len = opened_chunks(fin.length, chunk_size, True)
-    except ValueError as exc:
-        raise AuthenticationError(f"stream is truncated: {exc}") from None
+    count, out_len = plan_open(0, fin.length, fin.length, chunk_size, True)  # a length no body has: truncated
 
     def call(run: FileRun) -> None:
         try:
