@@ -1,17 +1,17 @@
-"""The native engine: csrc/engine.c on OpenSSL, one batch across several threads.
+"""The native engine: csrc/ on OpenSSL, one batch, or one whole file, across several threads.
 
 This is the only module that imports ``envelope._native``.  Two layers:
 
-* the low-level calls (:func:`seal_batch`, :func:`open_batch`,
-  :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand buffers to C as they
-  are and turn every return code into an exception, and nothing else, so that
-  the C bounds checks can be tested directly;
+* the low-level calls (:func:`seal_batch`, :func:`open_batch`, :func:`seal_file`,
+  :func:`open_file`, :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand
+  buffers and descriptors to C as they are and turn every return code into an
+  exception, and nothing else, so that the C bounds checks can be tested directly;
 * :class:`NativeEngine` checks its arguments in Python first, with the same
   helpers and the same messages as the reference engine, so that the two raise
   alike; C then checks everything again.
 
 Buffers cross by ``ffi.from_buffer``, without a copy, and each call releases
-the GIL (cffi's default) for the whole batch.  Importing this module fails with
+the GIL (cffi's default) for the whole batch, or the whole file.  Importing this module fails with
 ImportError when the extension is not built; :func:`envelope.engines.get_engine`
 falls back to the reference engine then.
 """
