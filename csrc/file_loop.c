@@ -212,8 +212,10 @@ static int run_loop(struct loop *L, int threads, uint64_t out_len)
     /* A regular output grows once, to its final size, rather than with
      * every write, and writes past its end never leave a gap. */
     if (fstat(L->out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size < L->out_off + out_len)
-        (void)ftruncate(L->out_fd, (off_t)(L->out_off + out_len)); /* a failed write reports it */
+        (uint64_t)st.st_size < L->out_off + out_len &&
+        ftruncate(L->out_fd, (off_t)(L->out_off + out_len)) != 0) {
+        /* Not an error here: the writes report what is wrong (ENOSPC, EFBIG). */
+    }
     if ((uint64_t)threads > L->runs)
         threads = (int)L->runs;
     env_block_signals(&old);
