@@ -19,6 +19,6 @@ fuzz-short:
 sanitize:
 	PYTHON=$(abspath $(PYTHON)) tests/sanitize/run.sh asan
 
-# The same tests under valgrind memcheck (build/valgrind/; 5 to 10 minutes, so not in CI).
+# The same tests under valgrind memcheck (build/valgrind/; 5 to 15 minutes, so not in CI).
 valgrind:
 	PYTHON=$(abspath $(PYTHON)) nice -n 10 tests/sanitize/run.sh valgrind

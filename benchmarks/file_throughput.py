@@ -6,6 +6,12 @@ and the per-pair ratio to `cp`.  Usage:
 
     python benchmarks/file_throughput.py --size 1G --runs 5 [--engine python|native]
         [--chunk-size 64K,256K,1M,4M] [--dir /path/on/the/disk/to/test]
+        [--compare OTHER/bin/envelope] [--null]
+
+`--compare` times a second build (say, the previous release) in the same rounds,
+as "other ...", so a change is measured side by side, not against a figure taken
+on another day.  With `age` installed, its file-to-file encrypt and decrypt are
+timed too.
 
 Peak RSS comes from /usr/bin/time -v when it is installed.
 """
@@ -63,6 +69,7 @@ def main() -> None:
     ap.add_argument("--overwrite", action="store_true",
                     help="every command overwrites its previous output (--force for envelope), as cp does; "
                          "default: outputs are removed, untimed, before each run")
+    ap.add_argument("--compare", metavar="ENVELOPE", help="another envelope executable, timed in the same rounds")
     ap.add_argument("--null", action="store_true",
                     help="also time encrypt/decrypt to /dev/null against cat (and age, if installed)")
     args = ap.parse_args()
@@ -99,25 +106,42 @@ def main() -> None:
                 f"decrypt {chunk}": ([*envelope, "decrypt-file", enc_out, "-o", dec_out, *force, *key_args],
                                      dec_out, "cp"),
             }
+            if args.compare:
+                other_enc, other_dec = (os.path.join(work, n) for n in ("other.env", "other.dec"))
+                cmds[f"other encrypt {chunk}"] = ([args.compare, "encrypt-file", src, "-o", other_enc, *force,
+                                                   *key_args, "--chunk-size", chunk], other_enc, "cp")
+                cmds[f"other decrypt {chunk}"] = ([args.compare, "decrypt-file", enc_out, "-o", other_dec, *force,
+                                                   *key_args], other_dec, "cp")
+            if age:
+                ident = os.path.join(work, "age.key")
+                subprocess.run(["age-keygen", "-o", ident], check=True, capture_output=True)
+                recipient = subprocess.run(["age-keygen", "-y", ident], check=True, capture_output=True,
+                                           text=True).stdout.strip()
+                age_out, age_dec = os.path.join(work, "out.age"), os.path.join(work, "out.age.dec")
+                subprocess.run([age, "-r", recipient, "-o", age_out, src], check=True)
+                cmds["age encrypt"] = ([age, "-r", recipient, "-o", os.path.join(work, "new.age"), src],
+                                       os.path.join(work, "new.age"), "cp")
+                cmds["age decrypt"] = ([age, "-d", "-i", ident, "-o", age_dec, age_out], age_dec, "cp")
             if args.null:
                 cmds["cat > null"] = (["cat", src], None, "cat > null")
                 cmds[f"encrypt {chunk} > null"] = ([*envelope, "encrypt-file", src, "-o", "-", *key_args,
                                                     "--chunk-size", chunk], None, "cat > null")
                 cmds[f"decrypt {chunk} > null"] = ([*envelope, "decrypt-file", enc_out, "-o", "-", *key_args],
                                                    None, "cat > null")
+                if args.compare:
+                    cmds[f"other encrypt {chunk} > null"] = ([args.compare, "encrypt-file", src, "-o", "-",
+                                                              *key_args, "--chunk-size", chunk], None, "cat > null")
+                    cmds[f"other decrypt {chunk} > null"] = ([args.compare, "decrypt-file", enc_out, "-o", "-",
+                                                              *key_args], None, "cat > null")
                 if age:
-                    ident = os.path.join(work, "age.key")
-                    subprocess.run(["age-keygen", "-o", ident], check=True, capture_output=True)
-                    recipient = subprocess.run(["age-keygen", "-y", ident], check=True, capture_output=True,
-                                               text=True).stdout.strip()
-                    age_out = os.path.join(work, "out.age")
-                    subprocess.run([age, "-r", recipient, "-o", age_out, src], check=True)
                     cmds["age encrypt > null"] = ([age, "-r", recipient, src], None, "cat > null")
                     cmds["age decrypt > null"] = ([age, "-d", "-i", ident, age_out], None, "cat > null")
             times: dict[str, list[float]] = {name: [] for name in cmds}
             rss: dict[str, int] = {}
             enc_cmd, enc_file, _ = cmds[f"encrypt {chunk}"]
             timed(enc_cmd, env, None if args.overwrite else enc_file)  # warm-up, and the input of decrypt
+            if args.compare:  # its bytecode cached too
+                timed(cmds[f"other encrypt {chunk}"][0], env, None if args.overwrite else other_enc)
             for _ in range(args.runs):
                 for name, (cmd, output, _) in cmds.items():
                     t, r = timed(cmd, env, None if args.overwrite else output)

@@ -1,9 +1,11 @@
 /*
  * envelope_engine.h - everything Python may call in the native chunk engine.
  *
- * The engine seals and opens batches of consecutive STREAM chunks with
- * AES-256-GCM through OpenSSL's EVP interface, spreading a batch over a
- * persistent pool of threads.  The framing is envelope's (engines/base.py):
+ * The engine seals and opens STREAM chunks with AES-256-GCM through OpenSSL's
+ * EVP interface, in two shapes: batches of consecutive chunks in memory, spread
+ * over a persistent pool of threads (the streaming path), and the whole body of
+ * a file read and written by the engine itself (the file loop).  The framing
+ * is envelope's (engines/base.py):
  *
  *   nonce(i)  = 11-byte big-endian i || flag, flag 0x01 only for the chunk
  *               that ends the stream, 0x00 otherwise
@@ -26,6 +28,10 @@
 #define ENV_ERR_ARG     2 /* a length, shape, index or pointer is invalid */
 #define ENV_ERR_NOMEM   3 /* OpenSSL could not allocate a cipher context */
 #define ENV_ERR_CRYPTO  4 /* OpenSSL failed where it cannot fail: a bug */
+#define ENV_ERR_READ    5 /* reading the input failed: errno in the state */
+#define ENV_ERR_WRITE   6 /* writing the output failed: errno in the state */
+#define ENV_ERR_CHANGED 7 /* the input's size changed while it was read */
+#define ENV_ERR_CANCELLED 8 /* the caller set the state's cancel flag */
 
 #define ENV_KEY_SIZE    32
 #define ENV_TAG_SIZE    16
@@ -89,5 +95,56 @@ int env_gcm_decrypt(const uint8_t *key, size_t key_len,
                     const uint8_t *aad, size_t aad_len,
                     const uint8_t *in, size_t in_len,
                     const uint8_t *tag, size_t tag_len, uint8_t *out);
+
+/* ------------------------------------------------------------- file loop */
+
+/*
+ * The file loop claims runs of consecutive chunks of at least this many
+ * bytes (one chunk at the default chunk size) from a shared counter: each run
+ * is one pread, the cipher in place in a buffer of this size that stays in
+ * the core's cache, and one pwrite at the run's own offset.
+ */
+#define ENV_FILE_RUN_BYTES (256u * 1024u)
+
+/*
+ * Shared between a running file loop and the thread that watches it.  The
+ * loop adds to `done` the input bytes of every run it has finished (read it
+ * for progress); setting `cancel` to 1 stops every worker before its next
+ * run.  On return, for a failure, `failed_index` is the lowest chunk that
+ * failed (authentication, read, write or a short read), and `sys_errno`
+ * the errno of a failed read or write.
+ */
+struct env_file_state {
+    uint64_t done;
+    int cancel;
+    uint64_t failed_index;
+    int sys_errno;
+};
+
+/*
+ * Seal in_len bytes of in_fd, from in_off, as chunks 0, 1, ... (the last one
+ * flagged), written to out_fd from out_off: chunk i lands at
+ * out_off + i * (chunk_size + 16).  in_fd must be a regular file and out_fd
+ * must accept pwrite; neither's file position is used or moved.  A regular
+ * output is first extended to its final size.  threads counts the calling
+ * thread, which works too; every thread is joined before the call returns.
+ * ENV_ERR_CHANGED: the input ended early, or its size at the end is not
+ * in_off + in_len.
+ */
+int env_seal_file(const uint8_t key[ENV_KEY_SIZE], int in_fd, uint64_t in_off, uint64_t in_len,
+                  int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
+                  struct env_file_state *state);
+
+/*
+ * Open the in_len sealed bytes of in_fd from in_off (a whole stream body:
+ * whole sealed chunks, the last one 16 to chunk_size + 16 bytes, flagged
+ * last) to out_fd from out_off: chunk i's plaintext lands at
+ * out_off + i * chunk_size.  Chunks that verified may have been written when
+ * another failed: the caller discards the output or cuts it at
+ * out_off + failed_index * chunk_size.
+ */
+int env_open_file(const uint8_t key[ENV_KEY_SIZE], int in_fd, uint64_t in_off, uint64_t in_len,
+                  int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
+                  struct env_file_state *state);
 
 #endif /* ENVELOPE_ENGINE_H */

@@ -9,7 +9,7 @@ calls; the constants are written ``...`` so the compiler reads them from
 The extension links the system OpenSSL (libcrypto) and pthreads.  OpenSSL's
 headers come from ``libssl-dev`` on Debian and Ubuntu (``openssl-devel`` on
 Fedora and RHEL); without them setup.py stops with that advice, and a direct
-compile of engine.c stops on an ``#error`` that says the same.
+compile of chunk.c stops on an ``#error`` that says the same.
 """
 
 from __future__ import annotations
@@ -31,12 +31,24 @@ CDEF = """
 #define ENV_ERR_ARG ...
 #define ENV_ERR_NOMEM ...
 #define ENV_ERR_CRYPTO ...
+#define ENV_ERR_READ ...
+#define ENV_ERR_WRITE ...
+#define ENV_ERR_CHANGED ...
+#define ENV_ERR_CANCELLED ...
 #define ENV_KEY_SIZE ...
 #define ENV_TAG_SIZE ...
 #define ENV_MAX_CHUNK_SIZE ...
 #define ENV_MAX_THREADS ...
 #define ENV_MIN_PART_BYTES ...
 #define ENV_MAX_IV_SIZE ...
+#define ENV_FILE_RUN_BYTES ...
+
+struct env_file_state {
+    uint64_t done;
+    int cancel;
+    uint64_t failed_index;
+    int sys_errno;
+};
 
 int env_seal_batch(const uint8_t *key, uint64_t first_index,
                    const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap,
@@ -51,14 +63,23 @@ int env_gcm_encrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_
 int env_gcm_decrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_t iv_len,
                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                     const uint8_t *tag, size_t tag_len, uint8_t *out);
+int env_seal_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_len,
+                  int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
+                  struct env_file_state *state);
+int env_open_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_len,
+                  int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
+                  struct env_file_state *state);
 """
+
+#: The C files, one per concern (csrc/engine_internal.h says which is which).
+SOURCES = ("chunk.c", "batch.c", "pool.c", "file_loop.c", "kat.c")
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "envelope._native",
     '#include "envelope_engine.h"',
-    sources=[os.path.join(_CSRC, "engine.c")],
+    sources=[os.path.join(_CSRC, name) for name in SOURCES],
     include_dirs=[_CSRC],
     libraries=["crypto", "pthread"],
     extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-pthread"],

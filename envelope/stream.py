@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from . import context as _context
-from . import pipeline
+from . import file_loop, pipeline
 from .context import EncryptionContext
 from .engines import Engine, get_engine
 from .exceptions import AuthenticationError
@@ -151,6 +151,8 @@ def seal_stream(
     engine = engine or get_engine()
     header, keys = start_stream(data_key, wrapped_keys, context=context, chunk_size=chunk_size, file_id=file_id)
     dst.write(header.encode())
+    if file_loop.seal_body(src, dst, keys.payload, chunk_size, engine, progress):
+        return header
 
     reader = _LookaheadReader(src)
     index = 0
@@ -233,6 +235,8 @@ def open_body(
     """Open the chunks that follow an authenticated header, to the end of *src*."""
     engine = engine or get_engine()
     chunk_size = header.chunk_size
+    if file_loop.open_body(src, dst, keys.payload, chunk_size, engine, progress):
+        return
     sealed_chunk = chunk_size + TAG_SIZE
     reader = _LookaheadReader(src)
     index = 0
@@ -241,23 +245,15 @@ def open_body(
         nonlocal index
         got = len(sealed)
         if final:
-            if got == 0:
-                # Edge: the stream stops at a chunk boundary (or right after the
-                # header).  The previous chunk was not flagged last, so this is
-                # truncation, not a complete stream.
-                raise AuthenticationError("stream is truncated: it ends without a final chunk")
-            last_len = got % sealed_chunk or sealed_chunk
-            if last_len == TAG_SIZE and (index > 0 or got > TAG_SIZE):
-                # Edge: an empty final chunk after data is never written by an encryptor.
-                raise AuthenticationError("stream has an empty final chunk after data")
+            # Edges: a stream that stops at a chunk boundary, or with an empty final chunk after data.
+            file_loop.check_end(got, index, chunk_size)
         chunks = -(-got // sealed_chunk)
         try:
             n = engine.open(keys.payload, index, sealed, plain, chunk_size, final)
         except AuthenticationError as exc:
             if final and exc.chunk_index == index + chunks - 1:
                 # Edge: the last chunk fails when the stream was cut inside a chunk.
-                raise AuthenticationError(f"{exc}: the stream is truncated or its last chunk is damaged",
-                                          chunk_index=exc.chunk_index) from None
+                raise file_loop.last_chunk_failed(exc) from None
             raise
         index += chunks
         return n

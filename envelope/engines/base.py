@@ -17,6 +17,7 @@ is already unique to the file (see :mod:`envelope.kdf`).
 from __future__ import annotations
 
 import abc
+from typing import NamedTuple, Protocol
 
 from ..exceptions import AuthenticationError, UsageError
 from ..format import NONCE_SIZE, TAG_SIZE
@@ -68,10 +69,33 @@ def opened_chunks(sealed_len: int, chunk_size: int, final: bool) -> tuple[int, i
     return full + 1, full * chunk_size + rest - TAG_SIZE
 
 
+class FileSpan(NamedTuple):
+    """Bytes of an open file: descriptor, first byte, length, and the name errors give it."""
+
+    fd: int
+    offset: int
+    length: int
+    name: str
+
+
+class FileRun(Protocol):
+    """A file loop in progress, as the thread that started it sees it."""
+
+    @property
+    def done(self) -> int:
+        """Input bytes finished so far (for progress)."""
+
+    def cancel(self) -> None:
+        """Stop every worker before its next chunk."""
+
+
 class Engine(abc.ABC):
     """Seals and opens batches of consecutive chunks with one payload key."""
 
     name: str = "abstract"
+    #: True when the engine can also seal and open a whole file body itself
+    #: (:meth:`seal_file`, :meth:`open_file`): reads, cipher and writes on its own threads.
+    file_loop: bool = False
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads or 1
@@ -97,6 +121,27 @@ class Engine(abc.ABC):
         chunk whose tag fails.  On failure *dst* may hold unauthenticated bytes
         and must be discarded by the caller.
         """
+
+    def new_run(self) -> FileRun:
+        """The state a :meth:`seal_file` or :meth:`open_file` call reports to."""
+        raise UsageError(f"the {self.name} engine has no file loop")
+
+    def seal_file(self, key: bytes, src: FileSpan, dst: FileSpan, chunk_size: int, run: FileRun) -> None:
+        """Seal *src* (a regular file) as a whole stream body written to *dst* from its offset.
+
+        Chunk *i* lands at ``dst.offset + i * (chunk_size + TAG_SIZE)``.  Raises
+        OSError naming the file for a failed read or write, or for an input
+        whose size changed while it was read.
+        """
+        raise UsageError(f"the {self.name} engine has no file loop")
+
+    def open_file(self, key: bytes, src: FileSpan, dst: FileSpan, chunk_size: int, run: FileRun) -> None:
+        """Open the whole stream body *src* to *dst*; chunk *i* lands at ``dst.offset + i * chunk_size``.
+
+        Raises :class:`AuthenticationError` naming the lowest chunk that failed;
+        chunks that verified may already be written then.
+        """
+        raise UsageError(f"the {self.name} engine has no file loop")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} threads={self.threads}>"

@@ -1,30 +1,31 @@
-"""The native engine: csrc/engine.c on OpenSSL, one batch across several threads.
+"""The native engine: csrc/ on OpenSSL, one batch, or one whole file, across several threads.
 
 This is the only module that imports ``envelope._native``.  Two layers:
 
-* the low-level calls (:func:`seal_batch`, :func:`open_batch`,
-  :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand buffers to C as they
-  are and turn every return code into an exception, and nothing else, so that
-  the C bounds checks can be tested directly;
+* the low-level calls (:func:`seal_batch`, :func:`open_batch`, :func:`seal_file`,
+  :func:`open_file`, :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand
+  buffers and descriptors to C as they are and turn every return code into an
+  exception, and nothing else, so that the C bounds checks can be tested directly;
 * :class:`NativeEngine` checks its arguments in Python first, with the same
   helpers and the same messages as the reference engine, so that the two raise
   alike; C then checks everything again.
 
 Buffers cross by ``ffi.from_buffer``, without a copy, and each call releases
-the GIL (cffi's default) for the whole batch.  Importing this module fails with
+the GIL (cffi's default) for the whole batch, or the whole file.  Importing this module fails with
 ImportError when the extension is not built; :func:`envelope.engines.get_engine`
 falls back to the reference engine then.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import NoReturn
 
 from .._native import ffi, lib
 from ..exceptions import AuthenticationError, UsageError
 from ..format import TAG_SIZE
-from .base import Buffer, Engine, plan_open, plan_seal
+from .base import Buffer, Engine, FileRun, FileSpan, plan_open, plan_seal
 
 KEY_SIZE: int = lib.ENV_KEY_SIZE
 MAX_CHUNK_SIZE: int = lib.ENV_MAX_CHUNK_SIZE
@@ -36,10 +37,13 @@ MAX_RAW_IV_SIZE: int = lib.ENV_MAX_IV_SIZE
 
 __all__ = [
     "NativeEngine",
+    "NativeFileRun",
     "open_batch",
+    "open_file",
     "raw_gcm_decrypt",
     "raw_gcm_encrypt",
     "seal_batch",
+    "seal_file",
 ]
 
 
@@ -151,10 +155,58 @@ def raw_gcm_decrypt(key: Buffer, iv: Buffer, aad: Buffer, ciphertext: Buffer,
     return bytes(ffi.buffer(out, size))
 
 
+class NativeFileRun:
+    """The C loop's shared state: a byte counter to read, a flag to stop it."""
+
+    def __init__(self) -> None:
+        self._state = ffi.new("struct env_file_state *")
+
+    @property
+    def done(self) -> int:
+        return int(self._state.done)
+
+    def cancel(self) -> None:
+        self._state.cancel = 1
+
+
+def _file_call(fn: object, what: str, key: Buffer, src: FileSpan, dst: FileSpan, chunk_size: int,
+               run: NativeFileRun, threads: int) -> None:
+    _c_args(0, chunk_size, threads)
+    state = run._state
+    rc = fn(_key(key), src.fd, src.offset, src.length, dst.fd,  # type: ignore[operator]
+            dst.offset, chunk_size, threads, state)
+    if rc == lib.ENV_OK:
+        return
+    err = int(state.sys_errno)
+    if rc == lib.ENV_ERR_READ:
+        raise OSError(err, os.strerror(err), src.name)
+    if rc == lib.ENV_ERR_WRITE:
+        raise OSError(err, os.strerror(err), dst.name)
+    if rc == lib.ENV_ERR_CHANGED:
+        # Not a short output: a file that grows or shrinks while it is read has no one content to encrypt.
+        raise OSError(errno.EIO, "the input changed size while it was read", src.name)
+    if rc == lib.ENV_ERR_CANCELLED:
+        raise KeyboardInterrupt
+    _fail(rc, what, int(state.failed_index))
+
+
+def seal_file(key: Buffer, src: FileSpan, dst: FileSpan, chunk_size: int, run: NativeFileRun,
+              threads: int = 1) -> None:
+    """Seal a whole file body in C, on *threads* threads (the caller's included).  Low level."""
+    _file_call(lib.env_seal_file, "seal file", key, src, dst, chunk_size, run, threads)
+
+
+def open_file(key: Buffer, src: FileSpan, dst: FileSpan, chunk_size: int, run: NativeFileRun,
+              threads: int = 1) -> None:
+    """Open a whole stream body in C.  Low level: raises AuthenticationError naming the lowest failed chunk."""
+    _file_call(lib.env_open_file, "open file", key, src, dst, chunk_size, run, threads)
+
+
 class NativeEngine(Engine):
     """The C engine; *threads* defaults to the machine's CPU count."""
 
     name = "native"
+    file_loop = True
 
     def __init__(self, threads: int | None = None) -> None:
         super().__init__(threads or os.cpu_count() or 1)
@@ -170,3 +222,14 @@ class NativeEngine(Engine):
         _check_chunk_size(chunk_size)
         plan_open(first_index, _nbytes(src), _nbytes(dst), chunk_size, final)
         return open_batch(key, first_index, src, dst, chunk_size, final, self.threads)
+
+    def new_run(self) -> NativeFileRun:
+        return NativeFileRun()
+
+    def seal_file(self, key: bytes, src: FileSpan, dst: FileSpan, chunk_size: int, run: FileRun) -> None:
+        assert isinstance(run, NativeFileRun)
+        seal_file(key, src, dst, chunk_size, run, self.threads)
+
+    def open_file(self, key: bytes, src: FileSpan, dst: FileSpan, chunk_size: int, run: FileRun) -> None:
+        assert isinstance(run, NativeFileRun)
+        open_file(key, src, dst, chunk_size, run, self.threads)

@@ -10,14 +10,14 @@
 # so `import envelope` finds that copy.  Python's own allocator is switched to
 # malloc (PYTHONMALLOC=malloc), so buffers handed to C are heap blocks the
 # checker sees.  Fails on the first sanitizer report, or on any memcheck error
-# not in tests/sanitize/valgrind.supp, or on a leak allocated from csrc/engine.c.
+# not in tests/sanitize/valgrind.supp, or on a leak allocated from a csrc/ file.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 python=${PYTHON:-$root/.venv/bin/python}
 mode=${1:?usage: run.sh asan|valgrind [pytest args]}
 shift
-read -r -a tests <<<"${NATIVE_TESTS:-tests/test_native_engine.py tests/test_native_kat.py}"
+read -r -a tests <<<"${NATIVE_TESTS:-tests/test_native_engine.py tests/test_native_kat.py tests/test_native_file_loop.py}"
 out=$root/build/$mode
 export PYTHONMALLOC=malloc
 
@@ -67,9 +67,9 @@ if [ "$mode" = valgrind ]; then
   grep -E "ERROR SUMMARY|used_suppression" "$log" | sort | uniq -c | sed 's/^ *[0-9]* //' || true
   # Leaks are reported, not counted: the interpreter leaks at exit by design, and
   # so does the module object cffi makes in a forked child that leaves by
-  # os._exit.  A definitely lost block allocated from the C core (engine.c) fails.
-  if awk '/definitely lost in loss record/{rec=1; next} rec && /engine\.c:/{found=1} /^==[0-9]+== $/{rec=0} END{exit !found}' "$log"; then
-    echo "memcheck: a block allocated by csrc/engine.c was leaked; see $log" >&2
+  # os._exit.  A definitely lost block allocated from the C core (a csrc/ file) fails.
+  if awk '/definitely lost in loss record/{rec=1; next} rec && /(chunk|batch|pool|file_loop|kat)\.c:/{found=1} /^==[0-9]+== $/{rec=0} END{exit !found}' "$log"; then
+    echo "memcheck: a block allocated by the C core (csrc/) was leaked; see $log" >&2
     status=1
   fi
 fi

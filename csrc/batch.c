@@ -1,0 +1,151 @@
+/*
+ * batch.c - batches of consecutive chunks in caller-owned memory: the
+ * streaming path's calls (env_seal_batch, env_open_batch).
+ *
+ * This file owns the batches' shapes and bounds; pool.c runs them.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "engine_internal.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+/* Seal or open chunks [begin, end) of the batch with one context of its own:
+ * the key schedule is computed once per part, each chunk only resets the IV.  Stops at the
+ * first failure so that *failed is the first failing chunk of the range. */
+int env_run_part(const struct env_job *j, uint64_t begin, uint64_t end, uint64_t *failed)
+{
+    const size_t sealed = j->chunk_size + ENV_TAG_SIZE;
+    const size_t in_step = j->encrypt ? j->chunk_size : sealed;
+    const size_t out_step = j->encrypt ? sealed : j->chunk_size;
+    uint8_t nonce[ENV_NONCE_SIZE];
+    int rc;
+    EVP_CIPHER_CTX *ctx = env_keyed_ctx(j->key, j->encrypt, &rc);
+
+    if (!ctx)
+        return rc;
+    for (uint64_t n = begin; n < end; n++) {
+        size_t in_off = (size_t)n * in_step, in_len = j->src_len - in_off;
+        if (in_len > in_step)
+            in_len = in_step;
+        /* For open, in_len >= 16 was established by the shape checks. */
+        size_t len = j->encrypt ? in_len : in_len - ENV_TAG_SIZE;
+        /* src is NULL only for an empty stream and dst only when the batch
+         * opens to nothing; NULL + 0 is still undefined in C. */
+        const uint8_t *in = j->src ? j->src + in_off : NULL;
+        uint8_t *out = j->dst ? j->dst + (size_t)n * out_step : NULL;
+
+        env_chunk_nonce(nonce, j->first_index + n, j->final && n == j->count - 1);
+        rc = j->encrypt ? env_seal_one(ctx, nonce, in, len, out)
+                        : env_open_one(ctx, nonce, in, len, out);
+        if (rc != ENV_OK) {
+            *failed = n;
+            break;
+        }
+    }
+    EVP_CIPHER_CTX_free(ctx); /* the provider wipes the key schedule */
+    return rc;
+}
+
+
+static int overlaps(const void *a, size_t alen, const void *b, size_t blen)
+{
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return alen && blen && x < y + blen && y < x + alen;
+}
+
+/* The bounds common to both directions once the batch's shape is known
+ * (j->count >= 1, out_need), then the run with a private copy of the key. */
+static int run_batch(struct env_job *j, const uint8_t *key, size_t out_need,
+                     size_t dst_cap, int threads)
+{
+    uint8_t key_copy[ENV_KEY_SIZE];
+
+    /* first_index + count - 1 must not pass 2^64 - 1. */
+    if (j->count - 1 > UINT64_MAX - j->first_index)
+        return ENV_ERR_ARG;
+    if (dst_cap < out_need || (!j->dst && out_need))
+        return ENV_ERR_ARG;
+    /* Overlap would let one chunk's output overwrite input not yet read,
+     * and with threads the order of reads and writes is not even fixed. */
+    if (overlaps(j->src, j->src_len, j->dst, out_need))
+        return ENV_ERR_ARG;
+    /* Copied: the caller's key buffer may be mutable and shared. */
+    memcpy(key_copy, key, ENV_KEY_SIZE);
+    j->key = key_copy;
+    int rc = env_pool_run(j, threads);
+    OPENSSL_cleanse(key_copy, sizeof key_copy);
+    return rc;
+}
+
+static int bad_args(const uint8_t *key, const uint8_t *src, size_t src_len,
+                    uint32_t chunk_size, int threads)
+{
+    return !key || (!src && src_len) || threads < 1 || chunk_size < 1 ||
+           chunk_size > ENV_MAX_CHUNK_SIZE;
+}
+
+int env_seal_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                   const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap,
+                   uint32_t chunk_size, int final, int threads, size_t *out_len)
+{
+    struct env_job j = {.encrypt = 1, .final = final != 0, .first_index = first_index,
+                    .src = src, .src_len = src_len, .dst = dst, .chunk_size = chunk_size};
+
+    if (!out_len || bad_args(key, src, src_len, chunk_size, threads))
+        return ENV_ERR_ARG;
+    *out_len = 0;
+    /* An empty stream is one empty final chunk, never zero chunks, and only
+     * the batch that ends the stream may end in a short chunk. */
+    if (src_len == 0 ? !final : !final && src_len % chunk_size)
+        return ENV_ERR_ARG;
+    j.count = src_len == 0 ? 1 : src_len / chunk_size + (src_len % chunk_size != 0);
+    if (j.count > (SIZE_MAX - src_len) / ENV_TAG_SIZE)
+        return ENV_ERR_ARG;
+    size_t need = src_len + (size_t)j.count * ENV_TAG_SIZE;
+    int rc = run_batch(&j, key, need, dst_cap, threads);
+    if (rc == ENV_OK)
+        *out_len = need;
+    return rc;
+}
+
+int env_open_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                   const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_cap,
+                   uint32_t chunk_size, int final, int threads,
+                   size_t *out_len, uint64_t *failed_index)
+{
+    struct env_job j = {.encrypt = 0, .final = final != 0, .first_index = first_index,
+                    .src = src, .src_len = src_len, .dst = dst, .chunk_size = chunk_size};
+
+    if (!out_len || !failed_index || bad_args(key, src, src_len, chunk_size, threads))
+        return ENV_ERR_ARG;
+    *out_len = 0;
+    *failed_index = 0;
+    size_t sealed = (size_t)chunk_size + ENV_TAG_SIZE;
+    size_t full = src_len / sealed, rest = src_len % sealed, plain;
+    if (rest == 0 && full) {
+        j.count = full;
+        plain = full * chunk_size;
+    } else if (!final || rest < ENV_TAG_SIZE) {
+        /* Mid-stream a batch is whole sealed chunks; the batch that ends
+         * the stream ends with a chunk that at least holds its tag. */
+        return ENV_ERR_ARG;
+    } else {
+        j.count = (uint64_t)full + 1;
+        plain = full * chunk_size + (rest - ENV_TAG_SIZE);
+    }
+    int rc = run_batch(&j, key, plain, dst_cap, threads);
+    if (rc == ENV_OK) {
+        *out_len = plain;
+    } else if (rc == ENV_ERR_AUTH) {
+        *failed_index = first_index + j.failed;
+        /* Chunks that did verify are wiped too: a failed batch hands back
+         * nothing, even to a caller that forgets to discard it. */
+        if (plain)
+            OPENSSL_cleanse(dst, plain);
+    }
+    return rc;
+}
+
