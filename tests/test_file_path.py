@@ -35,6 +35,7 @@ from envelope.keyrings.base import MultiKeyring  # noqa: E402
 from envelope.keyrings.raw_aes import RawAesKeyring  # noqa: E402
 from envelope.stream import decrypt_stream, seal_stream  # noqa: E402
 
+from keyfiles import write_key_file  # noqa: E402
 from test_cli_files import no_temp_files, open_outputs  # noqa: E402
 from test_vectors import NEGATIVE, POSITIVE, keyring_of, names, plaintext_of  # noqa: E402
 
@@ -121,7 +122,7 @@ def test_negative_vectors_through_files_raise_exactly_their_class(tmp_path, vect
 @pytest.fixture
 def kek(tmp_path: Path) -> bytes:
     key = os.urandom(32)
-    (tmp_path / "kek").write_bytes(key)
+    write_key_file(tmp_path / "kek", key)
     return key
 
 
@@ -192,7 +193,7 @@ def _when_writing(proc: subprocess.Popen[bytes], directory: Path) -> None:
 def test_an_interrupt_mid_file_stops_promptly_and_leaves_nothing(tmp_path, sig):
     src, out = tmp_path / "big", tmp_path / "big.envelope"
     _big_sparse(src)
-    (tmp_path / "kek").write_bytes(os.urandom(32))
+    write_key_file(tmp_path / "kek", os.urandom(32))
     proc = _cli("encrypt-file", str(src), "-o", str(out), "--key", f"raw-aes:{tmp_path / 'kek'}")
     _when_writing(proc, tmp_path)
     sent = time.monotonic()
@@ -207,7 +208,7 @@ def test_an_interrupt_mid_file_stops_promptly_and_leaves_nothing(tmp_path, sig):
 def test_an_input_that_shrinks_mid_file_is_an_error_naming_it_and_no_output(tmp_path):
     src, out = tmp_path / "big", tmp_path / "big.envelope"
     _big_sparse(src)
-    (tmp_path / "kek").write_bytes(os.urandom(32))
+    write_key_file(tmp_path / "kek", os.urandom(32))
     proc = _cli("encrypt-file", str(src), "-o", str(out), "--key", f"raw-aes:{tmp_path / 'kek'}")
     _when_writing(proc, tmp_path)
     os.truncate(src, 1 << 20)
