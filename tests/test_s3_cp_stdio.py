@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,34 @@ def test_download_stream_reports_exactly_the_plaintext_it_writes(s3: Any, kek: s
     out, told = io.BytesIO(), []
     client.download_stream(s3.bucket, "obj", out, Callback=told.append)
     assert out.getvalue() == data and sum(told) == size
+
+
+def test_a_device_destination_is_written_in_place_without_force(env: dict[str, str], bucket: str,
+                                                                  tmp_path: Path) -> None:
+    """As ``decrypt-file -o DEVICE``: a device is written where it is, never refused or replaced."""
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    _client(env).put_object(Bucket=bucket, Key="obj", Body=os.urandom(3 * CHUNK + 5))
+    before = sorted(tmp_path.iterdir())
+    done = subprocess.run(_envelope(env, f"s3://{bucket}/obj", str(device)), capture_output=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert sorted(tmp_path.iterdir()) == before  # nothing left beside it
+
+
+def test_a_fifo_destination_gets_the_object_in_order(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    """A FIFO cannot take writes at offsets: the object goes to it in order, each chunk once it verified."""
+    data = os.urandom(5 * CHUNK + 7)
+    _client(env).put_object(Bucket=bucket, Key="obj", Body=data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = bytearray()
+    reader = threading.Thread(target=lambda: got.extend(fifo.read_bytes()), daemon=True)
+    reader.start()
+    done = subprocess.run(_envelope(env, f"s3://{bucket}/obj", str(fifo)), capture_output=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    reader.join(timeout=60)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert bytes(got) == data
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

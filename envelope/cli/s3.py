@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import STDIO, atomic_output, open_input
+from ..atomic import STDIO, atomic_output, check_destination, open_input
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
 from ..s3.metadata import META_SIZE
@@ -289,8 +289,7 @@ def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Calla
         client.copy_object(Bucket=to_bucket, Key=to_key, CopySource={"Bucket": bucket, "Key": key})
         return
     if dst != STDIO:
-        if os.path.exists(dst) and not args.force:
-            raise UsageError(f"{dst} exists; use --force to overwrite it")
+        check_destination(dst, args.force)  # a device or FIFO is written in place, as by decrypt-file
         os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     if args.range is None:
         if dst != STDIO:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, cast
@@ -129,6 +130,10 @@ def download_file(s3: Any, bucket: str, key: str, filename: str | os.PathLike[st
     """*callback* is told of plaintext bytes as they are verified and written; the calls add up to the size."""
     target = os.path.abspath(filename)
     with atomic_output(target, force=True) as out:
+        if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):  # a device or FIFO written in place:
+            # in order, each chunk once it verified (as to stdout); parts at offsets need a regular file
+            s3.download_stream(bucket, key, out, extra, callback)
+            return
         _download_into(s3, bucket, key, out, os.path.dirname(target), extra, config, callback)
 
 
