@@ -56,6 +56,42 @@ def test_a_file_like_body_is_read_in_a_stream(s3: Any, enc: EncryptedS3Client, t
     assert enc.get_object(Bucket=s3.bucket, Key="dump")["Body"].read() == path.read_bytes()
 
 
+@pytest.mark.parametrize("method", ["readinto", "read"])
+def test_a_non_blocking_body_is_waited_for_not_taken_as_ended(s3: Any, enc: EncryptedS3Client,
+                                                              method: str) -> None:
+    """A pipe left O_NONBLOCK answers "nothing yet" (None) while its writer pauses: that is never the end."""
+    import fcntl
+    import threading
+    import time
+
+    data = os.urandom(3 * CHUNK + 9)
+    r, w = os.pipe()
+    fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+    def writer() -> None:
+        os.write(w, data[:1000])
+        time.sleep(0.3)
+        with open(w, "wb", closefd=True) as out:
+            out.write(data[1000:])
+
+    class ReadOnly:  # a body with read() only, as many file-likes are
+        def __init__(self, raw: Any) -> None:
+            self.raw = raw
+
+        def read(self, n: int = -1) -> Any:
+            return self.raw.read(n)
+
+        def fileno(self) -> int:
+            return int(self.raw.fileno())
+
+    thread = threading.Thread(target=writer)
+    with open(r, "rb", buffering=0) as raw:
+        thread.start()
+        enc.put_object(Bucket=s3.bucket, Key="nb", Body=raw if method == "readinto" else ReadOnly(raw))
+    thread.join()
+    assert enc.get_object(Bucket=s3.bucket, Key="nb")["Body"].read() == data
+
+
 SIZE = 10 * CHUNK + 777
 
 

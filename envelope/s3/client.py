@@ -34,7 +34,7 @@ from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
 from ..kdf import FileKeys
-from ..pipeline import write_all
+from ..pipeline import read_into, wait_readable, write_all
 from ..reader import DecryptingReader
 from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
@@ -372,9 +372,10 @@ class _Counter(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if hasattr(self._src, "readinto"):
-            n = self._src.readinto(view) or 0
+            n = read_into(self._src, view)
         else:
-            data = self._src.read(len(view))
+            while (data := self._src.read(len(view))) is None:  # non-blocking, nothing yet: not the end
+                wait_readable(self._src)
             n = len(data)
             view[:n] = data
         self.count += n
