@@ -124,3 +124,14 @@ def test_one_object_into_a_directory_takes_a_safe_last_part_only(env: dict[str, 
     done = cli(env, "s3", "cp", f"s3://{bucket}/dir/..", str(dst) + "/", "--key", env["KEK"], "--force")
     assert done.returncode == EXIT_USAGE and "'dir/..'" in done.stderr, done.stderr
     assert _files(tmp_path / "a") == set()
+
+
+def test_an_empty_folder_marker_is_skipped_not_refused(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+    """The S3 console's "Create folder" leaves a 0-byte key ending in '/': no file, nothing to refuse."""
+    s3 = _client(env)
+    s3.wrapped_client.put_object(Bucket=bucket, Key=PREFIX + "sub/", Body=b"")
+    s3.put_object(Bucket=bucket, Key=PREFIX + "sub/ok.txt", Body=GOOD)
+    dst = tmp_path / "dst"
+    done = cli(env, "s3", "cp", f"s3://{bucket}/{PREFIX}", str(dst), "--recursive", "--key", env["KEK"])
+    assert done.returncode == EXIT_OK, done.stderr
+    assert _files(dst) == {dst / "sub" / "ok.txt"} and (dst / "sub" / "ok.txt").read_bytes() == GOOD

@@ -258,8 +258,8 @@ def _plan(args: argparse.Namespace, client: Any, src_s3: bool,
             rest = key[len(prefix):]
             if prefix and not prefix.endswith("/") and rest.startswith("/"):
                 rest = rest[1:]  # the separator after a prefix given without one
-            if not rest:
-                continue
+            if not rest or (rest.endswith("/") and int(item["Size"]) == 0):
+                continue  # the prefix itself, or an empty folder marker (the S3 console's "Create folder")
             if dst_s3:
                 dst = args.dst.rstrip("/") + "/" + rest
             else:
