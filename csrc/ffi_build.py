@@ -51,6 +51,10 @@ int env_gcm_encrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_
 int env_gcm_decrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_t iv_len,
                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                     const uint8_t *tag, size_t tag_len, uint8_t *out);
+int env_seal_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, size_t buf_cap,
+                     size_t plain_len, uint32_t chunk_size, int final, size_t *out_len);
+int env_open_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, size_t sealed_len,
+                     uint32_t chunk_size, int final, size_t *out_len, uint64_t *failed_index);
 """
 
 ffibuilder = FFI()
