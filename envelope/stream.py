@@ -97,7 +97,9 @@ class _LookaheadReader:
             total += got
             if got < len(view):
                 return total, True
-        self._carry = self._src.read(1)
+        # readinto, as every other read: the input's own errors name it (read() does not).
+        one = bytearray(1)
+        self._carry = bytes(one[:_fill(self._src, memoryview(one))])
         return total, not self._carry
 
 
