@@ -97,8 +97,8 @@ int env_gcm_decrypt(const uint8_t *key, size_t key_len,
  * final batch may be short) and seals each chunk where it lies, its tag
  * after it: the sealed batch, *out_len bytes, is then contiguous from buf.
  * buf_cap must hold it.  env_open_inplace opens sealed_len contiguous sealed
- * bytes where they lie: chunk k's plaintext is left at k * (chunk_size + 16)
- * and *out_len is the plaintext total.  On ENV_ERR_AUTH *failed_index is the
+ * bytes where they lie and, every tag having verified, moves the plaintext
+ * together: it is then buf[0, *out_len).  On ENV_ERR_AUTH *failed_index is the
  * first chunk that failed and all sealed_len bytes have been zeroed.  Both
  * run on the calling thread; the batch rules are env_seal_batch's and
  * env_open_batch's.

@@ -300,8 +300,7 @@ def open_body(
             got, final = reader.fill_views([buf])
             n = checked_open(got, final, lambda: engine.open_in_place(keys.payload, index, buf, got,
                                                                       chunk_size, final))
-            for piece in in_place_slots(buf, n, chunk_size):
-                pipeline.write_all(dst, piece)
+            pipeline.write_all(dst, buf[:n])
             if progress is not None:
                 progress(got)
         return

@@ -14,7 +14,7 @@ import pytest
 from envelope import pipeline
 from envelope.engines import get_engine
 from envelope.engines.base import in_place_slots
-from envelope.exceptions import AuthenticationError
+from envelope.exceptions import AuthenticationError, UsageError
 from envelope.format import TAG_SIZE, WrappedKey
 from envelope.keyrings.base import MultiKeyring
 from envelope.stream import STREAM_BATCH_BYTES, decrypt_stream, seal_stream
@@ -123,7 +123,7 @@ def test_a_pipe_cut_at_a_chunk_boundary_is_truncation(engine):
 
 
 @pytest.mark.parametrize("plain_len", [0, 1, C, 3 * C + 7])
-def test_sealing_in_place_matches_sealing_between_buffers(plain_len, engine):
+def test_sealing_and_opening_in_place_match_sealing_between_buffers(plain_len, engine):
     data = os.urandom(plain_len)
     expected = bytearray(plain_len + TAG_SIZE * max(1, -(-plain_len // C)))
     engine.seal(KEY, 5, data, expected, C, True)
@@ -135,7 +135,7 @@ def test_sealing_in_place_matches_sealing_between_buffers(plain_len, engine):
     n = engine.seal_in_place(KEY, 5, buf, plain_len, C, True)
     assert buf[:n] == expected
     assert engine.open_in_place(KEY, 5, buf, n, C, True) == plain_len
-    assert b"".join(in_place_slots(memoryview(buf), plain_len, C)) == data
+    assert buf[:plain_len] == data
 
 
 def test_opening_in_place_wipes_the_batch_when_a_tag_fails(engine):
@@ -171,3 +171,26 @@ def test_files_and_memory_keep_the_threaded_pipeline(tmp_path):
     with open(path, "rb") as f:
         assert not pipeline.streaming(f, io.BytesIO())  # type: ignore[arg-type]
         assert pipeline.regular_size(f) == 1
+
+
+def test_c_checks_in_place_bounds_on_its_own():
+    """The low-level in-place calls skip Python's checks: C must refuse by itself."""
+    native = pytest.importorskip("envelope.engines.native")
+    top = (1 << 64) - 1
+    sealed = bytearray(2 * (C + TAG_SIZE))
+    get_engine("native").seal(KEY, 0, os.urandom(2 * C), sealed, C, True)
+    cases = [
+        lambda: native.seal_inplace(KEY, top, bytearray(2 * (C + TAG_SIZE)), 2 * C, C, True),  # index overflow
+        lambda: native.seal_inplace(KEY, 0, bytearray(2 * C + TAG_SIZE), 2 * C, C, True),  # no room for a tag
+        lambda: native.seal_inplace(KEY, 0, bytearray(4 * C), C + 1, C, False),  # not whole chunks
+        lambda: native.seal_inplace(KEY, 0, bytearray(4 * C), 0, C, False),  # empty mid-stream
+        lambda: native.open_inplace(KEY, top, bytearray(sealed), len(sealed), C, True),
+        lambda: native.open_inplace(KEY, 0, bytearray(sealed), len(sealed) - 1, C, False),
+        lambda: native.open_inplace(KEY, 0, bytearray(sealed), C + TAG_SIZE + 15, C, True),  # last chunk < tag
+        lambda: native.open_inplace(KEY, 0, bytearray(sealed), 0, C, True),  # no final chunk at all
+        lambda: native.open_inplace(KEY, 0, bytearray(8), 9, C, True),  # past the buffer
+        lambda: native.seal_inplace(KEY[:16], 0, bytearray(4 * C), C, C, True),
+    ]
+    for case in cases:
+        with pytest.raises(UsageError):
+            case()

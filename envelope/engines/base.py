@@ -115,11 +115,10 @@ class Engine(abc.ABC):
 
     def open_in_place(self, key: bytes, first_index: int, buf: bytearray | memoryview, sealed_len: int,
                       chunk_size: int, final: bool) -> int:
-        """Open ``buf[:sealed_len]`` where it lies; return the plaintext length.
+        """Open ``buf[:sealed_len]`` where it lies; return the plaintext length *n*.
 
-        Chunk *k*'s plaintext is left at ``k * (chunk_size + TAG_SIZE)`` (see
-        :func:`in_place_slots`).  On failure, as :meth:`open`, and nothing of
-        the batch's plaintext is left in *buf*.
+        The plaintext is then ``buf[:n]``, one piece to write.  On failure, as
+        :meth:`open`, and nothing of the batch's plaintext is left in *buf*.
         """
         view = memoryview(buf)
         plain = bytearray(sealed_len)
@@ -128,8 +127,7 @@ class Engine(abc.ABC):
         except BaseException:
             view[:sealed_len] = bytes(sealed_len)
             raise
-        for k, slot in enumerate(in_place_slots(view, n, chunk_size)):
-            slot[:] = plain[k * chunk_size : k * chunk_size + len(slot)]
+        view[:n] = plain[:n]
         return n
 
     def __repr__(self) -> str:

@@ -137,9 +137,10 @@ def seal_inplace(key: Buffer, first_index: int, buf: bytearray | memoryview, pla
 
 def open_inplace(key: Buffer, first_index: int, buf: bytearray | memoryview, sealed_len: int,
                  chunk_size: int, final: bool) -> int:
-    """Open ``buf[:sealed_len]`` where it lies, in C; return the plaintext length.  Low level.
+    """Open ``buf[:sealed_len]`` where it lies, in C; return the plaintext length *n*.  Low level.
 
-    On an authentication failure those bytes have been zeroed.
+    The plaintext is then ``buf[:n]``; on an authentication failure those
+    *sealed_len* bytes have been zeroed.
     """
     _c_args(first_index, chunk_size, 1)
     if not 0 <= sealed_len <= _nbytes(buf):
