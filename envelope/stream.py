@@ -1,8 +1,11 @@
 """Encrypting and decrypting one stream: header, then chunks, batch by batch.
 
 This is the STREAM construction of the v1 format (formats/envelope-v1.md),
-independent of which engine does the AES-GCM work.  Memory is constant: two
-buffers of one batch each, reused for the whole stream.
+independent of which engine does the AES-GCM work.  Memory is constant: a few
+buffers of one batch each, reused for the whole stream.  Between regular files
+the batches are big and cross threads (:mod:`envelope.pipeline`); when either
+end is a pipe or a terminal, one small buffer is filled, sealed or opened in
+place and written, which copies each byte the fewest times.
 
 The edges of the stream, each handled where marked below:
 
