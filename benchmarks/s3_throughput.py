@@ -23,6 +23,10 @@ then come from the client's per-ETag cache).
 
     python benchmarks/s3_throughput.py --size 1G --runs 3 --part-size 64M
     python benchmarks/s3_throughput.py --size 1G --runs 3 --down-part-size 1G   # 8 MiB parts up, one GET down
+
+``--base DIR`` adds a fourth tool, ``base``: envelope as another checkout DIR
+has it (run by DIR/.venv's Python), so a change is measured against the code
+it changes in the same rounds, on the same server.
 """
 
 from __future__ import annotations
@@ -124,6 +128,8 @@ def main() -> None:
     parser.add_argument("--down-part-size", type=parse_size, help="ranges of downloads (default: --part-size)")
     parser.add_argument("--ways", default="up,down", help="up, down or both (up,down)")
     parser.add_argument("--dir", help="where the local files go")
+    parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} and base (default: all there are)")
+    parser.add_argument("--base", metavar="DIR", help="also time envelope as checkout DIR has it (tool 'base')")
     parser.add_argument("--child", nargs=6, metavar=("TOOL", "WAY", "ENDPOINT", "KEY", "FILE", "NAME"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,6 +144,10 @@ def main() -> None:
         tools = TOOLS
     except ImportError:
         tools = TOOLS[:2]
+    if args.base:
+        tools += ("base",)
+    if args.tools:
+        tools = tuple(t for t in tools if t in args.tools.split(","))
     server, endpoint = start_server()
     os.environ["AWS_ENDPOINT_URL"] = endpoint  # envelope's aws-kms keys find KMS as boto3 does
     work = Path(tempfile.mkdtemp(prefix="envelope-s3-bench-", dir=args.dir))
@@ -158,7 +168,12 @@ def main() -> None:
                 for tool in tools:
                     local = str(src) if way == "up" else str(work / f"out-{tool}")
                     part = args.part_size if way == "up" else args.down_part_size or args.part_size
-                    argv = [sys.executable, __file__, "--part-size", str(part), "--child", tool, way,
+                    python, script, as_tool = sys.executable, __file__, tool
+                    if tool == "base":
+                        base = Path(args.base).resolve()
+                        python, as_tool = str(base / ".venv/bin/python"), "envelope"
+                        script = str(base / "benchmarks" / Path(__file__).name)
+                    argv = [python, script, "--part-size", str(part), "--child", as_tool, way,
                             endpoint, key_arn, local, f"object-{tool}"]
                     figure = timed(argv)
                     if way == "down":

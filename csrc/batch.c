@@ -1,6 +1,8 @@
 /*
  * batch.c - batches of consecutive chunks in caller-owned memory: the
- * streaming path's calls (env_seal_batch, env_open_batch).
+ * streaming path's calls, split over the pool (env_seal_batch,
+ * env_open_batch) or in place on the calling thread (env_seal_inplace,
+ * env_open_inplace).
  *
  * This file owns the batches' shapes and bounds; pool.c runs them.
  */
@@ -149,3 +151,105 @@ int env_open_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
     return rc;
 }
 
+/* ------------------------------------------------- in place, for streams */
+
+/* The layout both in-place calls share: chunk k of the batch sits at
+ * k * (chunk_size + 16), in its sealed place.  A reader fills each chunk's
+ * plaintext there, leaving the tag's 16 bytes free, and the sealed batch is
+ * then contiguous, ready to write.  Opened, each chunk's plaintext is left
+ * where its ciphertext was, then moved together once every tag verified.
+ * One buffer, the size of a cache, serves the read, the cipher and the
+ * write, instead of a batch crossing memory between two.  One thread: a
+ * stream's batches are small, and a pipe's neighbours keep the other cores
+ * busy. */
+static int run_inplace(int encrypt, const uint8_t *key, uint64_t first_index, uint8_t *buf,
+                       size_t plain_len, uint64_t count, uint32_t chunk_size, int final,
+                       uint64_t *failed)
+{
+    const size_t sealed = (size_t)chunk_size + ENV_TAG_SIZE;
+    uint8_t nonce[ENV_NONCE_SIZE];
+    int rc = ENV_OK;
+
+    if (count - 1 > UINT64_MAX - first_index)
+        return ENV_ERR_ARG;
+    EVP_CIPHER_CTX *ctx = env_keyed_ctx(key, encrypt, &rc);
+    if (!ctx)
+        return rc;
+    for (uint64_t n = 0; n < count; n++) {
+        size_t len = plain_len - (size_t)n * chunk_size;
+        if (len > chunk_size)
+            len = chunk_size;
+        uint8_t *at = buf ? buf + (size_t)n * sealed : NULL;
+        env_chunk_nonce(nonce, first_index + n, final && n == count - 1);
+        /* EVP allows out == in exactly. */
+        rc = encrypt ? env_seal_one(ctx, nonce, at, len, at) : env_open_one(ctx, nonce, at, len, at);
+        if (rc != ENV_OK) {
+            *failed = n;
+            break;
+        }
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
+int env_seal_inplace(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                     uint8_t *buf, size_t buf_cap, size_t plain_len,
+                     uint32_t chunk_size, int final, size_t *out_len)
+{
+    uint64_t failed = 0;
+
+    if (!out_len || bad_args(key, buf, buf_cap, chunk_size, 1))
+        return ENV_ERR_ARG;
+    *out_len = 0;
+    if (plain_len == 0 ? !final : !final && plain_len % chunk_size)
+        return ENV_ERR_ARG;
+    uint64_t count = plain_len == 0 ? 1 : plain_len / chunk_size + (plain_len % chunk_size != 0);
+    if (count > (SIZE_MAX - plain_len) / ENV_TAG_SIZE)
+        return ENV_ERR_ARG;
+    size_t need = plain_len + (size_t)count * ENV_TAG_SIZE;
+    if (buf_cap < need || !buf)
+        return ENV_ERR_ARG;
+    int rc = run_inplace(1, key, first_index, buf, plain_len, count, chunk_size, final, &failed);
+    if (rc == ENV_OK)
+        *out_len = need;
+    return rc;
+}
+
+int env_open_inplace(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                     uint8_t *buf, size_t sealed_len, uint32_t chunk_size, int final,
+                     size_t *out_len, uint64_t *failed_index)
+{
+    uint64_t failed = 0, count;
+    size_t plain;
+
+    if (!out_len || !failed_index || bad_args(key, buf, sealed_len, chunk_size, 1))
+        return ENV_ERR_ARG;
+    *out_len = 0;
+    *failed_index = 0;
+    size_t sealed = (size_t)chunk_size + ENV_TAG_SIZE;
+    size_t full = sealed_len / sealed, rest = sealed_len % sealed;
+    if (rest == 0 && full) {
+        count = full;
+        plain = full * chunk_size;
+    } else if (!final || rest < ENV_TAG_SIZE) {
+        return ENV_ERR_ARG;
+    } else {
+        count = (uint64_t)full + 1;
+        plain = full * chunk_size + (rest - ENV_TAG_SIZE);
+    }
+    int rc = run_inplace(0, key, first_index, buf, plain, count, chunk_size, final, &failed);
+    if (rc == ENV_OK) {
+        /* Close the tags' gaps, all chunks having verified: one write then takes
+         * the batch, however small its chunks (a move within the cache). */
+        for (uint64_t n = 1; n < count; n++) {
+            size_t len = plain - (size_t)n * chunk_size;
+            memmove(buf + (size_t)n * chunk_size, buf + (size_t)n * sealed, len < chunk_size ? len : chunk_size);
+        }
+        *out_len = plain;
+    } else if (rc == ENV_ERR_AUTH) {
+        *failed_index = first_index + failed;
+        /* Chunks before the failing one opened: a failed batch hands back nothing. */
+        OPENSSL_cleanse(buf, sealed_len);
+    }
+    return rc;
+}

@@ -3,7 +3,7 @@
  * Python never sees this file; envelope_engine.h is its whole interface.
  *
  *   chunk.c      the chunk cipher: nonces, one chunk sealed or opened on EVP
- *   batch.c      batches of chunks in memory, split over the pool
+ *   batch.c      batches of chunks in memory, split over the pool or in place
  *   pool.c       the persistent thread pool the batches run on
  *   file_loop.c  a whole file body: pread, seal or open in place, pwrite
  *   kat.c        single-shot GCM for the known-answer tests

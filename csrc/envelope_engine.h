@@ -147,4 +147,25 @@ int env_open_file(const uint8_t key[ENV_KEY_SIZE], int in_fd, uint64_t in_off, u
                   int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
                   struct env_file_state *state);
 
+/*
+ * In place, for streams: buf holds the batch in its sealed layout, chunk k
+ * at k * (chunk_size + 16).  env_seal_inplace takes plain_len plaintext bytes
+ * placed so (each chunk's 16 tag bytes left free; only the last chunk of a
+ * final batch may be short) and seals each chunk where it lies, its tag
+ * after it: the sealed batch, *out_len bytes, is then contiguous from buf.
+ * buf_cap must hold it.  env_open_inplace opens sealed_len contiguous sealed
+ * bytes where they lie and, every tag having verified, moves the plaintext
+ * together: it is then buf[0, *out_len).  On ENV_ERR_AUTH *failed_index is the
+ * first chunk that failed and all sealed_len bytes have been zeroed.  Both
+ * run on the calling thread; the batch rules are env_seal_batch's and
+ * env_open_batch's.
+ */
+int env_seal_inplace(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                     uint8_t *buf, size_t buf_cap, size_t plain_len,
+                     uint32_t chunk_size, int final, size_t *out_len);
+
+int env_open_inplace(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
+                     uint8_t *buf, size_t sealed_len, uint32_t chunk_size, int final,
+                     size_t *out_len, uint64_t *failed_index);
+
 #endif /* ENVELOPE_ENGINE_H */

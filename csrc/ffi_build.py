@@ -69,6 +69,11 @@ int env_seal_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_le
 int env_open_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_len,
                   int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
                   struct env_file_state *state);
+
+int env_seal_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, size_t buf_cap,
+                     size_t plain_len, uint32_t chunk_size, int final, size_t *out_len);
+int env_open_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, size_t sealed_len,
+                     uint32_t chunk_size, int final, size_t *out_len, uint64_t *failed_index);
 """
 
 #: The C files, one per concern (csrc/engine_internal.h says which is which).

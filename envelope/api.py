@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
@@ -21,7 +20,7 @@ from .format import DEFAULT_CHUNK_SIZE, Header, read_header
 from .cache import CachingKeyring, DataKeyCache
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, Keyring, MultiKeyring
 from .keyrings.registry import DEFAULT_KEY_REFERENCE, resolve
-from .pipeline import write_all
+from .pipeline import regular_size, write_all
 from .stream import Progress, decrypt_stream, encrypt_stream
 
 SUFFIX = ".envelope"
@@ -66,15 +65,6 @@ def decryption_keyring(keys: Keys | None, *, keystore: str | None = None, cache:
                    cache)
 
 
-def _regular_size(f: BinaryIO) -> int | None:
-    """The size of a regular file (what a cache's byte bound needs), or None for pipes and terminals."""
-    try:
-        st = os.fstat(f.fileno())
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
 def default_encrypted_name(path: str) -> str:
     return STDIO if path == STDIO else path + SUFFIX
 
@@ -114,7 +104,7 @@ def encrypt_file(
         keyring = encryption_keyring(keys, keystore=keystore, notify=notify, cache=cache)
         with atomic_output(dst_s, force=force) as fout:
             return encrypt_stream(fin, fout, keyring, context=context, chunk_size=chunk_size,
-                                  engine=chosen, progress=progress, plaintext_size=_regular_size(fin))
+                                  engine=chosen, progress=progress, plaintext_size=regular_size(fin))
 
 
 def decrypt_file(

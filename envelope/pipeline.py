@@ -15,15 +15,26 @@ has failed, nothing more is written; the error raised is the first one seen.
 from __future__ import annotations
 
 import errno
+import io
+import os
 import queue
 import select
+import stat
 import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: pipes keep their size
+    fcntl = None  # type: ignore[assignment]
+
 Fill = Callable[[bytearray], "tuple[int, bool]"]
 Transform = Callable[[memoryview, bool, bytearray], int]
 
+#: Kernel buffer asked for on a pipe at either end of a stream: Linux's default
+#: ceiling for unprivileged users (/proc/sys/fs/pipe-max-size).
+PIPE_BYTES = 1 << 20
 #: How long a failed pipeline waits for its reader to notice.
 READER_JOIN_SECONDS = 5.0
 #: Buffers in flight per side: one being filled or drained, one being transformed, one spare.
@@ -74,6 +85,49 @@ def write_all(dst: BinaryIO, data: memoryview) -> None:
             wait_writable(dst)
             continue
         data = data[n:]
+
+
+def _mode(f: BinaryIO) -> int | None:
+    try:
+        return os.fstat(f.fileno()).st_mode
+    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        return None
+
+
+def regular_size(f: BinaryIO) -> int | None:
+    """The size of a regular file, or None for pipes, terminals and objects without a descriptor."""
+    mode = _mode(f)
+    return os.fstat(f.fileno()).st_size if mode is not None and stat.S_ISREG(mode) else None
+
+
+def streaming(src: BinaryIO, dst: BinaryIO) -> bool:
+    """Whether either end is a pipe, terminal, socket or device rather than a regular file.
+
+    Such an end moves a pipe's worth of bytes per call whatever the buffer, so
+    threads and big batches buy nothing there: one small buffer worked in place
+    (:mod:`envelope.stream`) copies less.
+    """
+    return any(m is not None and not stat.S_ISREG(m) for m in (_mode(src), _mode(dst)))
+
+
+def widen_pipes(*files: BinaryIO) -> None:
+    """Grow the kernel buffer of each end that is a pipe to PIPE_BYTES (best effort).
+
+    A pipe holds 64 KiB by default, so a single-threaded stage that stops to
+    seal a batch stalls its neighbours at once; with room for a few batches
+    the processes either side keep running while this one works.
+    """
+    if fcntl is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    for f in files:
+        mode = _mode(f)
+        if mode is None or not stat.S_ISFIFO(mode):
+            continue
+        try:
+            if fcntl.fcntl(f.fileno(), fcntl.F_GETPIPE_SZ) < PIPE_BYTES:
+                fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:  # above the system's or the user's limit: keep what it has
+            pass
 
 
 class _Pool:

@@ -1,8 +1,11 @@
 """Encrypting and decrypting one stream: header, then chunks, batch by batch.
 
 This is the STREAM construction of the v1 format (formats/envelope-v1.md),
-independent of which engine does the AES-GCM work.  Memory is constant: two
-buffers of one batch each, reused for the whole stream.
+independent of which engine does the AES-GCM work.  Memory is constant: a few
+buffers of one batch each, reused for the whole stream.  Between regular files
+the batches are big and cross threads (:mod:`envelope.pipeline`); when either
+end is a pipe or a terminal, one small buffer is filled, sealed or opened in
+place and written, which copies each byte the fewest times.
 
 The edges of the stream, each handled where marked below:
 
@@ -27,6 +30,7 @@ from . import context as _context
 from . import file_loop, pipeline
 from .context import EncryptionContext
 from .engines import Engine, get_engine
+from .engines.base import in_place_slots
 from .exceptions import AuthenticationError
 from .format import (
     DEFAULT_CHUNK_SIZE,
@@ -49,8 +53,14 @@ BATCH_BYTES = 4 << 20
 Progress = Callable[[int], object]
 
 
-def batch_chunk_count(chunk_size: int) -> int:
-    return max(1, BATCH_BYTES // chunk_size)
+#: Plaintext bytes per batch when either end is a pipe or a terminal: one buffer
+#: this size (well inside a core's L2 cache) is filled, sealed or opened in place
+#: and written, so each byte crosses main memory once in and once out.
+STREAM_BATCH_BYTES = 512 << 10
+
+
+def batch_chunk_count(chunk_size: int, batch_bytes: int = BATCH_BYTES) -> int:
+    return max(1, batch_bytes // chunk_size)
 
 
 def _fill(src: BinaryIO, view: memoryview) -> int:
@@ -81,16 +91,23 @@ class _LookaheadReader:
         self._carry = b""
 
     def fill(self, buf: bytearray) -> tuple[int, bool]:
-        view = memoryview(buf)
-        start = len(self._carry)
-        view[:start] = self._carry
-        got = start + _fill(self._src, view[start:])
-        if got < len(buf):
+        return self.fill_views([memoryview(buf)])
+
+    def fill_views(self, views: Sequence[memoryview]) -> tuple[int, bool]:
+        """Fill *views* in turn, as one batch: the input ends in the first one left short."""
+        total = 0
+        for view in views:
+            start = len(self._carry)
+            view[:start] = self._carry
             self._carry = b""
-            return got, True
+            got = start + _fill(self._src, view[start:])
+            total += got
+            if got < len(view):
+                return total, True
+        # readinto, as every other read: the input's own errors name it (read() does not).
         one = bytearray(1)
-        self._carry = bytes(one[:pipeline.read_into(self._src, memoryview(one))])
-        return got, not self._carry
+        self._carry = bytes(one[:_fill(self._src, memoryview(one))])
+        return total, not self._carry
 
 
 def encrypt_stream(
@@ -156,6 +173,10 @@ def seal_stream(
 
     reader = _LookaheadReader(src)
     index = 0
+    if pipeline.streaming(src, dst):
+        pipeline.widen_pipes(src, dst)
+        _seal_in_place(reader, dst, engine, keys.payload, chunk_size, progress)
+        return header
 
     def seal_batch(plain: memoryview, final: bool, sealed: bytearray) -> int:
         nonlocal index
@@ -169,6 +190,22 @@ def seal_stream(
     pipeline.run(reader.fill, seal_batch, dst, count * chunk_size, count * (chunk_size + TAG_SIZE),
                  progress=progress, first_sizes=(chunk_size, chunk_size + TAG_SIZE))
     return header
+
+
+def _seal_in_place(reader: _LookaheadReader, dst: BinaryIO, engine: Engine, key: bytes, chunk_size: int,
+                   progress: Progress | None) -> None:
+    """Seal a stream batch by batch in one small buffer: fill each chunk's place, seal there, write."""
+    count = batch_chunk_count(chunk_size, STREAM_BATCH_BYTES)
+    buf = memoryview(bytearray(count * (chunk_size + TAG_SIZE)))
+    places = in_place_slots(buf, count * chunk_size, chunk_size)
+    index, final = 0, False
+    while not final:
+        got, final = reader.fill_views(places)
+        n = engine.seal_in_place(key, index, buf, got, chunk_size, final)
+        index += max(1, -(-got // chunk_size))
+        pipeline.write_all(dst, buf[:n])
+        if progress is not None:
+            progress(got)
 
 
 def open_header(src: BinaryIO, keyring: MultiKeyring, *,
@@ -241,15 +278,15 @@ def open_body(
     reader = _LookaheadReader(src)
     index = 0
 
-    def open_batch(sealed: memoryview, final: bool, plain: bytearray) -> int:
+    def checked_open(got: int, final: bool, open_chunks: Callable[[], int]) -> int:
+        """Run *open_chunks* on a batch of *got* sealed bytes, with the stream's edge rules."""
         nonlocal index
-        got = len(sealed)
         if final:
             # Edges: a stream that stops at a chunk boundary, or with an empty final chunk after data.
             file_loop.check_end(got, index, chunk_size)
         chunks = -(-got // sealed_chunk)
         try:
-            n = engine.open(keys.payload, index, sealed, plain, chunk_size, final)
+            n = open_chunks()
         except AuthenticationError as exc:
             if final and exc.chunk_index == index + chunks - 1:
                 # Edge: the last chunk fails when the stream was cut inside a chunk.
@@ -257,6 +294,23 @@ def open_body(
             raise
         index += chunks
         return n
+
+    if pipeline.streaming(src, dst):
+        pipeline.widen_pipes(src, dst)
+        buf = memoryview(bytearray(batch_chunk_count(chunk_size, STREAM_BATCH_BYTES) * sealed_chunk))
+        final = False
+        while not final:
+            got, final = reader.fill_views([buf])
+            n = checked_open(got, final, lambda: engine.open_in_place(keys.payload, index, buf, got,
+                                                                      chunk_size, final))
+            pipeline.write_all(dst, buf[:n])
+            if progress is not None:
+                progress(got)
+        return
+
+    def open_batch(sealed: memoryview, final: bool, plain: bytearray) -> int:
+        return checked_open(len(sealed), final,
+                            lambda: engine.open(keys.payload, index, sealed, plain, chunk_size, final))
 
     count = batch_chunk_count(chunk_size)
     pipeline.run(reader.fill, open_batch, dst, count * sealed_chunk, count * chunk_size, progress=progress,

@@ -9,6 +9,7 @@ mapped to the exit code documented in README.md; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -56,27 +57,57 @@ def _version() -> str:
     return f"envelope {__version__} (engine: {desc})"
 
 
+class _VersionAction(argparse.Action):
+    """--version, worked out only when asked: it loads the engine, which most commands never touch."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(_version())
+        parser.exit()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"envelope: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import bench, files, keys, rewrap, s3
+#: The module that registers each command, in the order of the help's command list.
+#: A command named on the command line needs only its own module's parsers:
+#: encrypting a file then imports neither S3 nor the keystore administration.
+COMMAND_MODULES = {"encrypt-file": "files", "decrypt-file": "files", "inspect": "files", "rewrap": "rewrap",
+                   "keys": "keys", "bench": "bench", "s3": "s3"}
 
+
+def _modules_for(argv: Sequence[str] | None) -> list[str]:
+    """The command modules that parsing *argv* needs: its command's, or all of them.
+
+    All of them for no command, an unknown one, or any option before the
+    command other than --as (--help, --version, an abbreviation): argparse then
+    answers exactly as it would with every command registered.
+    """
+    everything = list(dict.fromkeys(COMMAND_MODULES.values()))
+    args = list(argv or ())
+    while args:
+        arg = args.pop(0)
+        if arg == "--as":
+            args = args[1:]
+        elif not arg.startswith("--as="):
+            return [COMMAND_MODULES[arg]] if arg in COMMAND_MODULES else everything
+    return everything
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, with only the parsers its command needs."""
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show program's version number and exit")
     parser.add_argument("--as", dest="principal", metavar="PRINCIPAL",
                         help="call the local keystore as this principal (NAME or local:user/NAME; "
                              "default $ENVELOPE_PRINCIPAL, else your OS user)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    files.register(sub)
-    rewrap.register(sub)
-    keys.register(sub)
-    bench.register(sub)
-    s3.register(sub)
+    for name in _modules_for(argv):
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
@@ -96,7 +127,8 @@ def error_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -143,8 +143,47 @@ class Engine(abc.ABC):
         """
         raise UsageError(f"the {self.name} engine has no file loop")
 
+    def seal_in_place(self, key: bytes, first_index: int, buf: bytearray | memoryview, plain_len: int,
+                      chunk_size: int, final: bool) -> int:
+        """Seal a batch laid out in *buf* as it will be sealed; return the sealed length.
+
+        Chunk *k*'s plaintext sits at ``k * (chunk_size + TAG_SIZE)``, with its
+        tag's bytes left free, *plain_len* bytes in all; each chunk is sealed
+        where it lies, so the sealed batch is then ``buf[:result]``.  A stream
+        read from a pipe fills, seals and writes this one buffer, which stays
+        in the cache.  This default goes through :meth:`seal` and copies; an
+        engine that can work in place overrides it.
+        """
+        slots = in_place_slots(memoryview(buf), plain_len, chunk_size)
+        plain = b"".join(slots)
+        return self.seal(key, first_index, plain, buf, chunk_size, final)
+
+    def open_in_place(self, key: bytes, first_index: int, buf: bytearray | memoryview, sealed_len: int,
+                      chunk_size: int, final: bool) -> int:
+        """Open ``buf[:sealed_len]`` where it lies; return the plaintext length *n*.
+
+        The plaintext is then ``buf[:n]``, one piece to write.  On failure, as
+        :meth:`open`, and nothing of the batch's plaintext is left in *buf*.
+        """
+        view = memoryview(buf)
+        plain = bytearray(sealed_len)
+        try:
+            n = self.open(key, first_index, view[:sealed_len], plain, chunk_size, final)
+        except BaseException:
+            view[:sealed_len] = bytes(sealed_len)
+            raise
+        view[:n] = plain[:n]
+        return n
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} threads={self.threads}>"
+
+
+def in_place_slots(buf: memoryview, plain_len: int, chunk_size: int) -> list[memoryview]:
+    """Views of each chunk's plaintext in the in-place layout (see :meth:`Engine.seal_in_place`)."""
+    sealed = chunk_size + TAG_SIZE
+    return [buf[k * sealed : k * sealed + min(chunk_size, plain_len - k * chunk_size)]
+            for k in range(-(-plain_len // chunk_size))]
 
 
 def plan_seal(first_index: int, src_len: int, dst_len: int, chunk_size: int, final: bool) -> int:

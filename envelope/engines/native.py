@@ -40,10 +40,12 @@ __all__ = [
     "NativeFileRun",
     "open_batch",
     "open_file",
+    "open_inplace",
     "raw_gcm_decrypt",
     "raw_gcm_encrypt",
     "seal_batch",
     "seal_file",
+    "seal_inplace",
 ]
 
 
@@ -118,6 +120,39 @@ def open_batch(key: Buffer, first_index: int, src: Buffer, dst: bytearray | memo
     failed = ffi.new("uint64_t *")
     rc = lib.env_open_batch(_key(key), first_index, _in(src), _nbytes(src), _out(dst),
                             _nbytes(dst), chunk_size, bool(final), threads, out_len, failed)
+    if rc != lib.ENV_OK:
+        _fail(rc, "open", int(failed[0]))
+    return int(out_len[0])
+
+
+def seal_inplace(key: Buffer, first_index: int, buf: bytearray | memoryview, plain_len: int,
+                 chunk_size: int, final: bool) -> int:
+    """Seal a batch in its sealed layout, where it lies, in C; return the sealed length.  Low level."""
+    _c_args(first_index, chunk_size, 1)
+    if plain_len < 0:
+        raise UsageError("seal: invalid arguments (length, shape, index or buffer)")
+    out_len = ffi.new("size_t *")
+    rc = lib.env_seal_inplace(_key(key), first_index, _out(buf), _nbytes(buf), plain_len, chunk_size,
+                              bool(final), out_len)
+    if rc != lib.ENV_OK:
+        _fail(rc, "seal")
+    return int(out_len[0])
+
+
+def open_inplace(key: Buffer, first_index: int, buf: bytearray | memoryview, sealed_len: int,
+                 chunk_size: int, final: bool) -> int:
+    """Open ``buf[:sealed_len]`` where it lies, in C; return the plaintext length *n*.  Low level.
+
+    The plaintext is then ``buf[:n]``; on an authentication failure those
+    *sealed_len* bytes have been zeroed.
+    """
+    _c_args(first_index, chunk_size, 1)
+    if not 0 <= sealed_len <= _nbytes(buf):
+        raise UsageError("open: invalid arguments (length, shape, index or buffer)")
+    out_len = ffi.new("size_t *")
+    failed = ffi.new("uint64_t *")
+    rc = lib.env_open_inplace(_key(key), first_index, _out(buf), sealed_len, chunk_size, bool(final),
+                              out_len, failed)
     if rc != lib.ENV_OK:
         _fail(rc, "open", int(failed[0]))
     return int(out_len[0])
@@ -233,3 +268,17 @@ class NativeEngine(Engine):
     def open_file(self, key: bytes, src: FileSpan, dst: FileSpan, chunk_size: int, run: FileRun) -> None:
         assert isinstance(run, NativeFileRun)
         open_file(key, src, dst, chunk_size, run, self.threads)
+
+    def seal_in_place(self, key: bytes, first_index: int, buf: bytearray | memoryview, plain_len: int,
+                      chunk_size: int, final: bool) -> int:
+        _check_chunk_size(chunk_size)
+        plan_seal(first_index, plain_len, _nbytes(buf), chunk_size, final)
+        return seal_inplace(key, first_index, buf, plain_len, chunk_size, final)
+
+    def open_in_place(self, key: bytes, first_index: int, buf: bytearray | memoryview, sealed_len: int,
+                      chunk_size: int, final: bool) -> int:
+        _check_chunk_size(chunk_size)
+        if sealed_len > _nbytes(buf):
+            raise UsageError("source buffer too small")
+        plan_open(first_index, sealed_len, sealed_len, chunk_size, final)
+        return open_inplace(key, first_index, buf, sealed_len, chunk_size, final)

@@ -5,12 +5,15 @@ header (opened and authenticated: one call to the key manager), its length,
 ETag and metadata, and its first chunks, opened from the same response.  The rest
 is cut into ranges of whole sealed chunks, about ``multipart_chunksize``
 each; the workers of a pool fetch their range (pinned to the ETag, so a
-replaced object fails instead of mixing versions), open its chunks a few MiB
-at a time and write the plaintext at its place in a temporary file beside the
-destination (the caller's, from :func:`envelope.atomic.atomic_output`).
+replaced object fails instead of mixing versions), open its chunks a MiB at
+a time and write the plaintext at its place in a temporary file beside the
+destination (the caller's, from :func:`envelope.atomic.atomic_output`).  Each
+range runs through :func:`envelope.pipeline.run`, so its network reads, the
+cipher and the disk writes overlap: a download of one GET is not three waits
+in series.
 Only when every range verified, the chunk the length says is last included
 (opened as last, so a cut object fails), is the file put in place.  Nothing else touches the disk: no ciphertext copy, and memory is
-a few MiB per worker whatever the object's size.
+a few MiB per range in flight whatever the object's size.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, cast
 
+from .. import pipeline
 from ..engines import get_engine
 from ..exceptions import AuthenticationError, FormatError
-from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size, read_exactly
+from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size
 from ..kdf import FileKeys
-from ..stream import open_header
+from ..stream import _fill, open_header
 from .metadata import META_SIZE
 from .ranged import FIRST_WINDOW, object_length, pinned_args
 
-STEP = 4 << 20  # ciphertext read and opened at a time by one worker
+#: Ciphertext read and opened at a time in one range: a few of these are in flight
+#: per range (being received, opened, written), so memory stays small.
+STEP = 1 << 20
 
 
 class FirstRange:
@@ -98,34 +104,59 @@ class _RangeOpener:
         self._header_size, self._chunk, self._chunks = header_size, chunk, chunks
         self._keys, self._callback = keys, callback
         self._engine = get_engine(threads=1)  # the pool is the parallelism
-        self._step = max(1, STEP // (chunk + TAG_SIZE))
+        self._step = max(1, STEP // chunk)
         self.fd = -1
 
     def open_range(self, first: int, end: int, body: Any = None) -> None:
         """*body*, when given, is a response already positioned at chunk *first* (the caller closes it)."""
         owned = body is None
         if owned:
-            start = chunk_offset(self._header_size, self._chunk, first)
-            stop = self._total if end == self._chunks else chunk_offset(self._header_size, self._chunk, end)
-            body = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{stop - 1}",
+            stop = self._offset(end) - 1
+            body = self._client.get_object(Bucket=self._bucket, Key=self._key,
+                                           Range=f"bytes={self._offset(first)}-{stop}",
                                            IfMatch=self._etag, **self._pinned)["Body"]
-        plain = bytearray(self._step * self._chunk)
+        read, opened = first, first  # the next chunk to receive, the next to open
+
+        def fill(buf: bytearray) -> tuple[int, bool]:
+            nonlocal read
+            last = min(end, read + self._step)
+            want = self._offset(last) - self._offset(read)
+            if _fill(body, memoryview(buf)[:want]) != want:
+                raise AuthenticationError(f"s3://{self._bucket}/{self._key}: the object ended early "
+                                          f"(chunk {read}): truncated while being read?")
+            read = last
+            return want, last == end
+
+        def open_step(sealed: memoryview, _: bool, plain: bytearray) -> int:
+            nonlocal opened
+            last = min(end, opened + self._step)
+            n = self._engine.open(self._keys.payload, opened, sealed, plain, self._chunk, last == self._chunks)
+            opened = last
+            return n
+
         try:
-            index = first
-            while index < end:
-                last = min(end, index + self._step)
-                final = last == self._chunks
-                want = (self._total if final else chunk_offset(self._header_size, self._chunk, last)) \
-                    - chunk_offset(self._header_size, self._chunk, index)
-                sealed = read_exactly(body, want)
-                if len(sealed) != want:
-                    raise AuthenticationError(f"s3://{self._bucket}/{self._key}: the object ended early "
-                                              f"(chunk {index}): truncated while being read?")
-                n = self._engine.open(self._keys.payload, index, sealed, plain, self._chunk, final)
-                os.pwrite(self.fd, memoryview(plain)[:n], index * self._chunk)
-                if self._callback is not None and n:
-                    self._callback(n)
-                index = last
+            pipeline.run(fill, open_step, cast(BinaryIO, _WriteAt(self.fd, first * self._chunk, self._callback)),
+                         self._step * (self._chunk + TAG_SIZE), self._step * self._chunk)
         finally:
             if owned:
                 body.close()
+
+    def _offset(self, index: int) -> int:
+        """Where chunk *index* starts in the object; the end of the object for the chunk after the last."""
+        if index == self._chunks:
+            return self._total
+        return chunk_offset(self._header_size, self._chunk, index)
+
+
+class _WriteAt:
+    """Writes plaintext at its place in the file, then tells the caller's callback."""
+
+    def __init__(self, fd: int, offset: int, callback: Callable[[int], object] | None) -> None:
+        self._fd, self._offset, self._callback = fd, offset, callback
+
+    def write(self, data: memoryview) -> int:
+        n = os.pwrite(self._fd, data, self._offset)
+        self._offset += n
+        if self._callback is not None and n:
+            self._callback(n)
+        return n

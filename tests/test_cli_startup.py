@@ -1,0 +1,66 @@
+"""Start-up: a command builds only its own parsers, so encrypting a file imports no S3 or admin code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envelope.cli.main import COMMAND_MODULES, build_parser
+
+#: What encrypt-file and decrypt-file with the local keystore must not import: each
+#: belongs to another command, and together they were most of the start-up time.
+NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3", "envelope.bench",
+                 "envelope.rewrap", "envelope.cli.s3", "envelope.cli.keys", "envelope.cli.kms_ops",
+                 "envelope.cli.keys_asymmetric", "envelope.cli.keys_import", "envelope.cli.keys_access",
+                 "envelope.cli.bench", "envelope.cli.rewrap")
+
+_PROBE = """
+import json, sys
+from envelope.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def _modules_after(*argv: str) -> tuple[int, set[str]]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, check=True,
+                          env=os.environ)
+    code, modules = json.loads(proc.stdout.decode().splitlines()[-1])
+    return code, set(modules)
+
+
+def _subcommands(parser) -> set[str]:  # type: ignore[no-untyped-def]
+    return {name for action in parser._subparsers._group_actions for name in action.choices}
+
+
+def test_every_command_is_registered_by_the_module_named_for_it():
+    assert _subcommands(build_parser()) == set(COMMAND_MODULES)
+    for command in COMMAND_MODULES:
+        assert command in _subcommands(build_parser([command, "--help"]))
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--version"], ["bogus"], ["--as"], ["--a", "x", "keys"]])
+def test_anything_but_a_known_command_gets_every_command(argv):
+    assert _subcommands(build_parser(argv)) == set(COMMAND_MODULES)
+
+
+def test_a_principal_before_the_command_still_picks_only_its_parsers():
+    assert _subcommands(build_parser(["--as", "alice", "inspect", "f"])) == {"encrypt-file", "decrypt-file",
+                                                                              "inspect"}
+    assert _subcommands(build_parser(["--as=alice", "s3", "cp"])) == {"s3"}
+
+
+def test_encrypting_and_decrypting_with_the_local_keystore_import_no_other_commands_code(tmp_path: Path):
+    plain = tmp_path / "p"
+    plain.write_bytes(os.urandom(4096))
+    code, modules = _modules_after("encrypt-file", str(plain), "-q")
+    assert code == 0
+    assert not {m for m in modules for bad in NOT_FOR_FILES if m == bad or m.startswith(bad + ".")}
+    code, modules = _modules_after("decrypt-file", f"{plain}.envelope", "-o", str(tmp_path / "back"), "-q")
+    assert code == 0 and (tmp_path / "back").read_bytes() == plain.read_bytes()
+    assert not {m for m in modules for bad in NOT_FOR_FILES if m == bad or m.startswith(bad + ".")}
