@@ -47,9 +47,6 @@ struct env_job {
     uint64_t failed; /* offset in the batch of the first chunk that failed */
 };
 
-/* Seal or open chunks [begin, end) of a batch (batch.c); the pool calls it. */
-int env_run_part(const struct env_job *j, uint64_t begin, uint64_t end, uint64_t *failed);
-
 /* Run a batch on up to `threads` threads, the caller's included (pool.c). */
 int env_pool_run(struct env_job *j, int threads);
 

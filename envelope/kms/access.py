@@ -37,6 +37,7 @@ from ..context import EncryptionContext
 from ..exceptions import AccessDeniedError
 from . import grants as _grants
 from . import policy as _policy
+from .part import Delegation
 
 #: Calls any principal may make without a key policy's say (as IAM-only calls in AWS).
 UNSCOPED = frozenset({"CreateKey", "ListKeys", "ListAliases", "GenerateRandom", "Maintain"})
@@ -47,7 +48,7 @@ Facts = dict[str, "str | bool | Sequence[str]"]
 def authorize(conn: sqlite3.Connection, *, principal: str, owner: str, keystore_id: str, action: str,
               key_id: str, context: EncryptionContext | None = None,
               extra: Mapping[str, str | bool | Sequence[str]] | None = None, via: str | None = None,
-              delegation: _grants.Delegation | None = None) -> None:
+              delegation: Delegation | None = None) -> None:
     """Return if *principal* may perform *action* (an API name, e.g. ``Decrypt``) on *key_id*; raise otherwise.
 
     *delegation*, for CreateGrant, is the grant asked for: a grant allowing

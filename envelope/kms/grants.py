@@ -41,7 +41,7 @@ from ..context import EncryptionContext
 from ..exceptions import AccessDeniedError, KeyNotFoundError, UsageError
 from . import lifecycle
 from . import principal as _principal
-from .part import StorePart
+from .part import Delegation, StorePart
 
 #: Operations a grant may allow (AWS's list, for the key types this keystore has).
 GRANT_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
@@ -53,14 +53,6 @@ _CONTEXT_OPERATIONS = {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKey
 _CONSTRAINT_KINDS = ("EncryptionContextEquals", "EncryptionContextSubset")
 MAX_GRANTS_PER_KEY = 50_000  # AWS's quota; also bounds a listing
 _TOKEN_PREFIX = "envgt1."
-
-
-@dataclass(frozen=True)
-class Delegation:
-    """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
-
-    operations: tuple[str, ...]
-    constraints: Mapping[str, Mapping[str, str]]
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from ..exceptions import UsageError
 from . import access, lifecycle
 from . import policy as _policy
 from .db import Call
-from .grants import Delegation
-from .part import StorePart
+from .part import Delegation, StorePart
 from .model import key_arn
 
 

@@ -14,12 +14,18 @@ import contextlib
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from .db import Call, Database
 
-if TYPE_CHECKING:
-    from .grants import Delegation
+
+@dataclass(frozen=True)
+class Delegation:
+    """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
+
+    operations: tuple[str, ...]
+    constraints: Mapping[str, Mapping[str, str]]
 
 
 class StorePart:

@@ -41,6 +41,7 @@ from . import policy as _policy
 from .clock import Clock, SystemClock, parse_iso
 from .crypto import CryptoOperations
 from .grants import GrantOperations
+from .part import Delegation
 from .asymmetric_ops import AsymmetricOperations
 from .imports import ImportOperations
 from .key_policies import PolicyOperations
@@ -341,7 +342,7 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
             return self._metadata(call.conn, key_id)
 
     def _resolve_in(self, call: Call, ref: str, action: str | None = None, *,
-                    delegation: _grants.Delegation | None = None, **facts: Any) -> str:
+                    delegation: Delegation | None = None, **facts: Any) -> str:
         """Resolve *ref* for an audited call, recording the key and the alias the caller used, and
         check that the caller may perform *action* (default: the call's operation) on it."""
         key_id = self._resolve_any(call, ref)
