@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from envelope.cli.main import COMMAND_MODULES, build_parser
+from envelope.kms.model import key_id_bytes, key_id_from_bytes
 
 #: What encrypt-file and decrypt-file with the local keystore must not import: each
 #: belongs to another command, and together they were most of the start-up time.
@@ -83,3 +85,23 @@ def test_encrypting_and_decrypting_with_the_local_keystore_import_no_other_comma
 def test_a_symmetric_key_encrypts_and_decrypts_without_loading_rsa_or_ec_code(tmp_path: Path):
     for modules in _modules_of_a_round_trip(tmp_path):
         assert _among(modules, NOT_FOR_SYMMETRIC_KEYS) == set()
+
+
+def test_a_known_key_encrypts_and_decrypts_without_importing_uuid(tmp_path: Path):
+    """uuid imports platform: only making a key needs it, not using one (the first run made the key)."""
+    _, decrypting = _modules_of_a_round_trip(tmp_path)
+    code, encrypting = _modules_after("encrypt-file", str(tmp_path / "p"), "-o", str(tmp_path / "again"), "-q")
+    assert code == 0
+    assert "uuid" not in encrypting and "uuid" not in decrypting
+
+
+def test_a_key_id_is_encoded_as_the_uuid_module_encodes_it():
+    for _ in range(200):
+        key_id = str(uuid.uuid4())
+        assert key_id_bytes(key_id) == uuid.UUID(key_id).bytes
+        assert key_id_bytes(key_id.upper()) == uuid.UUID(key_id).bytes
+        assert key_id_from_bytes(uuid.UUID(key_id).bytes, False) == key_id
+    with pytest.raises(ValueError):
+        key_id_bytes("not-a-key-id")
+    with pytest.raises(ValueError):
+        key_id_from_bytes(b"short", False)
