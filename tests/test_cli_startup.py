@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from envelope.cli.main import COMMAND_MODULES, build_parser
+from envelope.kms.model import key_id_bytes, key_id_from_bytes
 
 #: What encrypt-file and decrypt-file with the local keystore must not import: each
 #: belongs to another command, and together they were most of the start-up time.
@@ -18,6 +20,11 @@ NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3
                  "envelope.rewrap", "envelope.cli.s3", "envelope.cli.keys", "envelope.cli.kms_ops",
                  "envelope.cli.keys_asymmetric", "envelope.cli.keys_import", "envelope.cli.keys_access",
                  "envelope.cli.bench", "envelope.cli.rewrap")
+
+#: What the symmetric GenerateDataKey and Decrypt of the local keystore never use: RSA, EC and key
+#: serialization (asymmetric keys, the import of key material, ``rsa-public:`` keys) load on first use.
+NOT_FOR_SYMMETRIC_KEYS = ("envelope.kms.asymmetric", "envelope.keyrings.rsa_public",
+                          "cryptography.hazmat.primitives.asymmetric", "cryptography.hazmat.primitives.serialization")
 
 _PROBE = """
 import json, sys
@@ -55,12 +62,46 @@ def test_a_principal_before_the_command_still_picks_only_its_parsers():
     assert _subcommands(build_parser(["--as=alice", "s3", "cp"])) == {"s3"}
 
 
-def test_encrypting_and_decrypting_with_the_local_keystore_import_no_other_commands_code(tmp_path: Path):
+def _modules_of_a_round_trip(tmp_path: Path) -> list[set[str]]:
+    """The modules loaded by encrypt-file, then by decrypt-file, of a small file with the local keystore."""
     plain = tmp_path / "p"
     plain.write_bytes(os.urandom(4096))
-    code, modules = _modules_after("encrypt-file", str(plain), "-q")
+    code, encrypting = _modules_after("encrypt-file", str(plain), "-q")
     assert code == 0
-    assert not {m for m in modules for bad in NOT_FOR_FILES if m == bad or m.startswith(bad + ".")}
-    code, modules = _modules_after("decrypt-file", f"{plain}.envelope", "-o", str(tmp_path / "back"), "-q")
+    code, decrypting = _modules_after("decrypt-file", f"{plain}.envelope", "-o", str(tmp_path / "back"), "-q")
     assert code == 0 and (tmp_path / "back").read_bytes() == plain.read_bytes()
-    assert not {m for m in modules for bad in NOT_FOR_FILES if m == bad or m.startswith(bad + ".")}
+    return [encrypting, decrypting]
+
+
+def _among(modules: set[str], names: tuple[str, ...]) -> set[str]:
+    return {m for m in modules for bad in names if m == bad or m.startswith(bad + ".")}
+
+
+def test_encrypting_and_decrypting_with_the_local_keystore_import_no_other_commands_code(tmp_path: Path):
+    for modules in _modules_of_a_round_trip(tmp_path):
+        assert _among(modules, NOT_FOR_FILES) == set()
+
+
+def test_a_symmetric_key_encrypts_and_decrypts_without_loading_rsa_or_ec_code(tmp_path: Path):
+    for modules in _modules_of_a_round_trip(tmp_path):
+        assert _among(modules, NOT_FOR_SYMMETRIC_KEYS) == set()
+
+
+def test_a_known_key_encrypts_and_decrypts_without_importing_uuid(tmp_path: Path):
+    """uuid imports platform: only making a key needs it, not using one (the first run made the key)."""
+    _, decrypting = _modules_of_a_round_trip(tmp_path)
+    code, encrypting = _modules_after("encrypt-file", str(tmp_path / "p"), "-o", str(tmp_path / "again"), "-q")
+    assert code == 0
+    assert "uuid" not in encrypting and "uuid" not in decrypting
+
+
+def test_a_key_id_is_encoded_as_the_uuid_module_encodes_it():
+    for _ in range(200):
+        key_id = str(uuid.uuid4())
+        assert key_id_bytes(key_id) == uuid.UUID(key_id).bytes
+        assert key_id_bytes(key_id.upper()) == uuid.UUID(key_id).bytes
+        assert key_id_from_bytes(uuid.UUID(key_id).bytes, False) == key_id
+    with pytest.raises(ValueError):
+        key_id_bytes("not-a-key-id")
+    with pytest.raises(ValueError):
+        key_id_from_bytes(b"short", False)

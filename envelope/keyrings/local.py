@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..context import EncryptionContext
 from ..exceptions import KeyringError, UsageError
@@ -30,8 +31,10 @@ from ..kms import principal as _principal
 from ..kms.model import DEFAULT_ALIAS, is_key_id, parse_reference
 from ..kms.paths import default_keystore_path
 from ..kms.store import KeyStore
-from . import rsa_public
 from .base import Keyring
+
+if TYPE_CHECKING:
+    from . import rsa_public
 
 PROVIDER = "local"
 _UNKNOWN = object()
@@ -111,14 +114,8 @@ class LocalKeyring(Keyring):
         return WrappedKey(PROVIDER, _blob.parse(sealed).key_id, sealed)
 
     def matches(self, wrapped: WrappedKey) -> bool:
-        if wrapped.provider == rsa_public.PROVIDER and self._key is not None:
-            try:
-                public = self._rsa()
-            except KeyringError:
-                return False
-            return public is not None and public.matches(wrapped)
         if wrapped.provider != PROVIDER:
-            return False
+            return self._key is not None and _is_rsa_public(wrapped) and self._matches_rsa(wrapped)
         if self._key is None:
             return True
         try:
@@ -128,7 +125,8 @@ class LocalKeyring(Keyring):
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
         """Decrypt in the keystore, insisting that the blob is sealed under the key the header names."""
-        if wrapped.provider == rsa_public.PROVIDER and self._key is not None:
+        if wrapped.provider != PROVIDER and self._key is not None and _is_rsa_public(wrapped):
+            from . import rsa_public
             key = self._key
             return rsa_public.open_blob(
                 lambda part: self.store().decrypt_asymmetric(key, part, rsa_public.ALGORITHM),
@@ -165,12 +163,20 @@ class LocalKeyring(Keyring):
             self._key_id = self.store().resolve_key_id(key)
         return self._key_id
 
+    def _matches_rsa(self, wrapped: WrappedKey) -> bool:
+        try:
+            public = self._rsa()
+        except KeyringError:
+            return False
+        return public is not None and public.matches(wrapped)
+
     def _rsa(self) -> rsa_public.RsaPublicKeyring | None:
         """For an RSA ENCRYPT_DECRYPT key, its public half as an offline keyring (looked up once)."""
         if self._public is _UNKNOWN:
             key_id, spec, usage = self.store().key_kind(self._require_key("name a key"))
             self._public = None
             if spec.startswith("RSA_") and usage == "ENCRYPT_DECRYPT":
+                from . import rsa_public
                 der = self.store().get_public_key(key_id).public_key
                 self._public = rsa_public.RsaPublicKeyring(rsa_public.load_public_key(der, self.reference),
                                                            self.reference)
@@ -194,6 +200,13 @@ class LocalKeyring(Keyring):
         if self._keystore is not None:
             return os.fspath(self._keystore)
         return os.fspath(default_keystore_path())
+
+
+def _is_rsa_public(wrapped: WrappedKey) -> bool:
+    """Whether *wrapped* is an ``rsa-public:`` key; the module (pyca/cryptography's RSA code) is loaded
+    only for a key of another provider than ``local``, never on the symmetric path."""
+    from . import rsa_public
+    return wrapped.provider == rsa_public.PROVIDER
 
 
 def from_reference(rest: str, keystore: KeystoreOption = None, **_options: object) -> LocalKeyring:

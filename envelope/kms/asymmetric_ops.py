@@ -6,7 +6,10 @@ life, chosen at creation, and the private or secret half never leaves the
 keystore: GetPublicKey exports the public half of an asymmetric key (so anyone
 can encrypt to it or verify its signatures offline), and everything needing
 the private half is a call.  The cryptography itself is in
-:mod:`envelope.kms.asymmetric`; this module adds states, policies and audit.
+:mod:`envelope.kms.asymmetric`, imported by each call that needs it: that
+module loads pyca/cryptography's RSA, EC and serialization code, which the
+symmetric calls every encrypt-file and decrypt-file makes never use, and which
+was a large part of their start-up time.  This module adds states, policies and audit.
 Such keys do not rotate (AWS KMS does not rotate them either): make a new key
 and move the alias.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import UsageError
-from . import asymmetric, lifecycle, material
+from . import lifecycle, material
 from .part import StorePart
 from .schema import KEY_SPEC as SYMMETRIC_DEFAULT
 
@@ -42,6 +45,7 @@ class AsymmetricOperations(StorePart):
 
     def get_public_key(self, ref: str) -> PublicKeyInfo:
         """GetPublicKey: the public half of an RSA or ECC key, with what it may be used for."""
+        from . import asymmetric
         with self._private("GetPublicKey", ref, {}, usages=("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
                            states=(lifecycle.ENABLED, lifecycle.DISABLED)) as (key_id, spec, usage, private):
             return PublicKeyInfo(key_id, spec, usage, asymmetric.public_key(spec, private),
@@ -50,6 +54,7 @@ class AsymmetricOperations(StorePart):
 
     def sign(self, ref: str, message: bytes, signing_algorithm: str, message_type: str = "RAW") -> bytes:
         """Sign: a signature over *message* (``RAW``, at most 4096 bytes) or its digest (``DIGEST``)."""
+        from . import asymmetric
         _check_message_type(message_type)
         with self._private("Sign", ref, {"algorithm": signing_algorithm, "message_type": message_type},
                            usages=("SIGN_VERIFY",)) as (_, spec, _usage, private):
@@ -59,6 +64,7 @@ class AsymmetricOperations(StorePart):
                message_type: str = "RAW") -> bool:
         """Verify (AWS's name; ``verify`` is the keystore's consistency check): anyone with the public
         key can do the same offline."""
+        from . import asymmetric
         _check_message_type(message_type)
         with self._private("Verify", ref, {"algorithm": signing_algorithm, "message_type": message_type},
                            usages=("SIGN_VERIFY",)) as (_, spec, _usage, private):
@@ -67,18 +73,21 @@ class AsymmetricOperations(StorePart):
 
     def generate_mac(self, ref: str, message: bytes, mac_algorithm: str) -> bytes:
         """GenerateMac: an HMAC of up to 4096 bytes under an HMAC key."""
+        from . import asymmetric
         with self._private("GenerateMac", ref, {"algorithm": mac_algorithm},
                            usages=("GENERATE_VERIFY_MAC",)) as (_, spec, _usage, secret):
             return asymmetric.generate_mac(spec, secret, message, mac_algorithm)
 
     def verify_mac(self, ref: str, message: bytes, mac: bytes, mac_algorithm: str) -> bool:
         """VerifyMac: whether *mac* is the HMAC of *message* (compared in constant time)."""
+        from . import asymmetric
         with self._private("VerifyMac", ref, {"algorithm": mac_algorithm},
                            usages=("GENERATE_VERIFY_MAC",)) as (_, spec, _usage, secret):
             return asymmetric.verify_mac(spec, secret, message, mac, mac_algorithm)
 
     def encrypt_asymmetric(self, ref: str, plaintext: bytes, encryption_algorithm: str) -> bytes:
         """Encrypt with an RSA ENCRYPT_DECRYPT key (RSA-OAEP): small secrets only, no encryption context."""
+        from . import asymmetric
         with self._private("Encrypt", ref, {"algorithm": encryption_algorithm},
                            usages=("ENCRYPT_DECRYPT",)) as (_, spec, _usage, private):
             public = asymmetric.public_key(spec, private)
@@ -86,6 +95,7 @@ class AsymmetricOperations(StorePart):
 
     def decrypt_asymmetric(self, ref: str, ciphertext: bytes, encryption_algorithm: str) -> bytearray:
         """Decrypt what was encrypted to an RSA key's public half, here or offline; zero the result."""
+        from . import asymmetric
         with self._private("Decrypt", ref, {"algorithm": encryption_algorithm},
                            usages=("ENCRYPT_DECRYPT",)) as (_, spec, _usage, private):
             return asymmetric.decrypt(spec, private, ciphertext, encryption_algorithm)

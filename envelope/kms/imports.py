@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
 
 from ..exceptions import KeyringError, UsageError
 from . import lifecycle, material
@@ -78,6 +77,8 @@ class ImportOperations(StorePart):
                              f"(known: {', '.join(WRAPPING_ALGORITHMS)})")
         if wrapping_key_spec not in WRAPPING_KEY_SPECS:
             raise UsageError(f"unknown wrapping key spec {wrapping_key_spec!r} (known: {', '.join(WRAPPING_KEY_SPECS)})")
+        from cryptography.hazmat.primitives import serialization  # RSA code: loaded by imports only
+        from cryptography.hazmat.primitives.asymmetric import rsa
         private = rsa.generate_private_key(public_exponent=65537, key_size=WRAPPING_KEY_SPECS[wrapping_key_spec])
         der = bytearray(private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()))
@@ -154,6 +155,8 @@ class ImportOperations(StorePart):
 
     def _unwrap(self, conn: sqlite3.Connection, key_id: str, sealed_private: bytes, algorithm: str,
                 wrapped: bytes) -> bytearray:
+        from cryptography.hazmat.primitives import serialization  # RSA code: loaded by imports only
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa
         der = self._db.wrapping_key(conn).open(key_id, _WRAPPING_VERSION, sealed_private)
         try:
             private = serialization.load_der_private_key(bytes(der), password=None)

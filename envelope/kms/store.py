@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
-from . import asymmetric, imports, lifecycle, material, schema
+from . import imports, lifecycle, material, schema
 from . import grants as _grants
 from . import policy as _policy
 from .clock import Clock, SystemClock, parse_iso
@@ -162,6 +162,7 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
                 raise UsageError(f"a {schema.KEY_SPEC} key is for {schema.KEY_USAGE}, not {key_usage}")
             key_usage = schema.KEY_USAGE
         else:
+            from . import asymmetric  # pyca/cryptography's RSA and EC code: only for such keys
             key_usage = asymmetric.check_spec(key_spec, key_usage)
             if origin != "ENVELOPE":
                 raise UsageError(f"only symmetric keys take imported material, not {key_spec}")
@@ -397,6 +398,7 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
         if multi_region_role == "REPLICA":
             pass  # its material arrives from the primary (envelope.kms.regions)
         elif key_spec != schema.KEY_SPEC:
+            from . import asymmetric
             private = asymmetric.generate(key_spec)
             try:
                 conn.execute("INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
