@@ -77,6 +77,21 @@ def read_into(src: BinaryIO, view: memoryview) -> int:
         wait_readable(src)
 
 
+def fill(src: BinaryIO, view: memoryview) -> int:
+    """readinto until *view* is full or the input ends; return the bytes read.
+
+    Only a read of 0 bytes is the end: a non-blocking input with nothing yet
+    (None) is waited for, or a pause would seal a prefix as the whole stream.
+    """
+    got = 0
+    while got < len(view):
+        n = read_into(src, view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def write_all(dst: BinaryIO, data: memoryview) -> None:
     """Write every byte: raw files may accept less than asked, and a non-blocking one nothing yet."""
     while data:
@@ -87,17 +102,22 @@ def write_all(dst: BinaryIO, data: memoryview) -> None:
         data = data[n:]
 
 
-def _mode(f: BinaryIO) -> int | None:
+def _stat(f: BinaryIO) -> os.stat_result | None:
     try:
-        return os.fstat(f.fileno()).st_mode
+        return os.fstat(f.fileno())
     except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
         return None
 
 
+def _mode(f: BinaryIO) -> int | None:
+    st = _stat(f)
+    return None if st is None else st.st_mode
+
+
 def regular_size(f: BinaryIO) -> int | None:
     """The size of a regular file, or None for pipes, terminals and objects without a descriptor."""
-    mode = _mode(f)
-    return os.fstat(f.fileno()).st_size if mode is not None and stat.S_ISREG(mode) else None
+    st = _stat(f)
+    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
 
 
 def streaming(src: BinaryIO, dst: BinaryIO) -> bool:

@@ -63,21 +63,6 @@ def batch_chunk_count(chunk_size: int, batch_bytes: int = BATCH_BYTES) -> int:
     return max(1, batch_bytes // chunk_size)
 
 
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """readinto until *view* is full or the input ends; return the bytes read.
-
-    Only a read of 0 bytes is the end: a non-blocking input with nothing yet
-    (None) is waited for, or a pause would seal a prefix as the whole stream.
-    """
-    got = 0
-    while got < len(view):
-        n = pipeline.read_into(src, view[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
 class _LookaheadReader:
     """Fills batches and tells whether each one ends the input.
 
@@ -100,13 +85,13 @@ class _LookaheadReader:
             start = len(self._carry)
             view[:start] = self._carry
             self._carry = b""
-            got = start + _fill(self._src, view[start:])
+            got = start + pipeline.fill(self._src, view[start:])
             total += got
             if got < len(view):
                 return total, True
         # readinto, as every other read: the input's own errors name it (read() does not).
         one = bytearray(1)
-        self._carry = bytes(one[:_fill(self._src, memoryview(one))])
+        self._carry = bytes(one[:pipeline.fill(self._src, memoryview(one))])
         return total, not self._carry
 
 

@@ -27,7 +27,7 @@ from ..engines import get_engine
 from ..exceptions import AuthenticationError, FormatError
 from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size
 from ..kdf import FileKeys
-from ..stream import _fill, open_header
+from ..stream import open_header
 from .metadata import META_SIZE
 from .ranged import FIRST_WINDOW, object_length, pinned_args
 
@@ -121,7 +121,7 @@ class _RangeOpener:
             nonlocal read
             last = min(end, read + self._step)
             want = self._offset(last) - self._offset(read)
-            if _fill(body, memoryview(buf)[:want]) != want:
+            if pipeline.fill(body, memoryview(buf)[:want]) != want:
                 raise AuthenticationError(f"s3://{self._bucket}/{self._key}: the object ended early "
                                           f"(chunk {read}): truncated while being read?")
             read = last
