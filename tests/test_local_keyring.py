@@ -157,6 +157,19 @@ def test_default_keyring_creates_the_default_key_once_and_says_so_once(ks_path: 
     second.close()
 
 
+def test_encrypting_under_the_existing_default_key_costs_one_kms_call(ks_path: Path) -> None:
+    """Only GenerateDataKey is a call: finding the default key is a lookup, as resolving a named key is,
+    so an encrypt commits (and syncs) one audited transaction, not two."""
+    api.encrypt(b"first", keystore=str(ks_path))  # creates the key
+    with KeyStore(ks_path) as ks:
+        before = len(ks.audit_events())
+    sealed = api.encrypt(b"second", keystore=str(ks_path))
+    with KeyStore(ks_path) as ks:
+        after = ks.audit_events()[before:]
+    assert [e.operation for e in after] == ["GenerateDataKey"]
+    assert api.decrypt(sealed, keystore=str(ks_path)) == b"second"
+
+
 def test_files_encrypted_under_a_local_key_decrypt_with_the_discovery_keyring(store: KeyStore,
                                                                              ks_path: Path) -> None:
     data = os.urandom(5000)
