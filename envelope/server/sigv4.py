@@ -22,8 +22,10 @@ not know or has disabled, ``InvalidSignatureException`` for a wrong signature,
 a wrong credential scope or a stale timestamp.  Messages quote only bounded,
 printable pieces of the request, never the secret or the expected signature.
 
-What is always required: ``host`` and the timestamp header among the signed
-headers, and ``x-amz-target`` too when present (it names the operation).  The
+What is always required: ``host`` and ``x-amz-date`` among the signed
+headers (the older ``Date`` alternative is not accepted; the SDKs all send
+``X-Amz-Date``), and ``x-amz-target`` too when present (it names the
+operation).  The
 payload is always signed (``UNSIGNED-PAYLOAD`` is refused) and an
 ``X-Amz-Content-Sha256`` header must match the body.  Session tokens
 (``X-Amz-Security-Token``) are refused: the keystore issues long-term access
