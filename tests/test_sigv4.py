@@ -21,7 +21,7 @@ from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest, AWSResponse  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
-from envelope.exceptions import KeyNotFoundError  # noqa: E402
+from envelope.exceptions import AccessDeniedError, KeyNotFoundError  # noqa: E402
 from envelope.kms import credentials  # noqa: E402
 from envelope.kms.store import KeyStore  # noqa: E402
 from envelope.server import sigv4  # noqa: E402
@@ -311,3 +311,23 @@ def test_the_secret_lookup_is_not_consulted_for_a_request_refused_on_its_form() 
     with pytest.raises(IncompleteSignatureException):
         verify(signed().with_header("Authorization", "AWS4-HMAC-SHA256 Credential=x"), secret_for=secret_for)
     assert asked == []
+
+
+def test_a_signed_boto3_style_request_runs_as_its_principal_and_is_audited_with_key_and_source(
+        tmp_path: Path) -> None:
+    from envelope.kms.principal import calling_as
+
+    with KeyStore(tmp_path / "keystore.db", principal="owner") as store:
+        key = store.create_key(users=["alice"], admins=["owner"])
+        credential, secret = credentials.create_credential(store, "alice")
+        wire = signed(json.dumps({"KeyId": key.key_id, "NumberOfBytes": 32}).encode(),
+                      target="TrentService.GenerateDataKey", akid=credential.access_key_id, secret=secret)
+        caller = verify(wire, secret_for=lambda akid: credentials.secret_for(store, akid))
+        with calling_as(caller.principal, source="127.0.0.1:50000", access_key_id=caller.access_key_id):
+            store.generate_data_key(key.key_id)
+            with pytest.raises(AccessDeniedError, match="may not DisableKey"):
+                store.disable_key(key.key_id)
+        rows = [(e.operation, e.ok, e.principal, e.source, e.access_key_id)
+                for e in store.audit_events(key=key.key_id)][1:]
+    assert rows == [("GenerateDataKey", True, "local:user/alice", "127.0.0.1:50000", credential.access_key_id),
+                    ("DisableKey", False, "local:user/alice", "127.0.0.1:50000", credential.access_key_id)]
