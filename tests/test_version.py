@@ -65,3 +65,19 @@ def test_the_version_is_written_once_and_the_changelog_starts_with_it():
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "envelope.__version__"}
     first_release = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.MULTILINE)
     assert first_release and first_release.group(1) == envelope.__version__
+
+
+def test_an_install_without_the_native_core_says_so_and_why(capsys, monkeypatch):
+    import sys
+
+    from envelope.engines import NOT_BUILT
+    from envelope.exceptions import UsageError
+
+    monkeypatch.setitem(sys.modules, "envelope._native", None)  # as if setup.py had skipped it
+    monkeypatch.delitem(sys.modules, "envelope.engines.native", raising=False)
+    monkeypatch.delenv("ENVELOPE_ENGINE", raising=False)
+    out = _version(capsys, "--version")
+    assert out.startswith(f"envelope {envelope.__version__} (engine: python, 1 thread; OpenSSL ")
+    assert out.endswith(f"\nnative engine unavailable: {NOT_BUILT}\n")
+    with pytest.raises(UsageError, match="native engine is not available: the native core was not built"):
+        get_engine("native")

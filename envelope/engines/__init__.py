@@ -24,9 +24,9 @@ NOT_BUILT = ("the native core was not built when envelope was installed (no C co
 def native_unavailable() -> str | None:
     """Why the native engine cannot be loaded here, or None when it can."""
     try:
-        from . import native  # noqa: F401
+        from .native import NativeEngine  # noqa: F401
     except ModuleNotFoundError as exc:
-        if exc.name == f"{__package__.rpartition('.')[0]}._native":
+        if exc.name == "envelope._native":
             return NOT_BUILT
         return str(exc)
     except ImportError as exc:  # built, but it does not load (e.g. its libcrypto is missing)
