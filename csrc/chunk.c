@@ -16,6 +16,7 @@
 #endif
 #endif
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -31,6 +32,11 @@ static void fetch_cipher(void)
 #else
     gcm_cipher = EVP_aes_256_gcm();
 #endif
+}
+
+const char *env_openssl_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
 }
 
 const EVP_CIPHER *env_cipher(void)

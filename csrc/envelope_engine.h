@@ -168,4 +168,10 @@ int env_open_inplace(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
                      uint8_t *buf, size_t sealed_len, uint32_t chunk_size, int final,
                      size_t *out_len, uint64_t *failed_index);
 
+/*
+ * The version text of the libcrypto this library runs on (OpenSSL_version):
+ * the one loaded at run time, which in a wheel is the copy the wheel carries.
+ */
+const char *env_openssl_version(void);
+
 #endif /* ENVELOPE_ENGINE_H */

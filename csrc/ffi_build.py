@@ -8,8 +8,9 @@ calls; the constants are written ``...`` so the compiler reads them from
 
 The extension links the system OpenSSL (libcrypto) and pthreads.  OpenSSL's
 headers come from ``libssl-dev`` on Debian and Ubuntu (``openssl-devel`` on
-Fedora and RHEL); without them setup.py stops with that advice, and a direct
-compile of chunk.c stops on an ``#error`` that says the same.
+Fedora and RHEL); without them setup.py installs envelope without this
+extension and says what to install (``ENVELOPE_REQUIRE_NATIVE=1`` makes that an
+error), and a direct compile of chunk.c stops on an ``#error`` that says the same.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ int env_seal_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, siz
                      size_t plain_len, uint32_t chunk_size, int final, size_t *out_len);
 int env_open_inplace(const uint8_t *key, uint64_t first_index, uint8_t *buf, size_t sealed_len,
                      uint32_t chunk_size, int final, size_t *out_len, uint64_t *failed_index);
+
+const char *env_openssl_version(void);
 """
 
 #: The C files, one per concern (csrc/engine_internal.h says which is which).

@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..exceptions import (
     AuthenticationError,
     ContextMismatchError,
@@ -46,23 +45,24 @@ _EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
-def _version() -> str:
-    from ..engines import get_engine
-
-    try:
-        engine = get_engine()
-        desc = f"{engine.name}, {engine.threads} thread{'s' if engine.threads != 1 else ''}"
-    except EnvelopeError as exc:
-        desc = f"unavailable ({exc})"
-    return f"envelope {__version__} (engine: {desc})"
-
-
 class _VersionAction(argparse.Action):
-    """--version, worked out only when asked: it loads the engine, which most commands never touch."""
+    """--version, worked out only when asked: it loads the engine, which most commands never touch.
+
+    With --json anywhere on the command line (argparse stops at --version, so
+    the flag is looked for when the parser is built), the report for bug reports.
+    """
+
+    def __init__(self, *args: object, as_json: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.as_json = as_json
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
-        print(_version())
+        import json
+
+        from .. import about
+
+        print(json.dumps(about.report(), indent=2) if self.as_json else about.summary())
         parser.exit()
 
 
@@ -100,7 +100,9 @@ def _modules_for(argv: Sequence[str] | None) -> list[str]:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the command line, with only the parsers its command needs."""
     parser = _Parser(prog="envelope", description="Streaming envelope encryption of files under KMS-held master keys.")
-    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show program's version number and exit")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, as_json="--json" in (argv or ()),
+                        help="show the version, the engine in use and its OpenSSL, and exit "
+                             "(with --json: Python, OpenSSL, engine, threads and platform, for a bug report)")
     parser.add_argument("--as", dest="principal", metavar="PRINCIPAL",
                         help="call the local keystore as this principal (NAME or local:user/NAME; "
                              "default $ENVELOPE_PRINCIPAL, else your OS user)")

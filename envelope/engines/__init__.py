@@ -15,12 +15,27 @@ from .reference import ReferenceEngine
 ENGINE_ENV = "ENVELOPE_ENGINE"
 
 
-def native_available() -> bool:
+#: Why there is no native engine when its extension was never built (setup.py skips it,
+#: with a warning, where no C compiler or no OpenSSL headers were found).
+NOT_BUILT = ("the native core was not built when envelope was installed (no C compiler or no OpenSSL "
+             "headers then); install a binary wheel, or see README.md, \"Requirements\"")
+
+
+def native_unavailable() -> str | None:
+    """Why the native engine cannot be loaded here, or None when it can."""
     try:
-        from . import native  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        from .native import NativeEngine  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name == "envelope._native":
+            return NOT_BUILT
+        return str(exc)
+    except ImportError as exc:  # built, but it does not load (e.g. its libcrypto is missing)
+        return str(exc)
+    return None
+
+
+def native_available() -> bool:
+    return native_unavailable() is None
 
 
 def get_engine(name: str | None = None, threads: int | None = None) -> Engine:
@@ -35,10 +50,10 @@ def get_engine(name: str | None = None, threads: int | None = None) -> Engine:
             from .native import NativeEngine
         except ImportError:
             if name == "native":
-                raise UsageError("the native engine is not built in this installation") from None
+                raise UsageError(f"the native engine is not available: {native_unavailable()}") from None
             return ReferenceEngine(threads)
         return NativeEngine(threads)
     raise UsageError(f"unknown engine {name!r} (expected python or native)")
 
 
-__all__ = ["Engine", "ReferenceEngine", "get_engine", "native_available", "ENGINE_ENV"]
+__all__ = ["Engine", "ReferenceEngine", "get_engine", "native_available", "native_unavailable", "ENGINE_ENV"]

@@ -100,6 +100,16 @@ class Engine(abc.ABC):
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads or 1
 
+    def openssl_version(self) -> str:
+        """The OpenSSL this engine's AES-GCM runs on, as OpenSSL names itself (for --version).
+
+        By default pyca/cryptography's, which does the header's key schedule for
+        every engine; an engine linking its own libcrypto reports that one.
+        """
+        from cryptography.hazmat.backends.openssl.backend import backend
+
+        return str(backend.openssl_version_text())
+
     @abc.abstractmethod
     def seal(self, key: bytes, first_index: int, src: Buffer, dst: bytearray | memoryview,
              chunk_size: int, final: bool) -> int:

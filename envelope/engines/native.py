@@ -258,6 +258,9 @@ class NativeEngine(Engine):
         plan_open(first_index, _nbytes(src), _nbytes(dst), chunk_size, final)
         return open_batch(key, first_index, src, dst, chunk_size, final, self.threads)
 
+    def openssl_version(self) -> str:
+        return ffi.string(lib.env_openssl_version()).decode("ascii", "replace")
+
     def new_run(self) -> NativeFileRun:
         return NativeFileRun()
 
