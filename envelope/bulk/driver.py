@@ -139,9 +139,10 @@ def run(operation: str, src: str | None, dst: str | None = None, *, options: Opt
             if given is not None and parse_location(given) != parse_location(stored):
                 raise UsageError(f"job {resume} is from {meta['src']} to {meta['dst']}, not {src} to {dst}")
         options = Options(**meta["options"])
-        items = book.pending()
         job, src, dst = resume, meta["src"], meta["dst"]
+        items, gone = _relisted(book, operation, src, dst, options)
     else:
+        gone = []
         if src is None:
             raise UsageError(f"bulk {operation} needs SRC (or --resume JOB)")
         source, target = parse_location(src), parse_location(dst) if dst is not None else None
@@ -160,6 +161,8 @@ def run(operation: str, src: str | None, dst: str | None = None, *, options: Opt
         book = open_manifest(manifest, job, s3)
         book.start({"operation": operation, "src": src, "dst": dst, "options": vars(options)}, items, refused)
     result = BulkResult(job, operation, book.location, planned=items)
+    for row in gone:
+        _tally(result, row)
     for row in book.rows.values():
         if row["outcome"] == REFUSED:
             result.failed += 1
@@ -186,6 +189,23 @@ def _resumed(job: str, manifest: str | None, options: Options) -> Manifest:
     if manifest is None and (job.endswith(".sqlite") or os.sep in job):
         return open_manifest(job, os.path.basename(job).removesuffix(".sqlite"))
     return open_manifest(manifest, job, s3)
+
+
+def _relisted(book: Manifest, operation: str, src: str, dst: str | None,
+              options: Options) -> tuple[list[Item], list[dict[str, Any]]]:
+    """What the job did not finish, listed again: a source replaced since has a new stamp (its ETag),
+    and one deleted since is recorded as failed."""
+    pending = {item.src for item in book.pending()}
+    source, target = parse_location(src), parse_location(dst) if dst is not None else None
+    s3 = _boto(options) if _uses_s3(source, target) else None
+    try:
+        listed, _ = plan(operation, source, target, s3, include=options.include, exclude=options.exclude)
+    except UsageError:  # nothing left under SRC
+        listed = []
+    items = [item for item in listed if item.src in pending]
+    gone = [book.record({"src": src, "outcome": FAILED, "error": "no longer in the source", "bytes": 0,
+                         "kms_calls": 0, "key_ids": None}) for src in sorted(pending - {i.src for i in items})]
+    return items, gone
 
 
 def _uses_s3(*locations: Location | None) -> bool:

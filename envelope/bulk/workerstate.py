@@ -16,11 +16,12 @@ in flight instead of each making their own.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +58,13 @@ class KmsRateLimit:
     """At most *rate* key manager calls per second across every worker of the cluster.
 
     A ``distributed.Semaphore`` (held by the scheduler) of ``ceil(rate)``
-    leases, each held for ``leases / rate`` seconds from the call that took it:
-    all the calls started within any such window hold a lease at its end, so
-    there are never more than the leases in it, wherever the workers are and
-    whatever their clocks say.  Leases are handed back by one thread per
-    process when they fall due, so a task never sleeps holding a thread for it.
+    leases; a call holds one from before it starts until ``leases / rate``
+    seconds after it ended.  Every call that reaches the key manager within
+    any window of that length still holds its lease at the window's end, so
+    there are never more calls in it than leases, wherever the workers are,
+    whatever their clocks say, however long a request takes to arrive.
+    Leases are handed back by one thread per process when they fall due, so a
+    task never sleeps holding a thread for it.
     """
 
     def __init__(self, name: str, rate: float) -> None:
@@ -74,11 +77,15 @@ class KmsRateLimit:
         self._wake = threading.Condition()
         threading.Thread(target=self._release_when_due, daemon=True, name="envelope-kms-limit").start()
 
-    def acquire(self) -> None:
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
         self._semaphore.acquire()
-        with self._wake:
-            heapq.heappush(self._due, time.monotonic() + self.hold)
-            self._wake.notify()
+        try:
+            yield
+        finally:
+            with self._wake:
+                heapq.heappush(self._due, time.monotonic() + self.hold)
+                self._wake.notify()
 
     def _release_when_due(self) -> None:
         while True:
@@ -86,7 +93,7 @@ class KmsRateLimit:
                 while not self._due or self._due[0] > time.monotonic():
                     self._wake.wait(None if not self._due else self._due[0] - time.monotonic())
                 heapq.heappop(self._due)
-            self._semaphore.release()  # the oldest lease: leases are taken and due in the same order
+            self._semaphore.release()  # any lease of this process: they are all alike
 
 
 class MeteredKeyring(Keyring):
@@ -103,10 +110,9 @@ class MeteredKeyring(Keyring):
         """Calls made so far by this thread."""
         return int(getattr(cls._counts, "n", 0))
 
-    def _call(self) -> None:
-        if self._limit is not None:
-            self._limit.acquire()
+    def _call(self) -> contextlib.AbstractContextManager[None]:
         MeteredKeyring._counts.n = self.calls() + 1
+        return contextlib.nullcontext() if self._limit is None else self._limit.call()
 
     @property
     def reference(self) -> str:
@@ -122,16 +128,16 @@ class MeteredKeyring(Keyring):
         return self._inner.matches(wrapped)
 
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
-        self._call()
-        return self._inner.generate_data_key(context)
+        with self._call():
+            return self._inner.generate_data_key(context)
 
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
-        self._call()
-        return self._inner.wrap_data_key(plaintext, context)
+        with self._call():
+            return self._inner.wrap_data_key(plaintext, context)
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
-        self._call()
-        return self._inner.unwrap_data_key(wrapped, context)
+        with self._call():
+            return self._inner.unwrap_data_key(wrapped, context)
 
 
 class _OneMissAtATime(CachingKeyring):
