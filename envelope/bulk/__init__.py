@@ -26,7 +26,7 @@ from typing import Any
 from ..context import EncryptionContext
 from .driver import BulkResult, Options, run
 
-__all__ = ["BulkResult", "decrypt", "encrypt", "rewrap", "verify"]
+__all__ = ["BulkResult", "Options", "decrypt", "encrypt", "rewrap", "run", "verify"]
 
 
 def _job(operation: str, src: str | None, dst: str | None, *, keys: Sequence[str] | None,
