@@ -129,6 +129,8 @@ def run(operation: str, src: str | None, dst: str | None = None, *, options: Opt
         on_result: OnResult | None = None) -> BulkResult:
     """Run (or with *dry_run*, only plan) one bulk job; see :mod:`envelope.bulk`."""
     options = options or Options()
+    if not dry_run and client is None:
+        require("distributed", "bulk", "envelope bulk")  # before anything is listed or recorded
     s3: Any = None
     if resume is not None:
         book = _resumed(resume, manifest, options)
