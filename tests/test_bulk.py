@@ -237,7 +237,7 @@ def test_with_the_cache_each_worker_process_asks_kms_at_most_once(job, s3, aws_e
     import boto3
 
     arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
-    files = make_tree(tmp_path / "src", [100] * 24)
+    files = make_tree(tmp_path / "src", [100] * 12)
     cached = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/c1/", keys=[f"aws-kms:{arn}"],
                                    cache_max_age=300, **job)
     assert cached.done == len(files)
@@ -252,7 +252,7 @@ def test_max_kms_rps_holds_across_the_whole_cluster(job, s3, aws_env, tmp_path) 
     import boto3
 
     arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
-    rate, n = 4, 16
+    rate, n = 4, 10
     make_tree(tmp_path / "src", [10] * n)
     aws_env.reset()
     done = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/rps/", keys=[f"aws-kms:{arn}"],

@@ -66,6 +66,9 @@ class Item:
     dst: str | None
     size: int
     stamp: str
+    #: Whether the destination may exist already (an object listed there when the job was planned, a rerun):
+    #: only then is it worth a HEAD to see whether it records this source.
+    check: bool = True
 
     @property
     def mark(self) -> str:
@@ -156,6 +159,8 @@ def plan(operation: str, src: Location, dst: Location | None, s3: Any, *, includ
     items: list[Item] = []
     refused: list[Refused] = []
     sealed_only = operation != "encrypt"
+    existing = None if dst is None or not dst.is_s3 else {
+        dst.join(rel) for rel, _, _ in list_source(dst, s3, sealed_only=False)}  # one LIST per 1000 objects
     for rel, size, stamp in list_source(src, s3, sealed_only):
         if not _wanted(rel, include, exclude):
             continue
@@ -167,7 +172,7 @@ def plan(operation: str, src: Location, dst: Location | None, s3: Any, *, includ
             except UsageError as exc:
                 refused.append(Refused(source, f"refusing to write {rel!r} under {dst.text}: {exc}"))
                 continue
-        items.append(Item(rel, source, target, size, stamp))
+        items.append(Item(rel, source, target, size, stamp, existing is None or target in existing))
     if not items and not refused:
         raise UsageError(f"nothing to {operation} under {src.text}")
     return items, refused

@@ -6,7 +6,8 @@ again elsewhere, and ``--resume`` runs again what was not recorded done):
 * a destination records what it was made from (:attr:`~envelope.bulk.plan.Item.mark`,
   in S3 metadata or a local extended attribute); a task whose destination
   already records its source is skipped after one HEAD (or stat), with no
-  key manager call;
+  key manager call (the HEAD only for objects the destination's listing
+  showed when the job was planned: a fresh prefix costs none);
 * a destination appears whole or not at all: one PUT, a multipart upload
   completed only at the end (and aborted on failure), or a local file renamed
   into place once every chunk verified (:mod:`envelope.atomic`);
@@ -136,7 +137,7 @@ def _encrypt(state: WorkerState, item: Item, result: dict[str, Any]) -> str:
     assert item.dst is not None and state.encrypting is not None
     config = state.config
     if item.dst.startswith(S3_SCHEME):
-        if _s3_marked(state, item.dst, item.mark):
+        if item.check and _s3_marked(state, item.dst, item.mark):
             return SKIPPED
         bucket, key = split_url(item.dst)
         if item.multipart:
