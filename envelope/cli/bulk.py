@@ -17,19 +17,9 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from .files import _seconds, apply_aws_options
+from .files import apply_aws_options, positive_number
 
 EXIT_FAILURES = 7
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of requests per second, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -70,9 +60,9 @@ def register(sub: Any) -> None:
                        help="where the job's record goes: an SQLite file, or JSON Lines under an S3 prefix")
         p.add_argument("--resume", metavar="JOB", help="run again what job JOB did not finish")
         p.add_argument("--dry-run", action="store_true", help="list what would be done, and its size")
-        p.add_argument("--cache-max-age", type=_seconds, metavar="SECONDS",
+        p.add_argument("--cache-max-age", type=positive_number("seconds"), metavar="SECONDS",
                        help="each worker process reuses a data key for up to SECONDS")
-        p.add_argument("--max-kms-rps", type=_rate, metavar="R",
+        p.add_argument("--max-kms-rps", type=positive_number("requests per second"), metavar="R",
                        help="at most R key manager calls per second across the whole cluster")
         p.add_argument("--force", action="store_true", help="overwrite existing local files")
         p.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
