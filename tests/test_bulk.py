@@ -196,6 +196,25 @@ def test_a_damaged_object_is_a_failed_row_and_resume_runs_only_it(job, s3, kek, 
     assert read_tree(tmp_path / "back") == files
 
 
+def test_a_manifest_under_an_s3_prefix_records_every_row_and_serves_resume(job, s3, kek, tmp_path) -> None:
+    import json
+
+    files = make_tree(tmp_path / "src")
+    where = {**job, "manifest": f"s3://{s3.bucket}/jobs/"}
+    first = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/sm/", keys=[kek], **where)
+    assert first.manifest == f"s3://{s3.bucket}/jobs/{first.job}/" and first.done == len(files)
+    parts = [k for k in keys_under(s3, f"jobs/{first.job}/") if k.endswith(".jsonl")]
+    rows = {}
+    for key in parts:
+        for line in s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read().decode().splitlines():
+            row = json.loads(line)
+            rows[row["src"]] = row
+    assert {r["outcome"] for r in rows.values()} == {"done"} and len(rows) == len(files)
+    assert all(r["attempts"] == 1 and r["dst"].startswith(f"s3://{s3.bucket}/sm/") for r in rows.values())
+    again = envelope.bulk.encrypt(None, None, resume=first.job, **where)
+    assert (again.done, again.skipped, again.failed) == (0, 0, 0)  # nothing left to do
+
+
 def test_injected_s3_failures_fail_their_objects_only_and_resume_finishes(job, s3, kek, tmp_path) -> None:
     from drop_proxy import serve
 
