@@ -62,16 +62,20 @@ def add_latency(seconds: float) -> None:
     boto3.DEFAULT_SESSION.events.register("before-send.s3", wait)
 
 
-def copy_plain(endpoint: str, src_key: str, dst_key: str, size: int) -> int:
-    """The floor's task: GET and PUT (in parts above 8 MiB), no encryption; one client per worker process."""
+def plain_client(endpoint: str, dask_worker: Any = None) -> None:
+    """The floor's S3 client, made once per worker process before the rounds (boto3 clients are thread-safe;
+    making them from several threads at once is not)."""
     import boto3
+
+    dask_worker._bench_s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+
+
+def copy_plain(src_key: str, dst_key: str, size: int) -> int:
+    """The floor's task: GET and PUT (in parts above 8 MiB), no encryption."""
     from boto3.s3.transfer import TransferConfig
     from distributed import get_worker
 
-    worker = get_worker()
-    s3 = getattr(worker, "_bench_s3", None)
-    if s3 is None:
-        s3 = worker._bench_s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    s3 = get_worker()._bench_s3  # type: ignore[attr-defined]
     body = s3.get_object(Bucket=BUCKET, Key=src_key)["Body"]
     data = io.BytesIO(body.read())
     s3.upload_fileobj(data, BUCKET, dst_key, Config=TransferConfig(multipart_threshold=MULTIPART))
@@ -137,6 +141,7 @@ def main() -> None:
                                                dashboard_address=":0")
             client = distributed.Client(cluster)
             client.run(add_latency, args.latency)
+            client.run(plain_client, endpoint)
             clusters[n] = (cluster, client, time.perf_counter() - started)
         key_ref = f"aws-kms:{arn}"
         serial_keyring = api.encryption_keyring([key_ref], cache=DataKeyCache(CacheLimits(300)))
@@ -175,7 +180,7 @@ def _bulk(encrypt: Any, client: Any, endpoint: str, key_ref: str, dst: str) -> N
 
 
 def _copy(client: Any, endpoint: str, objects: list[tuple[str, int]], dst: str) -> None:
-    futures = [client.submit(copy_plain, endpoint, key, dst + key.removeprefix("src/"), size, pure=False)
+    futures = [client.submit(copy_plain, key, dst + key.removeprefix("src/"), size, pure=False)
                for key, size in objects]
     client.gather(futures)
 
