@@ -262,9 +262,16 @@ def test_with_the_cache_each_worker_process_asks_kms_at_most_once(job, s3, aws_e
     assert cached.done == len(files)
     calls = len(aws_env.operations("GenerateDataKey"))
     assert 1 <= calls <= 2 and cached.kms_calls == calls  # 2 worker processes
+    assert not any(job["client"].run(_cached_keys).values())  # the job's cached data keys left with it
     aws_env.reset()
     plain = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/c2/", keys=[f"aws-kms:{arn}"], **job)
     assert len(aws_env.operations("GenerateDataKey")) == plain.kms_calls == len(files)
+
+
+def _cached_keys() -> int:
+    from envelope.bulk import workerstate
+
+    return sum(len(state.cache) for state in workerstate._STATES.values() if state.cache is not None)
 
 
 def test_max_kms_rps_holds_across_the_whole_cluster(job, s3, aws_env, tmp_path) -> None:

@@ -12,6 +12,7 @@ cannot write) ends the job, and ``--resume`` picks it up.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -26,7 +27,7 @@ from ..optional import require
 from .manifest import FINISHED, REFUSED, Manifest, new_job_id, open_manifest
 from .plan import Item, Location, check_pair, parse_location, plan
 from .tasks import FAILED, run_item
-from .workerstate import JobConfig
+from .workerstate import JobConfig, forget
 
 #: Tasks in flight per worker thread: enough to keep every thread busy between results.
 WINDOW_PER_THREAD = 4
@@ -256,6 +257,8 @@ def _execute(config: JobConfig, items: list[Item], book: Manifest, result: BulkR
                 future.cancel()
             raise
     finally:
+        with contextlib.suppress(Exception):  # best effort: a worker lost now has nothing left to forget
+            dask_client.run(forget, config)
         if owned is not None:
             owned.close()
 

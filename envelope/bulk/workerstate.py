@@ -210,3 +210,12 @@ def state_for(config: JobConfig) -> WorkerState:
         if state is None:
             state = _STATES[config] = WorkerState(config)
         return state
+
+
+def forget(config: JobConfig) -> None:
+    """Drop the job's state from this process once the job is over, zeroing its cached data keys
+    (a long-lived cluster would otherwise keep them until their entries are next looked at)."""
+    with _STATES_LOCK:
+        state = _STATES.pop(config, None)
+    if state is not None and state.cache is not None:
+        state.cache.clear()
