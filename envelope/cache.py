@@ -35,12 +35,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import context as _context
 from .context import EncryptionContext
 from .exceptions import UsageError
 from .format import WrappedKey
-from .keyrings.base import DataKey, Keyring, MultiKeyring
+from .keyrings.base import DataKey, Keyring, MultiKeyring, refuse_pickle
 
 #: Entries kept at most (encrypt and decrypt together); the oldest used is evicted first.
 DEFAULT_CAPACITY = 1000
@@ -103,6 +104,9 @@ class DataKeyCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise refuse_pickle("a data-key cache")
 
     def clear(self) -> None:
         with self._lock:

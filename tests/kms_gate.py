@@ -62,6 +62,7 @@ class Request:
     operation: str
     region: str
     key_id: str | None
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

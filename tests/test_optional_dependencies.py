@@ -106,6 +106,21 @@ def test_a_decryption_that_never_needs_aws_still_works_without_boto3(work: Path)
     assert (work / "fine").read_bytes() == (work / "plain").read_bytes()
 
 
+def test_a_bulk_job_names_the_bulk_extra_when_dask_is_missing(work: Path) -> None:
+    (work / "tree").mkdir(exist_ok=True)
+    (work / "tree" / "f").write_bytes(b"x")
+    done = run_hidden(work, ("distributed",), "bulk", "encrypt", "tree", "bulk-out", "--key", "raw-aes:kek",
+                      "--manifest", "bulk.sqlite", "-q")
+    assert_one_line_naming(done, "bulk")
+    assert not (work / "bulk-out").exists()
+
+
+def test_importing_envelope_bulk_does_not_import_dask(work: Path) -> None:
+    done = run_hidden(work, (), code="import sys, envelope, envelope.bulk\n"
+                                     "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
 def test_the_bench_plot_names_the_plot_extra_when_matplotlib_is_missing(work: Path) -> None:
     done = run_hidden(work, ("matplotlib",), "bench", "--quick", "-q", "--threads", "1", "--chunk-sizes", "64K",
                       "--no-files", "--plot", "bench.png")

@@ -66,14 +66,20 @@ def _wrapped_key_limit(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+def positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number above zero, the error naming *what* it counts."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive number of {what}, got {text!r}")
+        return value
+    return parse
+
+
+_seconds = positive_number("seconds")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -76,7 +76,7 @@ class _Parser(argparse.ArgumentParser):
 #: A command named on the command line needs only its own module's parsers:
 #: encrypting a file then imports neither S3 nor the keystore administration.
 COMMAND_MODULES = {"encrypt-file": "files", "decrypt-file": "files", "inspect": "files", "rewrap": "rewrap",
-                   "keys": "keys", "bench": "bench", "s3": "s3"}
+                   "keys": "keys", "bench": "bench", "s3": "s3", "bulk": "bulk"}
 
 
 def _modules_for(argv: Sequence[str] | None) -> list[str]:

@@ -23,9 +23,9 @@ from ..atomic import STDIO, atomic_output, check_destination, open_input
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
 from ..s3.metadata import META_SIZE
+from ..s3.names import S3_SCHEME, local_path, split_url
 from .files import apply_aws_options, header_summary, parse_range, show_header
 
-S3_SCHEME = "s3://"
 PARALLEL_OBJECTS = 4
 
 
@@ -82,15 +82,6 @@ def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", metavar="REGION", help="AWS region (sets AWS_REGION)")
     p.add_argument("--profile", metavar="NAME", help="AWS profile (sets AWS_PROFILE)")
     p.add_argument("--keystore", metavar="PATH", help="local keystore for local: keys")
-
-
-def split_url(url: str) -> tuple[str, str]:
-    if not url.startswith(S3_SCHEME):
-        raise UsageError(f"{url!r} is not an s3://BUCKET/KEY URL")
-    bucket, _, key = url[len(S3_SCHEME):].partition("/")
-    if not bucket:
-        raise UsageError(f"{url!r} names no bucket")
-    return bucket, key
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
@@ -184,32 +175,6 @@ def _show_s3ec(args: argparse.Namespace, info: dict[str, Any]) -> int:
     for name, value in rows:
         print(f"{name + ':' if name else '':<{width}}{value}")
     return 0
-
-
-def local_path(root: str, rest: str) -> str:
-    """Where the object whose key ends in *rest* goes when copied under the directory *root*.
-
-    Object keys are written by whoever can write to the bucket, so a key
-    becomes a path only if every ``/``-separated part is a plain name here (not
-    empty, ``.`` or ``..``; no NUL; no separator or drive of this OS; a
-    backslash is a name character on POSIX) and the path, with the symbolic
-    links already under *root* resolved, stays inside *root*.  Else UsageError.
-    """
-    parts = rest.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise UsageError(f"it has a {part!r} part, a directory reference, not a file name" if part else
-                             "it has an empty part (a leading, doubled or trailing '/')")
-        if "\0" in part:
-            raise UsageError("it has a NUL byte")
-        if any(sep in part for sep in (os.sep, os.altsep) if sep) or os.path.splitdrive(part)[0] \
-                or os.path.isabs(part):
-            raise UsageError(f"its part {part!r} is a path on this system, not a name")
-    path = os.path.join(root, *parts)
-    inside = os.path.realpath(root)
-    if os.path.commonpath([inside, os.path.realpath(path)]) != inside:
-        raise UsageError("its path leads out of the destination through a symbolic link")
-    return path
 
 
 def _local_target(root: str, bucket: str, key: str, rest: str) -> str:

@@ -14,6 +14,7 @@ import abc
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..context import EncryptionContext
 from ..exceptions import EnvelopeError, FormatError, KeyNotFoundError, KeyringError, UsageError
@@ -97,6 +98,16 @@ class Keyring(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.reference}>"
 
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise refuse_pickle(f"the keyring {self.reference}")
+
+
+def refuse_pickle(what: str) -> TypeError:
+    """The error for pickling what holds key material or a key manager's client (a raw key would travel in clear)."""
+    return TypeError(f"{what} is not picklable: it may hold key material or a key manager's client; "
+                     "send key references (strings such as raw-aes:PATH or aws-kms:ARN) and build keyrings "
+                     "where they are used")
+
 
 class MultiKeyring:
     """An ordered list of keyrings acting as one.
@@ -113,6 +124,9 @@ class MultiKeyring:
         if not 1 <= max_wrapped_keys <= MAX_WRAPPED_KEYS:
             raise UsageError(f"the wrapped-key limit must be from 1 to {MAX_WRAPPED_KEYS}")
         self.max_wrapped_keys = max_wrapped_keys
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise refuse_pickle("a keyring list (" + ", ".join(k.reference for k in self.keyrings) + ")")
 
     def prepare(self, encrypting: bool) -> None:
         """Every keyring's :meth:`Keyring.prepare`: all must pass to encrypt (each wraps), one to decrypt."""

@@ -34,6 +34,7 @@ from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
 from ..kdf import FileKeys
+from ..keyrings.base import refuse_pickle
 from ..pipeline import read_into, wait_readable, write_all
 from ..reader import DecryptingReader
 from ..stream import encrypt_stream, open_body, open_header, unwrap_header
@@ -176,6 +177,9 @@ class EncryptedS3Client:
 
         return rewrap_object(self._client, Bucket, Key, self._decrypting, api.encryption_keyring(keys),
                              context=self._context)
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise refuse_pickle("an EncryptedS3Client")
 
     def __getattr__(self, name: str) -> Any:
         """Every method not defined here is the wrapped client's (list_objects_v2, create_bucket...)."""
