@@ -126,6 +126,17 @@ class DecryptingReader(SeekableReader):
         self._pos += n
         return n
 
+    def readall(self) -> bytes:
+        """The rest in batches of chunks (io's default reads 8 KiB at a time: a request each from S3)."""
+        out = bytearray(max(0, self.size - self._pos))
+        view, got = memoryview(out), 0
+        while got < len(out):
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return bytes(out[:got])
+
     def close(self) -> None:
         if not self.closed:
             self._cached, self._final = bytearray(), None

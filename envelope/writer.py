@@ -80,7 +80,7 @@ class EncryptingWriter(io.RawIOBase):
         return self._written
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        raise UsageError("an envelope file open for writing is sequential: it cannot seek")
+        return refuse_seek(self._written, offset, whence)
 
     def truncate(self, size: int | None = None) -> int:
         raise UsageError("an envelope file open for writing is sequential: it cannot be truncated")
@@ -185,8 +185,22 @@ def buffered(dest: Destination, keyring: MultiKeyring, *, context: EncryptionCon
     return _BufferedWriter(raw, buffer_size=chunk_size)
 
 
+def refuse_seek(position: int, offset: int, whence: int) -> int:
+    """Seeking where the writer already is answers where that is; anywhere else is refused."""
+    if (whence == io.SEEK_CUR and offset == 0) or (whence == io.SEEK_SET and offset == position):
+        return position
+    raise UsageError("an envelope file open for writing is sequential: it cannot seek "
+                     "(each chunk is sealed once, in order)")
+
+
 class _BufferedWriter(io.BufferedWriter):
     """io.BufferedWriter whose ``with`` block discards the output when it ends in an exception."""
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return refuse_seek(self.tell(), offset, whence)
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:
