@@ -77,6 +77,24 @@ class ReadStats:
 _STATS_LOCK = threading.Lock()
 
 
+_KEY_CACHES: dict[float, DataKeyCache] = {}
+
+
+def shared_key_cache(max_age: float) -> DataKeyCache:
+    """One cache of unwrapped data keys per age limit, for every filesystem of the process.
+
+    pandas, pyarrow and Dask each build their own filesystem instance from the
+    same options, and each may open a file more than once; sharing the cache
+    keeps that to one key manager call per object version.  Entries are
+    partitioned by keyring and the identity behind it (:mod:`envelope.cache`),
+    so one set of keys never receives what another unwrapped.
+    """
+    with _STATS_LOCK:
+        if max_age not in _KEY_CACHES:
+            _KEY_CACHES[max_age] = DataKeyCache(CacheLimits(max_age=max_age))
+        return _KEY_CACHES[max_age]
+
+
 def key_list(keys: Any) -> list[Any] | None:
     """``keys`` as a list: one comma-separated string is split (tools that pass only strings)."""
     if keys is None or keys == "":
@@ -113,7 +131,7 @@ class EnvelopeFileSystem(_Chained):
         self._fo = self._strip_protocol(fo) if fo else ""
         self._keys, self._context = key_list(keys), context_dict(context)
         self._keystore, self.chunk_size = keystore, int(chunk_size)
-        self._key_cache = DataKeyCache(CacheLimits(max_age=float(cache_max_age)))
+        self._key_cache = shared_key_cache(float(cache_max_age))
         self._lock = threading.Lock()
         self._keyrings: dict[str, Any] = {}
         self._sizes: dict[tuple[str, Any, int], int] = {}  # (path, version, stored size) -> plaintext size
@@ -126,7 +144,8 @@ class EnvelopeFileSystem(_Chained):
             client = boto_client(options)
             self.fs: AbstractFileSystem = BotoS3FileSystem(client=client, skip_instance_cache=True)
             self._s3 = EncryptedS3Client(client, self._keys, context=self._context, keystore=keystore,
-                                         chunk_size=self.chunk_size, header_max_age=float(cache_max_age))
+                                         chunk_size=self.chunk_size, header_max_age=float(cache_max_age),
+                                         cache=self._key_cache)
         else:
             self.fs = filesystem(self.target_protocol, **options)
         self._local = isinstance(self.fs, LocalFileSystem)
@@ -273,7 +292,8 @@ class EnvelopeFileSystem(_Chained):
             if mode == "xb" and self.fs.exists(name):
                 raise FileExistsError(name)
             return S3Destination(self._s3, *split_path(name))
-        if self._local:
+        if self._local:  # as in S3, where a prefix needs no creating, the directory is made
+            self.fs.makedirs(self.fs._parent(name), exist_ok=True)
             return LocalDestination(name, force=mode == "wb")
         return _InnerDestination(self.fs, name, mode)
 

@@ -30,6 +30,7 @@ import tempfile
 from typing import Any, BinaryIO, cast
 
 from .. import api
+from ..cache import DataKeyCache
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
@@ -54,11 +55,12 @@ class EncryptedS3Client:
     def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
                  keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  header_cache: int = DEFAULT_ENTRIES, header_max_age: float = DEFAULT_MAX_AGE, object_format: str = FORMAT_ENVELOPE,
-                 legacy_unauthenticated_ranges: bool = False) -> None:
+                 legacy_unauthenticated_ranges: bool = False, cache: DataKeyCache | None = None) -> None:
         """*header_cache*: how many opened objects to keep for ranged GETs (0: none), and for at most
         *header_max_age* seconds.  *object_format*
         ``"s3ec-v2"``/``"s3ec-v3"`` writes AWS's S3 Encryption Client format (see
-        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  A range of such an
+        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  *cache* keeps data keys
+        unwrapped for reading (:mod:`envelope.cache`); encrypting always asks for a fresh one.  A range of such an
         object cannot be authenticated: *legacy_unauthenticated_ranges* allows it (see :mod:`envelope.s3.s3ec`)."""
         if object_format not in (FORMAT_ENVELOPE, *S3EC_FORMATS):
             raise UsageError(f"unknown object format {object_format!r}: use {FORMAT_ENVELOPE}, "
@@ -70,7 +72,7 @@ class EncryptedS3Client:
         self._context = dict(context or {})
         self._chunk_size = chunk_size
         self._encrypting = api.encryption_keyring(keys, keystore=keystore)
-        self._decrypting = api.decryption_keyring(keys, keystore=keystore)
+        self._decrypting = api.decryption_keyring(keys, keystore=keystore, cache=cache)
 
     # -- what the transfer helpers need ---------------------------------------------------------------
 
