@@ -118,7 +118,12 @@ class DecryptingReader(SeekableReader):
         elif first == self._last and self._final is not None:
             plain, start_index = self._final, first
         else:
-            last = min((self._pos + want - 1) // self._chunk, first + self._batch_chunks - 1)
+            needed = (self._pos + want - 1) // self._chunk
+            last = min(needed, first + self._batch_chunks - 1)
+            if needed > last and hasattr(self._src, "prefetch"):
+                # A read of many batches: a remote source fetches their ciphertext in one request.
+                end = self._total if needed == self._last else chunk_offset(self._header_size, self._chunk, needed + 1)
+                self._src.prefetch(chunk_offset(self._header_size, self._chunk, first), end)
             plain, start_index = self._open_chunks(first, last), first
         skip = self._pos - start_index * self._chunk
         n = min(want, len(plain) - skip)

@@ -93,7 +93,7 @@ class BotoS3FileSystem(AbstractFileSystem):
         return self.info(path).get("LastModified")
 
     def _file(self, bucket: str, key: str, listed: dict[str, Any]) -> dict[str, Any]:
-        size = listed.get("Size", listed.get("ContentLength"))
+        size = listed["Size"] if "Size" in listed else listed["ContentLength"]
         return {"name": f"{bucket}/{key}", "size": int(size), "type": "file", "ETag": listed.get("ETag"),
                 "LastModified": listed.get("LastModified")}
 

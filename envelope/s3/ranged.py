@@ -25,6 +25,8 @@ DEFAULT_WINDOW = 1 << 20
 # The first GET of an object read in parts: room for the largest header and a first chunk of the
 # default size, so a range near the start costs one request; later GETs fetch just the chunks needed.
 FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
+#: The most one prefetch holds in memory: a read of many chunks costs a GET per this much.
+PREFETCH_MAX = 64 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
 
 
@@ -75,6 +77,11 @@ class RangedObject(SeekableReader):
         out[:n] = data[skip:skip + n]
         self._pos += n
         return n
+
+    def prefetch(self, start: int, end: int) -> None:
+        """Fetch bytes [start, end) in one GET, up to :data:`PREFETCH_MAX`, for the reads that follow."""
+        if not self._start <= start < end <= self._start + len(self._data):
+            self._fill(start, min(end - start, PREFETCH_MAX))
 
     def _fill(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1
