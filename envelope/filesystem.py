@@ -37,16 +37,19 @@ import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
-from fsspec import AbstractFileSystem, filesystem
-from fsspec.implementations.local import LocalFileSystem
-
 from . import api
 from .cache import CacheLimits, DataKeyCache
 from .exceptions import UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, plaintext_size, read_header
+from .optional import require
 from .reader import DecryptingReader
 from .s3.header_cache import DEFAULT_MAX_AGE
 from .writer import Destination, LocalDestination, buffered
+
+require("fsspec", "fsspec", "the envelope filesystem (envelope::s3://..., envelope::file://...)")
+
+from fsspec import AbstractFileSystem, filesystem  # noqa: E402
+from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
 try:
     from fsspec.implementations.chained import ChainedFileSystem as _Chained
