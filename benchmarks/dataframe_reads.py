@@ -25,11 +25,8 @@ then cached, as they are for every later read in a process).
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,37 +37,13 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
 import fsspec  # noqa: E402
+from envelope.filesystem import CountedReader  # noqa: E402
+from s3_throughput import start_server  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 BUCKET = "bench"
-
-
-class Counted(io.RawIOBase):
-    """A file object whose bytes read are counted."""
-
-    def __init__(self, inner: Any) -> None:
-        super().__init__()
-        self.inner, self.count = inner, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return int(self.inner.seek(offset, whence))
-
-    def tell(self) -> int:
-        return int(self.inner.tell())
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.inner.read(len(buffer))
-        buffer[:len(data)] = data
-        self.count += len(data)
-        return len(data)
 
 
 READS: dict[str, Callable[[Any], Any]] = {
@@ -83,7 +56,7 @@ READS: dict[str, Callable[[Any], Any]] = {
 def measure_plain(fs: Any, path: str, read: Callable[[Any], Any]) -> tuple[float, int]:
     start = time.perf_counter()
     with fs.open(path, "rb", cache_type="none") as f:
-        counted = Counted(f)
+        counted = CountedReader(f)
         read(counted)
     return time.perf_counter() - start, counted.count
 
@@ -94,22 +67,6 @@ def measure_envelope(fs: Any, path: str, read: Callable[[Any], Any]) -> tuple[fl
     with fs.open(path, "rb") as f:
         read(f)
     return time.perf_counter() - start, fs.stats.bytes_read - fetched, fs.stats.chunks - chunks
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("moto_server did not start")
 
 
 def backends(work: Path, table: Any, chunk: int, key: str) -> Any:

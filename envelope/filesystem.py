@@ -283,9 +283,9 @@ class EnvelopeFileSystem(_Chained):
     def _source(self, name: str, block_size: int | None = None) -> BinaryIO:
         """The ciphertext of a local or inner file, seekable, with its bytes read counted."""
         if self._local:
-            return cast(BinaryIO, _Counted(io.open(name, "rb", buffering=0)))
+            return cast(BinaryIO, CountedReader(io.open(name, "rb", buffering=0)))
         inner = self.fs.open(name, "rb", block_size=block_size, cache_type="none" if block_size is None else "readahead")
-        return cast(BinaryIO, _Counted(inner))
+        return cast(BinaryIO, CountedReader(inner))
 
     def _destination(self, name: str, mode: str) -> Destination:
         if self._s3 is not None:
@@ -320,8 +320,8 @@ class PlaintextFile(io.BufferedReader):
         super().close()
 
 
-class _Counted(io.RawIOBase):
-    """A seekable file whose bytes read are counted (``count``)."""
+class CountedReader(io.RawIOBase):
+    """A seekable file whose bytes read are counted (``count``); reads pass through without a copy."""
 
     def __init__(self, inner: Any) -> None:
         super().__init__()
@@ -338,6 +338,11 @@ class _Counted(io.RawIOBase):
 
     def tell(self) -> int:
         return int(self._inner.tell())
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self._inner.read(size))
+        self.count += len(data)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
