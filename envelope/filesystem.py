@@ -58,6 +58,8 @@ except ImportError:  # fsspec before 2025: chaining works without the marker cla
 
 #: Bytes read to parse a header when sizing a file: most headers fit; longer ones cost one more read.
 HEADER_PROBE = 4096
+#: Plaintext sizes remembered per filesystem (listing a prefix again costs no header reads).
+SIZES_KEPT = 100_000
 #: Options fsspec's own base class takes; everything else unknown goes to the inner filesystem.
 _FSSPEC_OPTIONS = {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous",
                    "loop"}
@@ -217,6 +219,8 @@ class EnvelopeFileSystem(_Chained):
         if size is None:
             header = self._header(entry["name"])
             size = plaintext_size(header.size, stored, header.chunk_size)
+            if len(self._sizes) >= SIZES_KEPT:
+                self._sizes.clear()
             self._sizes[ident] = size
         return {**entry, "size": size, "encrypted_size": stored}
 

@@ -13,7 +13,9 @@ batches, and is either committed (the object or file appears, complete) or
 discarded.  A writer that is not closed cleanly (an exception is on its way
 out of the ``with`` block, or of the ``finally`` that closes it) discards: no
 finished output is left, never a truncated stream that could look valid.  A
-close inside an unrelated ``except`` block discards too, which fails closed.
+writer opened inside an ``except`` block is not failed by the exception being
+handled there; closed in an ``except`` block of a later exception, it
+discards, which fails closed.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class EncryptingWriter(io.RawIOBase):
         self._index = 0  # of the first pending chunk
         self._written = 0
         self._done = False
+        self._handled = sys.exc_info()[1]  # opened inside an except block: that exception is not a failure here
 
     def writable(self) -> bool:
         return True
@@ -100,7 +103,8 @@ class EncryptingWriter(io.RawIOBase):
         if self.closed:
             return
         try:
-            if sys.exc_info()[1] is not None:  # closed while an exception propagates: not a clean end
+            failing = sys.exc_info()[1]
+            if failing is not None and failing is not self._handled:  # closed as an exception propagates
                 self.discard()
                 return
             try:

@@ -76,6 +76,14 @@ def test_writer_left_by_an_exception_leaves_no_file_and_the_old_one_untouched(tm
         assert f.read() == b"before"
 
 
+def test_writer_opened_while_an_exception_is_handled_still_writes(world: World) -> None:
+    try:
+        raise KeyError("the primary source failed")
+    except KeyError:
+        write(world, "fallback", b"written from an except block")
+    assert read(world, "fallback") == b"written from an except block"
+
+
 @pytest.mark.parametrize("size", [100, 9 << 20], ids=["single-put", "multipart"])
 def test_s3_writer_left_by_an_exception_leaves_no_object_and_no_upload(s3: Any, s3_endpoint: str, tmp_path: Path,
                                                                        kek: str, size: int) -> None:
