@@ -366,22 +366,31 @@ class CountedReader(io.RawIOBase):
 
 
 class _InnerDestination:
-    """A file of another fsspec filesystem: committed by closing it; discarded by its ``discard``, or removed."""
+    """A file of another fsspec filesystem, opened uncommitted (``autocommit=False``): on commit it is
+    closed and committed; on discard, discarded, so neither a partial file nor a replaced one is left.
+    A filesystem without them (or that ignores ``autocommit``, as fsspec's memory filesystem does) is
+    written directly: a failure then removes a file that was not there before."""
 
     def __init__(self, fs: AbstractFileSystem, name: str, mode: str) -> None:
         self._fs, self._name = fs, name
-        self._file = fs.open(name, mode)
+        self._existed = fs.exists(name)
+        try:
+            self._file, self._staged = fs.open(name, mode, autocommit=False), True
+        except NotImplementedError:
+            self._file, self._staged = fs.open(name, mode), False
 
     def write(self, data: Any) -> int:
         return int(self._file.write(data))
 
     def commit(self) -> None:
         self._file.close()
+        if self._staged:
+            self._file.commit()
 
     def discard(self) -> None:
-        if hasattr(self._file, "discard"):  # fsspec's buffered files: nothing was sent for good
+        if self._staged:
             self._file.discard()
-            return
-        self._file.close()
-        if self._fs.exists(self._name):
+        else:
+            self._file.close()
+        if not self._existed and self._fs.exists(self._name):
             self._fs.rm_file(self._name)

@@ -175,3 +175,23 @@ def test_object_replaced_since_it_was_cached_is_read_afresh(world: World) -> Non
     assert read(world, "f") == b"first version"
     write(world, "f", b"second, longer version")
     assert read(world, "f") == b"second, longer version"
+
+
+def test_any_other_fsspec_filesystem_holds_the_ciphertext_of_a_chained_url(kek: str) -> None:
+    url, opts = "envelope::memory://envelope-test/d/f", {"keys": kek, "chunk_size": CHUNK}
+    data = os.urandom(7 * CHUNK + 1)
+    with fsspec.open(url, "wb", **opts) as f:
+        f.write(data)
+    memory = fsspec.filesystem("memory")
+    assert envelope.decrypt(memory.cat("/envelope-test/d/f"), keys=[kek]) == data
+    fs, path = fsspec.core.url_to_fs(url, **opts)
+    assert fs.size(path) == len(data)
+    with fs.open(path) as f:
+        f.seek(3 * CHUNK - 2)
+        assert f.read(4) == data[3 * CHUNK - 2:3 * CHUNK + 2]
+    with pytest.raises(KeyError):
+        with fsspec.open("envelope::memory://envelope-test/d/g", "wb", **opts) as f:
+            f.write(data)
+            raise KeyError
+    assert not memory.exists("/envelope-test/d/g")
+    memory.rm("/envelope-test", recursive=True)
