@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 import tempfile
 from typing import Any, BinaryIO, cast
 
@@ -41,12 +40,11 @@ from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, DEFAULT_MAX_AGE, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from . import s3ec, s3ec_format
-from .ranged import FIRST_WINDOW, RangedObject
+from .ranged import FIRST_WINDOW, RangedObject, is_replaced, parse_range
 from .s3ec_write import FORMATS as S3EC_FORMATS
 
 FORMAT_ENVELOPE = "envelope"
 SPOOL_BYTES = 8 << 20
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 
 class EncryptedS3Client:
@@ -339,7 +337,7 @@ class EncryptedS3Client:
         source.window = reader.header.chunk_size + TAG_SIZE  # from here on, just the chunks asked for
         try:
             size = reader.size  # from the header and the object's length; the metadata's, when given, must agree
-            first, last = _parse_range(text, size, bucket, key)
+            first, last = parse_range(text, size, bucket, key)
             reader.seek(first)
             data = _read_exactly(reader, last - first + 1)
         finally:
@@ -352,41 +350,6 @@ class EncryptedS3Client:
         response.update(Body=io.BytesIO(data), ContentLength=len(data), ContentRange=f"bytes {first}-{last}/{size}",
                         EnvelopeBytesFetched=source.fetched, EnvelopeRequests=source.requests)
         return response
-
-
-def is_replaced(exc: Exception) -> bool:
-    """A GET that named an ETag found another: the object was replaced since it was opened."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code in ("PreconditionFailed", "412")
-
-
-def _parse_range(text: str, size: int, bucket: str, key: str) -> tuple[int, int]:
-    """S3's single-range forms: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``; past the end shortens, as S3 does."""
-    match = _RANGE.match(text.replace(" ", ""))
-    if not match or match.group(1) == match.group(2) == "":
-        raise UsageError(f"unsupported Range {text!r}: expected bytes=A-B, bytes=A- or bytes=-N")
-    start_text, end_text = match.groups()
-    if start_text == "":
-        n = int(end_text)
-        if n == 0 or size == 0:
-            raise _invalid_range(bucket, key, text, size)
-        return max(0, size - n), size - 1
-    start = int(start_text)
-    end = size - 1 if end_text == "" else min(int(end_text), size - 1)
-    if end_text and int(end_text) < start:
-        raise UsageError(f"Range {text!r} ends before it starts")
-    if start >= size:
-        raise _invalid_range(bucket, key, text, size)
-    return start, end
-
-
-def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
-    """The error S3 gives: a botocore ClientError with code InvalidRange and HTTP status 416."""
-    from botocore.exceptions import ClientError
-
-    return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
-                                  f"satisfiable (the object has {size} bytes of plaintext)"},
-                        "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
 
 
 def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
