@@ -25,6 +25,8 @@ Reads have no readahead beyond whole chunks: a read decrypts the chunks it
 covers (the reader keeps the last one for the next small read), nothing more.
 Sizes (``info``, ``ls``, ``size``) are plaintext sizes, computed from each
 file's header and length without any key; the reader proves them on open.
+A file that is not an envelope file (an empty ``_SUCCESS`` marker) is listed
+as it is, marked ``"envelope": False``; opening it fails.
 Writes (``"wb"``) are sequential and appear only when closed cleanly
 (:mod:`envelope.writer`).
 """
@@ -39,7 +41,7 @@ from typing import Any, BinaryIO, cast
 
 from . import api
 from .cache import CacheLimits, DataKeyCache
-from .exceptions import UsageError
+from .exceptions import FormatError, UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, plaintext_size, read_header
 from .optional import require
 from .reader import DecryptingReader
@@ -217,7 +219,12 @@ class EnvelopeFileSystem(_Chained):
         ident = (entry["name"], version, stored)
         size = self._sizes.get(ident)
         if size is None:
-            header = self._header(entry["name"])
+            try:
+                header = self._header(entry["name"]) if stored else None
+            except FormatError:
+                header = None
+            if header is None:  # a marker (_SUCCESS) or a stray file: listed as it is; opening it fails
+                return {**entry, "envelope": False}
             size = plaintext_size(header.size, stored, header.chunk_size)
             if len(self._sizes) >= SIZES_KEPT:
                 self._sizes.clear()

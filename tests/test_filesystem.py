@@ -132,8 +132,10 @@ def test_info_ls_and_size_report_plaintext_sizes_without_any_key(world: World, t
     other = write_key_file(tmp_path / "other-kek", os.urandom(32))
     keyless = {**world.options, "keys": f"raw-aes:{other}"}  # a key that opens none of them
     fs = fsspec.core.url_to_fs(world.url("d"), **keyless)[0]
+    world.store_new("d/_SUCCESS", b"")  # a marker among them, not an envelope file
     sizes = {e["name"].rsplit("/", 1)[1]: e["size"] for e in fs.ls(world.path("d"))}
-    assert sizes == {"a": 10 * CHUNK + 3, "b": 0}
+    assert sizes == {"a": 10 * CHUNK + 3, "b": 0, "_SUCCESS": 0}
+    assert fs.info(world.path("d/_SUCCESS"))["envelope"] is False
     assert fs.size(world.path("d/a")) == 10 * CHUNK + 3
     info = fs.info(world.path("d/a"))
     assert info["encrypted_size"] == len(world.stored("d/a")) > info["size"]
