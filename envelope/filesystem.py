@@ -143,16 +143,14 @@ class EnvelopeFileSystem(_Chained):
         self._keyrings: dict[str, Any] = {}
         self._sizes: dict[tuple[str, Any, int], int] = {}  # (path, version, stored size) -> plaintext size
         self.stats = ReadStats()
-        self._s3: Any = None
+        self._max_age = float(cache_max_age)
+        self._client: Any = None  # boto3's, for envelope::s3
+        self._s3_client: Any = None  # its EncryptedS3Client, made when a key is first needed
         if self.target_protocol == "s3":
-            from .s3.client import EncryptedS3Client
             from .s3.fsspec_s3 import BotoS3FileSystem, boto_client
 
-            client = boto_client(options)
-            self.fs: AbstractFileSystem = BotoS3FileSystem(client=client, skip_instance_cache=True)
-            self._s3 = EncryptedS3Client(client, self._keys, context=self._context, keystore=keystore,
-                                         chunk_size=self.chunk_size, header_max_age=float(cache_max_age),
-                                         cache=self._key_cache)
+            self._client = boto_client(options)
+            self.fs: AbstractFileSystem = BotoS3FileSystem(client=self._client, skip_instance_cache=True)
         else:
             self.fs = filesystem(self.target_protocol, **options)
         self._local = isinstance(self.fs, LocalFileSystem)
@@ -175,13 +173,25 @@ class EnvelopeFileSystem(_Chained):
 
     # -- keys ------------------------------------------------------------------------------------------
 
+    @property
+    def _s3(self) -> Any:
+        """The encrypting S3 client (its header cache, its keyrings), resolved on first use: listing needs no key."""
+        with self._lock:
+            if self._s3_client is None:
+                from .s3.client import EncryptedS3Client
+
+                self._s3_client = EncryptedS3Client(self._client, self._keys, context=self._context,
+                                                    keystore=self._keystore, chunk_size=self.chunk_size,
+                                                    header_max_age=self._max_age, cache=self._key_cache)
+            return self._s3_client
+
     def _keyring(self, purpose: str) -> Any:
+        if self._client is not None:
+            s3 = self._s3
+            return s3.encryption_keyring if purpose == "encrypt" else s3.decryption_keyring
         with self._lock:
             if purpose not in self._keyrings:
-                if self._s3 is not None:
-                    self._keyrings[purpose] = (self._s3.encryption_keyring if purpose == "encrypt"
-                                               else self._s3.decryption_keyring)
-                elif purpose == "encrypt":  # a fresh data key for every file written
+                if purpose == "encrypt":  # a fresh data key for every file written
                     self._keyrings[purpose] = api.encryption_keyring(self._keys, keystore=self._keystore)
                 else:
                     self._keyrings[purpose] = api.decryption_keyring(self._keys, keystore=self._keystore,
@@ -233,12 +243,12 @@ class EnvelopeFileSystem(_Chained):
 
     def _header(self, name: str) -> Header:
         """The header as the file says it, without any key: for its length and chunk size only."""
-        if self._s3 is not None:
+        if self._client is not None:
             from .s3.fsspec_s3 import split_path
             from .s3.ranged import RangedObject
 
             bucket, key = split_path(name)
-            probe = RangedObject.first(self._s3.wrapped_client, bucket, key, window=HEADER_PROBE)
+            probe = RangedObject.first(self._client, bucket, key, window=HEADER_PROBE)
             return read_header(cast(BinaryIO, probe))[0]
         with self._source(name, block_size=HEADER_PROBE) as src:
             return read_header(src)[0]
@@ -275,7 +285,7 @@ class EnvelopeFileSystem(_Chained):
         if mode != "rb":
             raise UsageError(f"envelope files open for reading ('rb') or writing in order ('wb'); {mode!r} "
                              "(appending, updating in place) would need the chunks after the change re-sealed")
-        if self._s3 is not None:
+        if self._client is not None:
             from .s3.fsspec_s3 import split_path
 
             raw = self._s3.open_object(*split_path(name))
@@ -299,7 +309,7 @@ class EnvelopeFileSystem(_Chained):
         return cast(BinaryIO, CountedReader(inner))
 
     def _destination(self, name: str, mode: str) -> Destination:
-        if self._s3 is not None:
+        if self._client is not None:
             from .s3.fsspec_s3 import split_path
             from .s3.writer import S3Destination
 

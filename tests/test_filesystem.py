@@ -197,3 +197,14 @@ def test_any_other_fsspec_filesystem_holds_the_ciphertext_of_a_chained_url(kek: 
             raise KeyError
     assert not memory.exists("/envelope-test/d/g")
     memory.rm("/envelope-test", recursive=True)
+
+
+def test_plain_s3_urls_stay_s3fs_s_without_it_only_envelope_chains_parse() -> None:
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="s3fs"):
+            fsspec.filesystem("s3")
+    else:
+        assert fsspec.get_filesystem_class("s3") is s3fs.S3FileSystem
+    assert fsspec.core.url_to_fs("envelope::s3://bucket/key.parquet", keys="raw-aes:unused")[1] == "bucket/key.parquet"
