@@ -15,7 +15,9 @@ out of the ``with`` block, or of the ``finally`` that closes it) discards: no
 finished output is left, never a truncated stream that could look valid.  A
 writer opened inside an ``except`` block is not failed by the exception being
 handled there; closed in an ``except`` block of a later exception, it
-discards, which fails closed.
+discards, which fails closed.  A writer dropped without being closed (its
+caller failed between two writes) discards too: unlike a plain file, it does
+not finish on garbage collection.
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ class EncryptingWriter(io.RawIOBase):
         else:
             self.close()
 
+    def __del__(self) -> None:
+        # Dropped without close() (its writer failed, the reference went with the traceback): not a clean end.
+        self.discard()
+
     def _seal(self, n: int, *, final: bool) -> None:
         sealed = bytearray(sealed_size(n, self._chunk, final))
         done = self._engine.seal(self._key, self._index, memoryview(self._pending)[:n], sealed, self._chunk, final)
@@ -205,6 +211,10 @@ class _BufferedWriter(io.BufferedWriter):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return refuse_seek(self.tell(), offset, whence)
+
+    def __del__(self) -> None:
+        if not self.raw.closed:
+            self.raw.discard()  # type: ignore[attr-defined]
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is not None:

@@ -5,6 +5,7 @@ Every test runs on local files and on a bucket of the moto server (``World``).
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 from pathlib import Path
@@ -74,6 +75,18 @@ def test_writer_left_by_an_exception_leaves_no_file_and_the_old_one_untouched(tm
     assert sorted(os.listdir(tmp_path)) == ["kek", "old"]
     with envelope.open(tmp_path / "old", keys=[kek]) as f:
         assert f.read() == b"before"
+
+
+def test_writer_dropped_without_close_leaves_nothing(world: World) -> None:
+    def fill() -> None:
+        f = fsspec.open(world.url("f"), "wb", **world.options).open()
+        f.write(b"first rows")
+        raise KeyError("the producer failed between two writes")
+
+    with pytest.raises(KeyError):
+        fill()
+    gc.collect()
+    assert not world.fs.exists(world.path("f"))
 
 
 def test_writer_opened_while_an_exception_is_handled_still_writes(world: World) -> None:
