@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from .context import EncryptionContext
 from .engines import Engine, get_engine
 from .exceptions import AuthenticationError, FormatError, UsageError
-from .format import Header, chunk_count, chunk_offset, plaintext_size, read_exactly
+from .format import DEFAULT_CHUNK_SIZE, Header, chunk_count, chunk_offset, plaintext_size, read_exactly
 from .kdf import FileKeys
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from .stream import BATCH_BYTES, open_header
@@ -94,8 +94,14 @@ class DecryptingReader(SeekableReader):
         self._cached_index = -1  # the last chunk opened, kept for small sequential reads
         self._cached = bytearray()
         self._final: bytearray | None = None  # the final chunk's plaintext, once opened (tails are read often)
+        self.chunks_opened = 0  # chunks decrypted so far (what a read plan cost)
         if not length_proven:
             self._prove_length()
+
+    @property
+    def source(self) -> BinaryIO:
+        """The ciphertext stream read (for its counters: bytes fetched, requests)."""
+        return self._src
 
     # -- io.RawIOBase --------------------------------------------------------------
 
@@ -112,13 +118,29 @@ class DecryptingReader(SeekableReader):
         elif first == self._last and self._final is not None:
             plain, start_index = self._final, first
         else:
-            last = min((self._pos + want - 1) // self._chunk, first + self._batch_chunks - 1)
+            needed = (self._pos + want - 1) // self._chunk
+            last = min(needed, first + self._batch_chunks - 1)
+            if needed > last and hasattr(self._src, "prefetch"):
+                # A read of many batches: a remote source fetches their ciphertext in one request.
+                end = self._total if needed == self._last else chunk_offset(self._header_size, self._chunk, needed + 1)
+                self._src.prefetch(chunk_offset(self._header_size, self._chunk, first), end)
             plain, start_index = self._open_chunks(first, last), first
         skip = self._pos - start_index * self._chunk
         n = min(want, len(plain) - skip)
         out[:n] = memoryview(plain)[skip : skip + n]
         self._pos += n
         return n
+
+    def readall(self) -> bytes:
+        """The rest in batches of chunks (io's default reads 8 KiB at a time: a request each from S3)."""
+        out = bytearray(max(0, self.size - self._pos))
+        view, got = memoryview(out), 0
+        while got < len(out):
+            n = self.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return bytes(out[:got])
 
     def close(self) -> None:
         if not self.closed:
@@ -153,6 +175,7 @@ class DecryptingReader(SeekableReader):
             self._failure = exc
             raise
         del plain[n:]
+        self.chunks_opened += last - first + 1
         self._cached_index = last
         self._cached = plain[(last - first) * self._chunk :]
         if last != first:
@@ -164,15 +187,23 @@ class DecryptingReader(SeekableReader):
 def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: MultiKeyring | None = None,
          keys: Any = None, context: EncryptionContext | None = None, keystore: str | None = None,
          engine: str | None = None, threads: int | None = None,
-         max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> io.BufferedReader:
-    """Open an envelope file for reading plaintext at any offset.
+         max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS,
+         chunk_size: int = DEFAULT_CHUNK_SIZE) -> io.BufferedReader | io.BufferedWriter:
+    """Open an envelope file for reading plaintext at any offset, or for writing it in order.
 
     ``keyring`` (a :class:`MultiKeyring`) or ``keys`` (references, as for
     :func:`envelope.api.decrypt_file`) choose the master keys; with neither,
-    the local keystore.  Returns a buffered, seekable, read-only binary file.
+    the local keystore.  ``"rb"`` returns a buffered, seekable, read-only
+    binary file.  ``"wb"`` (replace) or ``"xb"`` (refuse an existing file)
+    returns a sequential writer (:mod:`envelope.writer`) under a fresh data key
+    with *context*: the file appears only when it is closed cleanly; one left
+    by an exception leaves nothing.
     """
+    if mode in ("wb", "xb", "w", "x"):
+        return _open_writer(file, mode, keyring, keys, context, keystore, get_engine(engine, threads), chunk_size)
     if mode not in ("rb", "r"):
-        raise UsageError(f"envelope.open supports mode 'rb' only, got {mode!r}")
+        raise UsageError(f"envelope.open supports modes 'rb', 'wb' and 'xb' (binary, no appending or "
+                         f"updating in place), got {mode!r}")
     if keyring is None:
         from .api import decryption_keyring
 
@@ -187,3 +218,18 @@ def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: 
             src.close()
         raise
     return io.BufferedReader(raw, buffer_size=raw.header.chunk_size)
+
+
+def _open_writer(file: str | os.PathLike[str] | BinaryIO, mode: str, keyring: MultiKeyring | None, keys: Any,
+                 context: EncryptionContext | None, keystore: str | None, engine: Engine,
+                 chunk_size: int) -> io.BufferedWriter:
+    from .api import encryption_keyring
+    from .writer import LocalDestination, StreamDestination, buffered
+
+    if keyring is None:
+        keyring = encryption_keyring(keys, keystore=keystore)
+    if isinstance(file, (str, os.PathLike)):
+        dest: LocalDestination | StreamDestination = LocalDestination(os.fspath(file), force=mode.startswith("w"))
+    else:
+        dest = StreamDestination(file)
+    return buffered(dest, keyring, context=context, chunk_size=chunk_size, engine=engine)

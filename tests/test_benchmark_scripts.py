@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVELOPE = str(Path(sys.executable).parent / "envelope")
@@ -33,3 +36,12 @@ def test_the_scaling_curves_run(tmp_path: Path) -> None:
               "--dir", str(tmp_path), "--out", str(tmp_path / "results"))
     assert "| 1 MiB |" in out and "| 2 MiB |" in out and "| 1 |" in out
     assert (tmp_path / "results" / "scaling.md").read_text().startswith("# Scaling")
+
+
+@pytest.mark.skipif(not os.environ.get("ENVELOPE_SLOW_TESTS"), reason="slow (a moto server, ~20 s): set ENVELOPE_SLOW_TESTS=1")
+def test_the_dataframe_read_comparison_runs(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("fsspec")
+    run("dataframe_reads.py", "--rows", "20000", "--chunk", "16384", "--runs", "1", "--out", str(tmp_path / "d.md"))
+    table = (tmp_path / "d.md").read_text()
+    assert "| local | one column |" in table and "| moto S3 | whole file |" in table

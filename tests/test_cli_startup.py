@@ -20,7 +20,7 @@ NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3
                  "envelope.rewrap", "envelope.cli.s3", "envelope.cli.keys", "envelope.cli.kms_ops",
                  "envelope.cli.keys_asymmetric", "envelope.cli.keys_import", "envelope.cli.keys_access",
                  "envelope.cli.bench", "envelope.cli.rewrap", "envelope.bulk", "envelope.cli.bulk", "dask",
-                 "distributed")
+                 "distributed", "fsspec", "pandas", "pyarrow", "envelope.filesystem")
 
 #: What the symmetric GenerateDataKey and Decrypt of the local keystore never use: RSA, EC and key
 #: serialization (asymmetric keys, the import of key material, ``rsa-public:`` keys) load on first use.

@@ -153,3 +153,14 @@ def test_the_api_raises_an_envelope_error_naming_the_extra(work: Path) -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and all("pip install 'envelope[aws]'" in line for line in lines), done.stdout
     assert lines[0].startswith("MissingDependencyError ")  # decrypting, it is one of the keys' failures
+
+
+def test_the_filesystem_names_the_fsspec_extra_when_fsspec_is_missing(work: Path) -> None:
+    code = ("from envelope.exceptions import EnvelopeError\n"
+            "try:\n"
+            "    import envelope.filesystem\n"
+            "except EnvelopeError as exc:\n"
+            "    print(type(exc).__name__, exc)\n")
+    done = run_hidden(work, ("fsspec",), code=code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("MissingDependencyError ") and "pip install 'envelope[fsspec]'" in done.stdout

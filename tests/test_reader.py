@@ -133,11 +133,13 @@ def test_an_empty_file_cut_to_its_header_is_refused():
         reader(empty[:-TAG_SIZE])
 
 
-def test_only_read_mode_is_offered(tmp_path: Path):
+def test_append_and_update_modes_are_refused_and_the_file_left_alone(tmp_path: Path):
     path = tmp_path / "x.envelope"
     path.write_bytes(BLOB)
-    with pytest.raises(envelope.UsageError, match="'rb'"):
-        envelope.open(path, "wb", keyring=KEY)
+    for mode in ("ab", "r+b", "w+b"):
+        with pytest.raises(envelope.UsageError, match="'rb', 'wb' and 'xb'"):
+            envelope.open(path, mode, keyring=KEY)
+    assert path.read_bytes() == BLOB
     with envelope.open(path, keyring=KEY) as f:
         assert f.read(7) == DATA[:7]
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import functools
 import io
-import re
 import tempfile
 from typing import Any, BinaryIO, cast
 
 from .. import api
+from ..cache import DataKeyCache
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
@@ -38,15 +38,14 @@ from ..keyrings.base import refuse_pickle
 from ..pipeline import read_into, wait_readable, write_all
 from ..reader import DecryptingReader
 from ..stream import encrypt_stream, open_body, open_header, unwrap_header
-from .header_cache import DEFAULT_ENTRIES, HeaderCache, Ident
+from .header_cache import DEFAULT_ENTRIES, DEFAULT_MAX_AGE, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
 from . import s3ec, s3ec_format
-from .ranged import FIRST_WINDOW, RangedObject
+from .ranged import FIRST_WINDOW, RangedObject, is_replaced, parse_range
 from .s3ec_write import FORMATS as S3EC_FORMATS
 
 FORMAT_ENVELOPE = "envelope"
 SPOOL_BYTES = 8 << 20
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 
 class EncryptedS3Client:
@@ -54,11 +53,13 @@ class EncryptedS3Client:
 
     def __init__(self, client: Any, keys: api.Keys | None = None, *, context: EncryptionContext | None = None,
                  keystore: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 header_cache: int = DEFAULT_ENTRIES, object_format: str = FORMAT_ENVELOPE,
-                 legacy_unauthenticated_ranges: bool = False) -> None:
-        """*header_cache*: how many opened objects to keep for ranged GETs (0: none).  *object_format*
+                 header_cache: int = DEFAULT_ENTRIES, header_max_age: float = DEFAULT_MAX_AGE, object_format: str = FORMAT_ENVELOPE,
+                 legacy_unauthenticated_ranges: bool = False, cache: DataKeyCache | None = None) -> None:
+        """*header_cache*: how many opened objects to keep for ranged GETs (0: none), and for at most
+        *header_max_age* seconds.  *object_format*
         ``"s3ec-v2"``/``"s3ec-v3"`` writes AWS's S3 Encryption Client format (see
-        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  A range of such an
+        :mod:`envelope.s3.s3ec_write`); objects in it are read whatever this says.  *cache* keeps data keys
+        unwrapped for reading (:mod:`envelope.cache`); encrypting always asks for a fresh one.  A range of such an
         object cannot be authenticated: *legacy_unauthenticated_ranges* allows it (see :mod:`envelope.s3.s3ec`)."""
         if object_format not in (FORMAT_ENVELOPE, *S3EC_FORMATS):
             raise UsageError(f"unknown object format {object_format!r}: use {FORMAT_ENVELOPE}, "
@@ -66,11 +67,11 @@ class EncryptedS3Client:
         self.object_format = object_format
         self.legacy_unauthenticated_ranges = legacy_unauthenticated_ranges
         self._client = client
-        self._headers = HeaderCache(header_cache)
+        self._headers = HeaderCache(header_cache, header_max_age)
         self._context = dict(context or {})
         self._chunk_size = chunk_size
         self._encrypting = api.encryption_keyring(keys, keystore=keystore)
-        self._decrypting = api.decryption_keyring(keys, keystore=keystore)
+        self._decrypting = api.decryption_keyring(keys, keystore=keystore, cache=cache)
 
     # -- what the transfer helpers need ---------------------------------------------------------------
 
@@ -255,6 +256,34 @@ class EncryptedS3Client:
         finally:
             body.close()
 
+    def open_object(self, bucket: str, key: str, version_id: str | None = None) -> DecryptingReader:
+        """A seekable plaintext view of one envelope object version, for reads at any offset.
+
+        Every GET names the ETag first read, so an object replaced while it is
+        read fails (412) instead of mixing versions.  A cached header costs one
+        HeadObject to confirm the object is still that version (its length is
+        what a caller sizes its reads by) and no key manager call; a miss, a GET
+        of the first window and one of the final chunk, which proves the length.
+        """
+        extra = {"VersionId": version_id} if version_id else {}
+        ident: Ident = (bucket, key, version_id)
+        cached = self._cached_reader(ident, extra)
+        if cached is not None:
+            head = self._client.head_object(Bucket=bucket, Key=key, **extra)
+            if head.get("ETag") == cast(RangedObject, cached.source).etag:
+                return cached
+            cached.close()
+            self._headers.drop(ident)
+        source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=extra)
+        require_envelope(source.response.get("Metadata") or {}, bucket, key)  # AWS's format: no authenticated ranges
+        reader = self._open_first(source, ident)
+        source.window = reader.header.chunk_size + TAG_SIZE
+        return reader
+
+    def forget(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        """Drop an object's cached header (it was replaced, or is about to be)."""
+        self._headers.drop((bucket, key, version_id))
+
     def _get_range(self, bucket: str, key: str, text: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A miss costs a GET of the first window (header, length, ETag, metadata; often the range
         itself) and one more for chunks beyond it; a hit, one GET of the chunks."""
@@ -263,16 +292,12 @@ class EncryptedS3Client:
         ident: Ident | None = None  # the caller's conditions or SSE-C fields: no shortcuts
         if not set(kwargs) - {"VersionId"}:
             ident = (bucket, key, kwargs.get("VersionId"))
-            hit = self._headers.open(ident, self._context)
-            if hit is not None:
-                entry, keys = hit
-                source = RangedObject(self._client, bucket, key, entry.size, entry.etag,
-                                      window=entry.header.chunk_size + TAG_SIZE, extra=kwargs)
-                try:  # an entry is kept only once its object's final chunk verified: the length is proven
-                    reader = self._reader(source, (entry.header, keys), length_proven=True)
-                    return self._read_range(source, reader, bucket, key, text)
+            reader = self._cached_reader(ident, kwargs)
+            if reader is not None:
+                try:
+                    return self._read_range(reader, bucket, key, text)
                 except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                    if not is_replaced(exc):
                         raise
                     self._headers.drop(ident)  # the object was replaced: open the new one
         source = RangedObject.first(self._client, bucket, key, window=FIRST_WINDOW, extra=kwargs)
@@ -280,8 +305,22 @@ class EncryptedS3Client:
         if s3ec_format.is_s3ec(metadata):
             return s3ec.get_range(self, {**source.response, "ContentLength": source.size}, bucket, key, text, kwargs)
         require_envelope(metadata, bucket, key)
+        return self._read_range(self._open_first(source, ident), bucket, key, text)
+
+    def _cached_reader(self, ident: Ident, extra: dict[str, Any]) -> DecryptingReader | None:
+        hit = self._headers.open(ident, self._context)
+        if hit is None:
+            return None
+        entry, keys = hit
+        source = RangedObject(self._client, ident[0], ident[1], entry.size, entry.etag,
+                              window=entry.header.chunk_size + TAG_SIZE, extra=extra)
+        # An entry is kept only once its object's final chunk verified: the length is proven.
+        return self._reader(source, (entry.header, keys), length_proven=True)
+
+    def _open_first(self, source: RangedObject, ident: Ident | None) -> DecryptingReader:
+        """Open an object read by :meth:`RangedObject.first`; with *ident*, keep its header and key."""
         if ident is None:
-            return self._read_range(source, self._reader(source, None), bucket, key, text)
+            return self._reader(source, None)
         header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
                                                required_context=self._context)
         try:
@@ -289,7 +328,7 @@ class EncryptedS3Client:
             self._headers.put(ident, source.etag, source.size, header, data_key)
         finally:
             data_key[:] = bytes(len(data_key))
-        return self._read_range(source, reader, bucket, key, text)
+        return reader
 
     def _reader(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, *,
                 length_proven: bool = False) -> DecryptingReader:
@@ -297,12 +336,12 @@ class EncryptedS3Client:
         return DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
                                 opened=opened, length_proven=length_proven)
 
-    def _read_range(self, source: RangedObject, reader: DecryptingReader, bucket: str, key: str,
-                    text: str) -> dict[str, Any]:
+    def _read_range(self, reader: DecryptingReader, bucket: str, key: str, text: str) -> dict[str, Any]:
+        source = cast(RangedObject, reader.source)
         source.window = reader.header.chunk_size + TAG_SIZE  # from here on, just the chunks asked for
         try:
             size = reader.size  # from the header and the object's length; the metadata's, when given, must agree
-            first, last = _parse_range(text, size, bucket, key)
+            first, last = parse_range(text, size, bucket, key)
             reader.seek(first)
             data = _read_exactly(reader, last - first + 1)
         finally:
@@ -315,35 +354,6 @@ class EncryptedS3Client:
         response.update(Body=io.BytesIO(data), ContentLength=len(data), ContentRange=f"bytes {first}-{last}/{size}",
                         EnvelopeBytesFetched=source.fetched, EnvelopeRequests=source.requests)
         return response
-
-
-def _parse_range(text: str, size: int, bucket: str, key: str) -> tuple[int, int]:
-    """S3's single-range forms: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``; past the end shortens, as S3 does."""
-    match = _RANGE.match(text.replace(" ", ""))
-    if not match or match.group(1) == match.group(2) == "":
-        raise UsageError(f"unsupported Range {text!r}: expected bytes=A-B, bytes=A- or bytes=-N")
-    start_text, end_text = match.groups()
-    if start_text == "":
-        n = int(end_text)
-        if n == 0 or size == 0:
-            raise _invalid_range(bucket, key, text, size)
-        return max(0, size - n), size - 1
-    start = int(start_text)
-    end = size - 1 if end_text == "" else min(int(end_text), size - 1)
-    if end_text and int(end_text) < start:
-        raise UsageError(f"Range {text!r} ends before it starts")
-    if start >= size:
-        raise _invalid_range(bucket, key, text, size)
-    return start, end
-
-
-def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
-    """The error S3 gives: a botocore ClientError with code InvalidRange and HTTP status 416."""
-    from botocore.exceptions import ClientError
-
-    return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
-                                  f"satisfiable (the object has {size} bytes of plaintext)"},
-                        "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
 
 
 def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:

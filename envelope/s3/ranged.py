@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..exceptions import FormatError
+from ..exceptions import FormatError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, MAX_HEADER_SIZE, TAG_SIZE
 from ..reader import SeekableReader
 
@@ -25,7 +25,10 @@ DEFAULT_WINDOW = 1 << 20
 # The first GET of an object read in parts: room for the largest header and a first chunk of the
 # default size, so a range near the start costs one request; later GETs fetch just the chunks needed.
 FIRST_WINDOW = MAX_HEADER_SIZE + DEFAULT_CHUNK_SIZE + TAG_SIZE
+#: The most one prefetch holds in memory: a read of many chunks costs a GET per this much.
+PREFETCH_MAX = 64 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)\Z")
 
 
 class RangedObject(SeekableReader):
@@ -76,6 +79,11 @@ class RangedObject(SeekableReader):
         self._pos += n
         return n
 
+    def prefetch(self, start: int, end: int) -> None:
+        """Fetch bytes [start, end) in one GET, up to :data:`PREFETCH_MAX`, for the reads that follow."""
+        if not self._start <= start < end <= self._start + len(self._data):
+            self._fill(start, min(end - start, PREFETCH_MAX))
+
     def _fill(self, start: int, length: int) -> None:
         end = min(self.size, start + length) - 1
         response = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end}",
@@ -110,3 +118,38 @@ def _body(response: dict[str, Any]) -> bytes:
         return bytes(body.read())
     finally:
         body.close()
+
+
+def is_replaced(exc: Exception) -> bool:
+    """A GET that named an ETag found another: the object was replaced since it was opened."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412")
+
+
+def parse_range(text: str, size: int, bucket: str, key: str) -> tuple[int, int]:
+    """S3's single-range forms: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``; past the end shortens, as S3 does."""
+    match = _RANGE.match(text.replace(" ", ""))
+    if not match or match.group(1) == match.group(2) == "":
+        raise UsageError(f"unsupported Range {text!r}: expected bytes=A-B, bytes=A- or bytes=-N")
+    start_text, end_text = match.groups()
+    if start_text == "":
+        n = int(end_text)
+        if n == 0 or size == 0:
+            raise _invalid_range(bucket, key, text, size)
+        return max(0, size - n), size - 1
+    start = int(start_text)
+    end = size - 1 if end_text == "" else min(int(end_text), size - 1)
+    if end_text and int(end_text) < start:
+        raise UsageError(f"Range {text!r} ends before it starts")
+    if start >= size:
+        raise _invalid_range(bucket, key, text, size)
+    return start, end
+
+
+def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
+    """The error S3 gives: a botocore ClientError with code InvalidRange and HTTP status 416."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
+                                  f"satisfiable (the object has {size} bytes of plaintext)"},
+                        "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")

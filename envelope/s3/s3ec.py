@@ -170,7 +170,7 @@ def get_whole(s3: Any, response: dict[str, Any], bucket: str, key: str) -> dict[
 def get_range(s3: Any, head: dict[str, Any], bucket: str, key: str, text: str,
               kwargs: dict[str, Any]) -> dict[str, Any]:
     """A ranged GetObject: refused, or (legacy mode) decrypted with AES-CTR and returned unauthenticated."""
-    from .client import _parse_range
+    from .ranged import parse_range
 
     where = f"s3://{bucket}/{key}"
     if not s3.legacy_unauthenticated_ranges:
@@ -181,7 +181,7 @@ def get_range(s3: Any, head: dict[str, Any], bucket: str, key: str, text: str,
     size = int(head["ContentLength"]) - fmt.TAG_SIZE
     if size < 0:
         raise FormatError(f"{where}: too short for an AES-GCM object")
-    first, last = _parse_range(text, size, bucket, key)
+    first, last = parse_range(text, size, bucket, key)
     block = first // 16
     start = block * 16
     pinned = {k: v for k, v in kwargs.items() if k == "VersionId"}
