@@ -60,8 +60,8 @@ class Database:
                  principal: str | None = None, region: str | None = None) -> None:
         self.path = path
         self.clock = clock
-        self.principal = _principal.current(principal)
-        self.owner = self.principal  # until _prepare reads the keystore's
+        self._own_principal = _principal.current(principal)
+        self.owner = self._own_principal  # until _prepare reads the keystore's
         self._region_asked = region
         self.region = region or DEFAULT_REGION
         self._passphrase_explicit = passphrase
@@ -74,6 +74,12 @@ class Database:
         except BaseException:
             self._conn.close()
             raise
+
+    @property
+    def principal(self) -> str:
+        """Who calls now: the principal of the innermost :func:`~envelope.kms.principal.calling_as`, else ours."""
+        caller = _principal.calling()
+        return caller.principal if caller is not None else self._own_principal
 
     def close(self) -> None:
         with self._lock:
@@ -148,13 +154,20 @@ class Database:
                 raise self.error(exc) from None
 
     def audit(self, conn: sqlite3.Connection, call: Call, ok: bool, error: str | None) -> None:
-        """Append one audit row.  The request holds non-secret parameters only; the context, keys only."""
+        """Append one audit row.  The request holds non-secret parameters only; the context, keys only.
+
+        A call made through :func:`~envelope.kms.principal.calling_as` also
+        records the caller's source address and access key id.
+        """
+        caller = _principal.calling()
+        source, access_key_id = (caller.source, caller.access_key_id) if caller is not None else (None, None)
         conn.execute(
             "INSERT INTO audit (ts, principal, operation, key_id, ok, error, request, alias, context_keys,"
-            " destination_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " destination_key_id, source, access_key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.timestamp(precise=True), self.principal, call.operation, call.key_id, int(ok), error,
              json.dumps(call.request, sort_keys=True) if call.request else None, call.alias,
-             json.dumps(call.context_keys) if call.context_keys is not None else None, call.destination_key_id),
+             json.dumps(call.context_keys) if call.context_keys is not None else None, call.destination_key_id,
+             source, access_key_id),
         )
 
     def audit_events(self, key_id: str | None = None, since: datetime | None = None,
@@ -171,7 +184,7 @@ class Database:
             where.append("operation = ?")
             params.append(operation)
         query = ("SELECT id, ts, principal, operation, key_id, ok, error, request, alias, context_keys,"
-                 " destination_key_id FROM audit")
+                 " destination_key_id, source, access_key_id FROM audit")
         if where:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC"
@@ -183,7 +196,7 @@ class Database:
         return [
             AuditEvent(id=r[0], ts=r[1], principal=r[2], operation=r[3], key_id=r[4], ok=bool(r[5]), error=r[6],
                        request=r[7], alias=r[8], context_keys=tuple(json.loads(r[9])) if r[9] else None,
-                       destination_key_id=r[10])
+                       destination_key_id=r[10], source=r[11], access_key_id=r[12])
             for r in reversed(rows)
         ]
 
@@ -236,7 +249,7 @@ class Database:
             if conn.execute("SELECT 1 FROM meta WHERE name = 'protection'").fetchone() is None:
                 set_up_protection()
             # A keystore's first user owns it (the "root" of its key policies).
-            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('owner', ?)", (self.principal,))
+            conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('owner', ?)", (self._own_principal,))
             self.owner = str(conn.execute("SELECT value FROM meta WHERE name = 'owner'").fetchone()[0])
             # The region is chosen when the keystore is made (for a replica, by keys replicate).
             conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('region', ?)", (self.region,))

@@ -147,6 +147,8 @@ class AuditEvent:
     alias: str | None = None  # the alias the caller named
     context_keys: tuple[str, ...] | None = None  # the encryption context's keys, never its values
     destination_key_id: str | None = None  # ReEncrypt's target
+    source: str | None = None  # the caller's network address, for a call that came through the server
+    access_key_id: str | None = None  # the access key whose signature authenticated the caller
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

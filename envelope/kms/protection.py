@@ -18,7 +18,8 @@ nothing, under the wrapping key), so a wrong passphrase or a swapped key file
 is reported as such instead of as a thousand failing decryptions.
 
 Each backing key is sealed with the key id and version as AAD, so a row copied
-onto another key, or another version, does not open.
+onto another key, or another version, does not open; a credential's secret is
+sealed the same way with its access key id as AAD.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ _KEY_FILE_TAG = "envelope-keystore-wrapping-key-v1"
 _MAX_KEY_FILE_SIZE = 256
 _CHECK_AAD = b"envelope keystore wrapping key check v1\x00"
 _MATERIAL_AAD = b"envelope keystore backing key v1\x00"
+_CREDENTIAL_AAD = b"envelope keystore credential secret v1\x00"
 
 PassphraseSource = Callable[[], "str | None"]
 
@@ -76,19 +78,31 @@ class WrappingKey:
         return f"<WrappingKey {self.mode}>"
 
     def seal(self, key_id: str, version: int, material: bytes | bytearray) -> bytes:
-        nonce = os.urandom(_NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, bytes(material), _material_aad(key_id, version))
+        return self._seal(material, _material_aad(key_id, version))
 
     def open(self, key_id: str, version: int, sealed: bytes) -> bytearray:
-        out = bytearray(len(sealed) - _NONCE_SIZE - 16)
+        return self._open(sealed, _material_aad(key_id, version), f"backing key {version} of key {key_id}")
+
+    def seal_credential(self, access_key_id: str, secret: bytes | bytearray) -> bytes:
+        """A credential's secret access key, sealed and bound to its access key id."""
+        return self._seal(secret, _CREDENTIAL_AAD + access_key_id.encode("ascii"))
+
+    def open_credential(self, access_key_id: str, sealed: bytes) -> bytearray:
+        return self._open(sealed, _CREDENTIAL_AAD + access_key_id.encode("ascii"),
+                          f"the secret of access key {access_key_id}")
+
+    def _seal(self, clear: bytes | bytearray, aad: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, bytes(clear), aad)
+
+    def _open(self, sealed: bytes, aad: bytes, what: str) -> bytearray:
+        out = bytearray(max(0, len(sealed) - _NONCE_SIZE - 16))
         try:
-            self._aead.decrypt_into(sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], _material_aad(key_id, version), out)
+            self._aead.decrypt_into(sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad, out)
         except (InvalidTag, ValueError):
             out[:] = bytes(len(out))
-            raise KeyringError(
-                f"backing key {version} of key {key_id} does not open under the keystore wrapping key: "
-                "the keystore file was altered"
-            ) from None
+            raise KeyringError(f"{what} does not open under the keystore wrapping key: "
+                               "the keystore file was altered") from None
         return out
 
     def check_value(self) -> str:

@@ -35,6 +35,9 @@ Version history:
    ``import_tokens`` for imported key material.
 4. multi-Region keys: a key's multi-Region role and its primary's region; the
    keystore's region in ``meta`` (``local`` unless chosen at creation).
+5. credentials: ``credentials`` holds access keys for signed requests, each
+   secret sealed under the keystore wrapping key; audit rows record the
+   caller's source address and access key id.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ from collections.abc import Callable
 from ..exceptions import UsageError
 from .protection import WrappingKey
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 KEY_STATES = ("Enabled", "Disabled", "PendingDeletion", "PendingImport")
+CREDENTIAL_STATES = ("Enabled", "Disabled")
 KEY_ORIGINS = ("ENVELOPE", "EXTERNAL")
 ROTATION_TYPES = ("AUTOMATIC", "ON_DEMAND")
 KEY_SPEC = "SYMMETRIC_DEFAULT"
@@ -192,6 +196,19 @@ ALTER TABLE keys ADD COLUMN multi_region_role TEXT CHECK (multi_region_role IN (
 ALTER TABLE keys ADD COLUMN primary_region TEXT
 """
 
+_V5 = f"""
+CREATE TABLE credentials (
+    access_key_id TEXT PRIMARY KEY,
+    principal     TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ({_quoted(CREDENTIAL_STATES)})),
+    sealed_secret BLOB NOT NULL,                    -- nonce || AES-256-GCM(wrapping key, secret) || tag
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX credentials_by_principal ON credentials (principal);
+ALTER TABLE audit ADD COLUMN source TEXT;           -- the caller's network address (server calls)
+ALTER TABLE audit ADD COLUMN access_key_id TEXT;    -- the access key that signed the request
+"""
+
 WrappingKeySource = Callable[[], WrappingKey]
 
 
@@ -233,8 +250,13 @@ def _to_v4(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
     _run(conn, _V4)
 
 
+def _to_v5(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
+    _run(conn, _V5)
+
+
 #: version -> the step that brings a keystore from version-1 to version.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3, 4: _to_v4}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, WrappingKeySource], None]] = {
+    1: _to_v1, 2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
 
 
 class SchemaError(Exception):

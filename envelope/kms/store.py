@@ -43,6 +43,7 @@ from .crypto import CryptoOperations
 from .grants import GrantOperations
 from .part import Delegation
 from .asymmetric_ops import AsymmetricOperations
+from .credentials import CredentialOperations
 from .imports import ImportOperations
 from .key_policies import PolicyOperations
 from .regions import RegionOperations
@@ -72,7 +73,7 @@ StrPath = str | os.PathLike[str]
 
 
 class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOperations, GrantOperations,
-               ImportOperations, AsymmetricOperations, RegionOperations):
+               ImportOperations, AsymmetricOperations, RegionOperations, CredentialOperations):
     """One local keystore file.  Open it, call KMS operations, close it.
 
     ``create=False`` opens only an existing keystore and raises
