@@ -68,6 +68,7 @@ class Database:
         self._passphrase: PassphraseSource = protection.passphrase_source(passphrase, path)
         self._wrapping: WrappingKey | None = None
         self._lock = threading.RLock()
+        self._batched = False  # inside batch(): transactions are savepoints of the batch's
         self._conn = self._connect()
         try:
             self.keystore_id = self._prepare()
@@ -103,9 +104,16 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception.
+
+        Inside :meth:`batch` it is a savepoint of the batch's transaction instead.
+        """
         with self._lock:
             conn = self._conn
+            if self._batched:
+                with self._savepoint(conn):
+                    yield conn
+                return
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -124,6 +132,72 @@ class Database:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise self.error(exc) from None
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the operations inside share one transaction and one set of fsyncs.
+
+        Each operation runs in a savepoint, so a failed one is rolled back
+        alone (its failure row stays), and none is durable until the batch
+        commits: whoever runs a batch acknowledges its calls only after this
+        returns, and fails them all if it raises.  The keystore server runs the
+        requests that queued up while the previous batch was committing as one
+        batch, which is what lets it answer many clients with few fsyncs.
+        """
+        with self.transaction():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
+
+    @contextlib.contextmanager
+    def write_ahead_log(self) -> Iterator[None]:
+        """SQLite's write-ahead log while a long-lived process (the server) commits many small transactions.
+
+        A rollback-journal commit creates, syncs and deletes a journal file:
+        about 35 ms on a virtual disk, against 3 ms for a WAL commit with the
+        same durability (``synchronous=FULL``: the log is fsynced before the
+        commit returns).  On the way out the log is checkpointed into the
+        keystore and truncated, and the keystore returns to its usual
+        rollback journal (if another process has it open, it stays in WAL
+        mode, which every SQLite reads).  The log holds recent pages of the
+        database, sealed key material included, exactly as the file does: it
+        is created with the file's 0600 mode, beside it.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+                self._conn.execute("PRAGMA journal_size_limit = 4194304")
+            except sqlite3.Error as exc:
+                raise self.error(exc) from None
+        try:
+            yield
+        finally:
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.execute("PRAGMA journal_mode = DELETE")
+
+    @contextlib.contextmanager
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+        try:
+            conn.execute("SAVEPOINT operation")
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        try:
+            yield
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO operation")
+                conn.execute("RELEASE operation")
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(exc) from None
+            raise
+        try:
+            conn.execute("RELEASE operation")
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
 
     @contextlib.contextmanager
     def operation(self, operation: str, request: dict[str, Any]) -> Iterator[Call]:

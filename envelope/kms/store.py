@@ -261,6 +261,16 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
             call.key_id = key_id
             return self._metadata(call.conn, key_id), created
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group commit: the calls made inside commit together, durable only once it exits
+        (see :meth:`envelope.kms.db.Database.batch`)."""
+        return self._db.batch()
+
+    def serving(self) -> contextlib.AbstractContextManager[None]:
+        """For a long-lived server: SQLite's write-ahead log while inside, the rollback journal after
+        (see :meth:`envelope.kms.db.Database.write_ahead_log`)."""
+        return self._db.write_ahead_log()
+
     def key_kind(self, ref: str) -> tuple[str, str, str]:
         """``(key_id, key_spec, key_usage)`` of *ref*: a lookup, not an API call, so not audited."""
         with self._db.reading() as conn:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..kms.model import KeyMetadata
+from ..kms.principal import from_arn
 from . import errors
 from .wire import Wire
 
@@ -217,8 +218,8 @@ def list_key_policies(store: KeyStore, req: dict[str, Any], wire: Wire) -> dict[
 
 
 def create_grant(store: KeyStore, req: dict[str, Any], wire: Wire) -> dict[str, Any]:
-    retiring = wire.principal(req["RetiringPrincipal"]) if "RetiringPrincipal" in req else None
-    grant_id, token = store.create_grant(wire.ref(req["KeyId"]), wire.principal(req["GranteePrincipal"]),
+    retiring = from_arn(req["RetiringPrincipal"]) if "RetiringPrincipal" in req else None
+    grant_id, token = store.create_grant(wire.ref(req["KeyId"]), from_arn(req["GranteePrincipal"]),
                                          req["Operations"], retiring_principal=retiring,
                                          constraints=req.get("Constraints"), name=req.get("Name"))
     return {"GrantId": grant_id, "GrantToken": token}
@@ -236,13 +237,13 @@ def _grant_entries(grants: Sequence[Any], wire: Wire) -> list[dict[str, Any]]:
 
 
 def list_grants(store: KeyStore, req: dict[str, Any], wire: Wire) -> dict[str, Any]:
-    grantee = wire.principal(req["GranteePrincipal"]) if "GranteePrincipal" in req else None
+    grantee = from_arn(req["GranteePrincipal"]) if "GranteePrincipal" in req else None
     grants = store.list_grants(wire.ref(req["KeyId"]), req.get("GrantId"), grantee)
     return _page(req, _grant_entries(grants, wire), "Grants")
 
 
 def list_retirable_grants(store: KeyStore, req: dict[str, Any], wire: Wire) -> dict[str, Any]:
-    grants = store.list_retirable_grants(wire.principal(req["RetiringPrincipal"]))
+    grants = store.list_retirable_grants(from_arn(req["RetiringPrincipal"]))
     return _page(req, _grant_entries(grants, wire), "Grants")
 
 

@@ -12,7 +12,6 @@ the rest).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..exceptions import (
@@ -30,9 +29,6 @@ from ..exceptions import (
     UsageError,
 )
 from . import errors
-
-_IAM_ARN = re.compile(r"arn:aws:iam::(\d{12}):(root|user/[^:]+|role/[^:]+)\Z")
-
 
 @dataclass(frozen=True)
 class Wire:
@@ -61,15 +57,6 @@ class Wire:
         if parts[3] != self.region or parts[4] != self.account:
             raise errors.NotFoundException(f"Key '{text[:300]}' does not exist")
         return parts[5][len("key/"):] if parts[5].startswith("key/") else parts[5]
-
-    def principal(self, text: str) -> str:
-        """A grantee or retiring principal: an IAM ARN of this account, or a keystore principal name."""
-        match = _IAM_ARN.match(text)
-        if match is None:
-            return text
-        if match.group(1) != self.account:
-            raise errors.ValidationException(f"principal {text[:300]} is not of account {self.account}")
-        return "local:root" if match.group(2) == "root" else "local:" + match.group(2)
 
 
 def aws_error(exc: EnvelopeError, operation: str) -> errors.AwsError:
