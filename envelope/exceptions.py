@@ -87,6 +87,10 @@ class AlreadyExistsError(UsageError):
     """The name to be created (an alias, say) is already taken."""
 
 
+class GrantTokenError(UsageError):
+    """A grant token passed with a call names no live grant of the key."""
+
+
 class KeyUsageError(UsageError):
     """The key exists but is not for this operation (an HMAC key asked to encrypt, say)."""
 
@@ -106,6 +110,7 @@ __all__ = [
     "ContextMismatchError",
     "EnvelopeError",
     "FormatError",
+    "GrantTokenError",
     "IncorrectKeyError",
     "InvalidCiphertextError",
     "KeyNotFoundError",

@@ -77,7 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(KmsApp(runner.handle), log_config=None, access_log=False, log_level="warning",
                                 ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key, lifespan="off",
                                 timeout_graceful_shutdown=_SHUTDOWN_GRACE, server_header=False)
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, once requests in flight are done
+            pass
     finally:
         sock.close()
         runner.close()

@@ -21,6 +21,7 @@ from ..exceptions import (
     ContextMismatchError,
     EnvelopeError,
     FormatError,
+    GrantTokenError,
     IncorrectKeyError,
     InvalidCiphertextError,
     KeyNotFoundError,
@@ -76,6 +77,8 @@ def aws_error(exc: EnvelopeError, operation: str) -> errors.AwsError:
         return errors.InvalidCiphertextException(message)
     if isinstance(exc, AlreadyExistsError):
         return errors.AlreadyExistsException(message)
+    if isinstance(exc, GrantTokenError):
+        return errors.InvalidGrantTokenException(message)
     if isinstance(exc, KeyUsageError):
         return errors.InvalidKeyUsageException(message)
     if isinstance(exc, UsageError):
