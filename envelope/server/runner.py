@@ -96,10 +96,12 @@ class KeystoreRunner:
         try:
             with self.store.batch():
                 for request, _ in jobs:
+                    outcome: bytes | BaseException
                     try:
-                        outcomes.append(self.run(request))
+                        outcome = self.run(request)
                     except Exception as exc:  # noqa: BLE001 - each call's own failure, delivered to it
-                        outcomes.append(exc)
+                        outcome = exc
+                    outcomes.append(outcome)  # exactly one per job: responses must never shift to another caller
         except Exception:  # noqa: BLE001 - the commit failed: nothing in the batch is acknowledged
             _log.exception("a batch of keystore calls could not be committed")
             outcomes = [errors.KMSInternalException("the keystore could not commit the request")] * len(jobs)
