@@ -134,6 +134,10 @@ def register(sub: Any) -> None:
     for module in (kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
         module.register(actions)
 
+    from . import keys_credentials  # access keys for the KMS server's signed requests
+
+    keys_credentials.register(actions)
+
 
 Option = tuple[Sequence[str], dict[str, Any]]
 
@@ -434,5 +438,9 @@ def _audit_line(event: AuditEvent) -> str:
         parts.append(f"to {event.destination_key_id}")
     if event.context_keys:
         parts.append("context keys " + ",".join(printable(k) for k in event.context_keys))
+    if event.source:
+        parts.append(f"from {printable(event.source)}")
+    if event.access_key_id:
+        parts.append(f"access key {event.access_key_id}")
     parts.append("ok" if event.ok else f"REFUSED: {printable(event.error or '')}")
     return "  ".join(parts)

@@ -45,7 +45,8 @@ ROOT = "local:root"
 _KINDS = ("user", "role", "service")
 _NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
 _PRINCIPAL = re.compile(rf"local:(?:{'|'.join(_KINDS)})/{_NAME.pattern}")
-_ARN = re.compile(rf"arn:aws[a-z-]*:iam::[0-9A-Za-z]{{1,32}}:(?:(root)|(user|role)/(?:[A-Za-z0-9_+=,.@/-]*/)?({_NAME.pattern}))")
+_ARN = re.compile(rf"arn:aws[a-z-]*:iam::[0-9A-Za-z]{{1,32}}:"
+                  rf"(?:(root)|(user|role)/(?:[A-Za-z0-9_+=,.@/-]{{0,512}}/)?({_NAME.pattern}))")
 _SERVICE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}\.amazonaws\.com")
 
 
@@ -92,7 +93,8 @@ def _os_user() -> str:
 
 
 @contextlib.contextmanager
-def calling_as(principal: str, *, source: str | None = None, access_key_id: str | None = None) -> Iterator[CallerIdentity]:
+def calling_as(principal: str, *, source: str | None = None,
+               access_key_id: str | None = None) -> Iterator[CallerIdentity]:
     """Run the keystore calls made inside as *principal* (this thread or task only), recorded with *source*.
 
     A context variable, not an attribute of the keystore, so one keystore object

@@ -22,8 +22,10 @@ not know or has disabled, ``InvalidSignatureException`` for a wrong signature,
 a wrong credential scope or a stale timestamp.  Messages quote only bounded,
 printable pieces of the request, never the secret or the expected signature.
 
-What is always required: ``host`` and the timestamp header among the signed
-headers, and ``x-amz-target`` too when present (it names the operation).  The
+What is always required: ``host`` and ``x-amz-date`` among the signed
+headers (the older ``Date`` alternative is not accepted; the SDKs all send
+``X-Amz-Date``), and ``x-amz-target`` too when present (it names the
+operation).  The
 payload is always signed (``UNSIGNED-PAYLOAD`` is refused) and an
 ``X-Amz-Content-Sha256`` header must match the body.  Session tokens
 (``X-Amz-Security-Token``) are refused: the keystore issues long-term access
@@ -215,7 +217,8 @@ def _timestamp(headers: Mapping[str, str], signed: tuple[str, ...]) -> tuple[str
     try:
         if not _AMZ_DATE.fullmatch(amz_date):
             raise ValueError(amz_date)
-        timestamp = datetime.strptime(amz_date, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+        timestamp = datetime(int(amz_date[0:4]), int(amz_date[4:6]), int(amz_date[6:8]), int(amz_date[9:11]),
+                             int(amz_date[11:13]), int(amz_date[13:15]), tzinfo=timezone.utc)
     except ValueError:
         raise IncompleteSignatureException(f"Date must be in ISO-8601 'basic format'. Got '{_shown(amz_date)}'. "
                                            "See http://en.wikipedia.org/wiki/ISO_8601") from None
@@ -250,12 +253,12 @@ def _signature(secret: bytes, date: str, region: str, service: str, to_sign: str
     """HMAC-SHA256 chain: kDate, kRegion, kService, kSigning, then the signature (hex)."""
     seed = bytearray(b"AWS4") + secret
     try:
-        key = hmac.new(seed, date.encode(), hashlib.sha256).digest()
+        key = hmac.digest(seed, date.encode(), "sha256")
     finally:
         seed[:] = bytes(len(seed))
     for part in (region, service, TERMINATOR):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        key = hmac.digest(key, part.encode(), "sha256")
+    return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
 
 
 def _format(moment: datetime) -> str:
