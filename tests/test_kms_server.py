@@ -381,3 +381,18 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def test_without_uvicorn_serve_names_the_extra_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code_ = ("import sys; sys.modules['uvicorn'] = None\n"
+             "from envelope.cli.main import main\n"
+             f"sys.exit(main(['keys', 'serve', '--port', '0', '--keystore', {str(tmp_path / 'k.db')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "envelope: error: uvicorn is needed for envelope keys serve and is not installed: pip install "
+        "'envelope[server]'"]
+    assert not (tmp_path / "k.db").exists()
