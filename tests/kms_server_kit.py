@@ -6,11 +6,13 @@ endpoint, exactly as a script would; it listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,13 @@ def serve(tmp: Path, principals: tuple[str, ...] = (), *options: str) -> Served:
     credentials = make_keystore(keystore, principals)
     proc, url = start(keystore, *options)
     return Served(proc, url, keystore, credentials)
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, principals: tuple[str, ...] = (), *options: str) -> Iterator[Served]:
+    """:func:`serve`, stopped (SIGTERM) on the way out."""
+    server = serve(tmp, principals, *options)
+    try:
+        yield server
+    finally:
+        stop(server.proc)

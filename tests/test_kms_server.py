@@ -36,11 +36,8 @@ OTHER = "local:user/other"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    server = kit.serve(tmp_path_factory.mktemp("served"), (ADMIN, USER, OTHER))
-    try:
+    with kit.serving(tmp_path_factory.mktemp("served"), (ADMIN, USER, OTHER)) as server:
         yield server
-    finally:
-        kit.stop(server.proc)
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +84,13 @@ def test_sigterm_finishes_and_returns_the_keystore_to_its_rollback_journal(tmp_p
 
 def test_tls_serves_https_with_the_given_certificate(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
-    server = kit.serve(tmp_path, (), "--tls-cert", str(cert), "--tls-key", str(key))
-    try:
+    with kit.serving(tmp_path, (), "--tls-cert", str(cert), "--tls-key", str(key)) as server:
         assert server.url.startswith("https://127.0.0.1:")
-        server.url = server.url.replace("127.0.0.1", "localhost")
-        import boto3 as b
-
         key_id, secret = server.credentials[kit.OWNER]
-        client = b.client("kms", endpoint_url=server.url, region_name=kit.REGION, aws_access_key_id=key_id,
+        client = boto3.client("kms", endpoint_url=server.url.replace("127.0.0.1", "localhost"), region_name=kit.REGION, aws_access_key_id=key_id,
                           aws_secret_access_key=secret, verify=str(cert))
         assert client.list_keys()["Keys"] == []
         client.close()
-    finally:
-        kit.stop(server.proc)
 
 
 # -- operations --------------------------------------------------------------------------------------

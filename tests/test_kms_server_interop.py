@@ -27,11 +27,8 @@ USER = "local:user/app"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    server = kit.serve(tmp_path_factory.mktemp("interop"), (USER,))
-    try:
+    with kit.serving(tmp_path_factory.mktemp("interop"), (USER,)) as server:
         yield server
-    finally:
-        kit.stop(server.proc)
 
 
 @pytest.fixture(scope="module")

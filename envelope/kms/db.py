@@ -111,27 +111,12 @@ class Database:
         with self._lock:
             conn = self._conn
             if self._batched:
-                with self._savepoint(conn):
-                    yield conn
-                return
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self.error(exc) from None
-            try:
+                bracket = self._bracket(conn, "SAVEPOINT operation", "RELEASE operation",
+                                        ("ROLLBACK TO operation", "RELEASE operation"))
+            else:
+                bracket = self._bracket(conn, "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+            with bracket:
                 yield conn
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise self.error(exc) from None
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise self.error(exc) from None
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -180,23 +165,27 @@ class Database:
                 self._conn.execute("PRAGMA journal_mode = DELETE")
 
     @contextlib.contextmanager
-    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[None]:
+    def _bracket(self, conn: sqlite3.Connection, begin: str, end: str, undo: tuple[str, ...]) -> Iterator[None]:
+        """*begin* ... *end*, or *undo* on any exception; SQLite errors leave as one-line KeyringErrors."""
         try:
-            conn.execute("SAVEPOINT operation")
+            conn.execute(begin)
         except sqlite3.Error as exc:
             raise self.error(exc) from None
         try:
             yield
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK TO operation")
-                conn.execute("RELEASE operation")
+                for statement in undo:
+                    conn.execute(statement)
             if isinstance(exc, sqlite3.Error):
                 raise self.error(exc) from None
             raise
         try:
-            conn.execute("RELEASE operation")
+            conn.execute(end)
         except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                for statement in undo:
+                    conn.execute(statement)
             raise self.error(exc) from None
 
     @contextlib.contextmanager
