@@ -387,3 +387,15 @@ def test_without_uvicorn_serve_names_the_extra_in_one_line(tmp_path: Path) -> No
         "envelope: error: uvicorn is needed for envelope keys serve and is not installed: pip install "
         "'envelope[server]'"]
     assert not (tmp_path / "k.db").exists()
+
+
+def test_a_principal_over_its_quota_is_throttled_as_aws_throttles(tmp_path: Path) -> None:
+    with kit.serving(tmp_path, (USER,), "--principal-rps", "0.5") as server:
+        user = server.client(USER)
+        key = server.client().create_key()["KeyMetadata"]["KeyId"]  # the owner's quota is its own
+        user.generate_random(NumberOfBytes=8)
+        with pytest.raises(ClientError) as throttled:
+            user.generate_random(NumberOfBytes=8)
+        assert code(throttled) == "ThrottlingException"
+        assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        server.client().describe_key(KeyId=key)
