@@ -47,3 +47,46 @@ def test_the_write_ahead_log_is_gone_after_serving(tmp_path: Path) -> None:
         assert not (tmp_path / "k.db-wal").exists()
     with KeyStore(tmp_path / "k.db") as again:
         assert [k.key_id for k in again.list_keys()] == [key]
+
+
+def test_the_server_answers_no_call_before_the_fsync_that_covers_it(tmp_path: Path) -> None:
+    pytest.importorskip("botocore")
+    import asyncio
+    import json
+    import threading
+
+    from envelope.server.app import Request
+    from envelope.server.protocol import CONTENT_TYPE
+    from envelope.server.runner import KeystoreRunner
+    from envelope.server.sigv4 import Caller
+    from envelope.server.wire import Wire
+
+    store = KeyStore(tmp_path / "k.db", principal="local:user/owner")
+    release = threading.Event()
+    synced: list[bool] = []
+    real_sync = store.sync_log
+
+    def held_sync() -> None:
+        release.wait(30)
+        real_sync()
+        synced.append(True)
+
+    store.sync_log = held_sync  # type: ignore[method-assign]
+    runner = KeystoreRunner(store, Wire("local", "123456789012"),
+                            authenticate=lambda s, r, region: Caller("local:user/owner", "EKIA" + "A" * 16))
+    request = Request("POST", "/", "", {"x-amz-target": "TrentService.CreateKey", "content-type": CONTENT_TYPE},
+                      b"{}", "127.0.0.1")
+
+    async def call() -> bytes:
+        answer = asyncio.ensure_future(runner.handle(request))
+        await asyncio.sleep(0.5)
+        assert not answer.done() and not synced  # committed, perhaps, but not yet durable: not answered
+        release.set()
+        return await asyncio.wait_for(answer, 30)
+
+    try:
+        body = asyncio.run(call())
+    finally:
+        release.set()
+        runner.close()
+    assert synced and json.loads(body)["KeyMetadata"]["KeyState"] == "Enabled"

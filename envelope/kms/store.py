@@ -266,10 +266,15 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
         (see :meth:`envelope.kms.db.Database.batch`)."""
         return self._db.batch()
 
-    def serving(self) -> contextlib.AbstractContextManager[None]:
+    def serving(self, deferred_sync: bool = False) -> contextlib.AbstractContextManager[None]:
         """For a long-lived server: SQLite's write-ahead log while inside, the rollback journal after
-        (see :meth:`envelope.kms.db.Database.write_ahead_log`)."""
-        return self._db.write_ahead_log()
+        (see :meth:`envelope.kms.db.Database.write_ahead_log`; with *deferred_sync*, call
+        :meth:`sync_log` before acknowledging anything committed)."""
+        return self._db.write_ahead_log(deferred_sync)
+
+    def sync_log(self) -> None:
+        """Make every call committed so far durable (see :meth:`envelope.kms.db.Database.sync_log`)."""
+        self._db.sync_log()
 
     def key_kind(self, ref: str) -> tuple[str, str, str]:
         """``(key_id, key_spec, key_usage)`` of *ref*: a lookup, not an API call, so not audited."""

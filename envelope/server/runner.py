@@ -6,15 +6,22 @@ server does; running them in one thread, on one connection, serializes them
 without lock contention.  The event loop meanwhile reads and writes HTTP for
 every other client.
 
-Durability is SQLite's (``synchronous=FULL``, the default): a call is
-acknowledged only after the transaction holding it committed, so what a client
-saw succeed survives ``kill -9`` of the server and a power cut.  A commit costs
-several fsyncs (about 20 ms on a virtual disk), which would cap the server at
-some 50 calls a second; so the requests that queue up while one batch commits
-run as the next batch, each in its own savepoint of one transaction
-(:meth:`~envelope.kms.db.Database.batch`), and are all acknowledged after its
-single commit.  Acknowledged still means durable; a failed commit fails every
-call of the batch.
+Durability: a call is acknowledged only after the transaction holding it was
+committed and fsynced, so what a client saw succeed survives ``kill -9`` of
+the server and a power cut.  An fsync costs milliseconds to tens of
+milliseconds on a virtual disk, so it is shared (group commit):
+
+- the requests that queue up while one batch runs form the next batch, each
+  in its own savepoint of one transaction
+  (:meth:`~envelope.kms.db.Database.batch`), committed once;
+- the commit only writes SQLite's write-ahead log; a second thread fsyncs the
+  log (:meth:`~envelope.kms.db.Database.sync_log`) and only then answers the
+  calls of every batch committed before that fsync began, while the keystore
+  thread already runs the next batch.
+
+No answer leaves before the fsync that covers its own commit (and with it
+every earlier commit it could have seen); a failed commit or fsync fails
+every call it would have acknowledged.
 """
 
 from __future__ import annotations
@@ -57,9 +64,13 @@ class KeystoreRunner:
         self._limiter = limiter
         self._authenticate = authenticate or _verify_signature
         self._serving = contextlib.ExitStack()
-        self._serving.enter_context(store.serving())
+        self._serving.enter_context(store.serving(deferred_sync=True))
         self._queue: queue.SimpleQueue[tuple[Request, concurrent.futures.Future[bytes]] | None] = queue.SimpleQueue()
+        self._committed: queue.SimpleQueue[list[tuple[concurrent.futures.Future[bytes], bytes | BaseException]] | None]
+        self._committed = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="keystore", daemon=True)
+        self._syncer = threading.Thread(target=self._sync, name="keystore-fsync", daemon=True)
+        self._syncer.start()
         self._thread.start()
 
     async def handle(self, request: Request) -> bytes:
@@ -71,6 +82,8 @@ class KeystoreRunner:
         """Finish the calls already queued, then close the keystore."""
         self._queue.put(None)
         self._thread.join()
+        self._committed.put(None)
+        self._syncer.join()
         self._serving.close()
         self.store.close()
 
@@ -105,11 +118,37 @@ class KeystoreRunner:
         except Exception:  # noqa: BLE001 - the commit failed: nothing in the batch is acknowledged
             _log.exception("a batch of keystore calls could not be committed")
             outcomes = [errors.KMSInternalException("the keystore could not commit the request")] * len(jobs)
-        for (_, future), outcome in zip(jobs, outcomes):
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        self._committed.put([(future, outcome) for (_, future), outcome in zip(jobs, outcomes)])
+
+    def _sync(self) -> None:
+        """The fsync thread: make committed batches durable, then answer their calls."""
+        stopping = False
+        while not stopping:
+            first = self._committed.get()
+            if first is None:
+                return
+            done = [first]
+            while True:
+                try:
+                    more = self._committed.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                done.append(more)
+            answers = [answer for batch in done for answer in batch]
+            try:
+                self.store.sync_log()
+            except OSError:
+                _log.exception("the keystore's log could not be synced")
+                failure = errors.KMSInternalException("the keystore could not commit the request")
+                answers = [(future, failure) for future, _ in answers]
+            for future, outcome in answers:
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     def run(self, request: Request) -> bytes:
         """One request, start to finish; raises an :class:`~.errors.AwsError` for any refusal."""
