@@ -331,3 +331,14 @@ def test_a_signed_boto3_style_request_runs_as_its_principal_and_is_audited_with_
                 for e in store.audit_events(key=key.key_id)][1:]
     assert rows == [("GenerateDataKey", True, "local:user/alice", "127.0.0.1:50000", credential.access_key_id),
                     ("DisableKey", False, "local:user/alice", "127.0.0.1:50000", credential.access_key_id)]
+
+
+def test_the_verification_benchmark_script_runs() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "sigv4_verify.py"
+    result = subprocess.run([sys.executable, str(script), "--rounds", "1", "--calls", "5"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| verify + secret_for (per request) |" in result.stdout
