@@ -176,6 +176,8 @@ def test_decrypt_refusals_are_aws_errors(owner: Any) -> None:
     with pytest.raises(ClientError) as missing:
         owner.describe_key(KeyId="alias/does-not-exist")
     assert code(missing) == "NotFoundException"
+    assert "alias/does-not-exist does not exist" in str(missing.value)
+    assert "keystore.db" not in str(missing.value)  # the server's file system is none of the client's business
     with pytest.raises(ClientError) as foreign:
         owner.describe_key(KeyId=f"arn:aws:kms:eu-west-1:111122223333:key/{key}")
     assert code(foreign) == "NotFoundException"

@@ -165,7 +165,7 @@ class KeystoreRunner:
                 result = OPERATIONS[operation](self.store, parsed, self.wire)
             return self.model.render_response(operation, result)
         except EnvelopeError as exc:
-            raise aws_error(exc, operation) from None
+            raise aws_error(exc, operation, str(self.store.path)) from None
         finally:
             _wipe(result)
 

@@ -60,9 +60,16 @@ class Wire:
         return parts[5][len("key/"):] if parts[5].startswith("key/") else parts[5]
 
 
-def aws_error(exc: EnvelopeError, operation: str) -> errors.AwsError:
-    """The AWS error a keystore refusal is on the wire (messages carry no key material by the keystore's rules)."""
-    message = " ".join(str(exc).split())[:1000]
+def aws_error(exc: EnvelopeError, operation: str, keystore_path: str | None = None) -> errors.AwsError:
+    """The AWS error a keystore refusal is on the wire.
+
+    Messages carry no key material by the keystore's rules; the keystore's
+    path, which they name for local users, is no business of a remote client's.
+    """
+    message = " ".join(str(exc).split())
+    if keystore_path:
+        message = message.replace(f" at {keystore_path}", "").replace(keystore_path, "the keystore")
+    message = message[:1000]
     if isinstance(exc, KeyNotFoundError):
         return errors.NotFoundException(message)
     if isinstance(exc, KeyStateError):
