@@ -401,3 +401,16 @@ def test_a_principal_over_its_quota_is_throttled_as_aws_throttles(tmp_path: Path
         assert code(throttled) == "ThrottlingException"
         assert throttled.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
         server.client().describe_key(KeyId=key)
+
+
+def test_a_passphrase_keystore_is_served_only_with_its_passphrase_in_the_environment(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    KeyStore(tmp_path / "k.db", passphrase="correct horse battery staple").close()
+    env = {k: v for k, v in os.environ.items() if k != "ENVELOPE_KEYSTORE_PASSPHRASE"}
+    done = subprocess.run([sys.executable, "-m", "envelope", "keys", "serve", "--port", "0", "--keystore",
+                           str(tmp_path / "k.db")], capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "ENVELOPE_KEYSTORE_PASSPHRASE" in done.stderr and "Traceback" not in done.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import socket
 import sys
 from typing import Any
@@ -49,6 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--account {args.account!r} is not a 12-digit account id")
     uvicorn = require("uvicorn", "server", "envelope keys serve")
     require("botocore", "server", "envelope keys serve")
+    from ..kms.protection import PASSPHRASE_ENV
     from ..kms.store import KeyStore
     from ..server.app import KmsApp
     from ..server.quotas import RateLimiter
@@ -57,6 +59,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     store = KeyStore(keystore_path(args), create=True, region=args.region)
     try:
+        if store.protection == "passphrase" and not os.environ.get(PASSPHRASE_ENV):
+            # A prompt from the keystore thread in the middle of a request would hang every client.
+            raise UsageError(f"a passphrase keystore is served with its passphrase in ${PASSPHRASE_ENV}")
         wire = Wire(store.region, args.account or account_of(store.keystore_id))
         limiter = RateLimiter(args.account_rps, args.principal_rps) \
             if args.account_rps is not None or args.principal_rps is not None else None
