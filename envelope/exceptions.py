@@ -55,7 +55,24 @@ class KeyNotFoundError(KeyringError, LookupError):
 
 
 class KeyStateError(KeyringError):
-    """The master key exists but its state forbids the operation."""
+    """The master key exists but its state forbids the operation.
+
+    :attr:`state` is the key's state when the refusal knows it (``Disabled``,
+    ``PendingDeletion``, ...): a Disabled key and a key in any other wrong
+    state are different errors in AWS KMS's API, so the server needs it.
+    """
+
+    def __init__(self, message: str, *, state: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+class IncorrectKeyError(KeyringError):
+    """The ciphertext was sealed under another master key than the one the caller named."""
+
+
+class InvalidCiphertextError(KeyringError):
+    """The ciphertext blob is damaged, forged or for another context: nothing in it could be opened."""
 
 
 class AccessDeniedError(KeyringError):
@@ -64,6 +81,18 @@ class AccessDeniedError(KeyringError):
 
 class UsageError(EnvelopeError, ValueError):
     """The request itself is invalid: a bad flag, reference or argument."""
+
+
+class AlreadyExistsError(UsageError):
+    """The name to be created (an alias, say) is already taken."""
+
+
+class GrantTokenError(UsageError):
+    """A grant token passed with a call names no live grant of the key."""
+
+
+class KeyUsageError(UsageError):
+    """The key exists but is not for this operation (an HMAC key asked to encrypt, say)."""
 
 
 class OutputExistsError(UsageError, FileExistsError):
@@ -76,12 +105,17 @@ class MissingDependencyError(UsageError):
 
 __all__ = [
     "AccessDeniedError",
+    "AlreadyExistsError",
     "AuthenticationError",
     "ContextMismatchError",
     "EnvelopeError",
     "FormatError",
+    "GrantTokenError",
+    "IncorrectKeyError",
+    "InvalidCiphertextError",
     "KeyNotFoundError",
     "KeyStateError",
+    "KeyUsageError",
     "KeyringError",
     "MissingDependencyError",
     "OutputExistsError",

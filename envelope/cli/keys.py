@@ -129,9 +129,9 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(handler=cmd_alias_list)
 
-    from . import keys_access, keys_asymmetric, keys_import, kms_ops
+    from . import keys_access, keys_asymmetric, keys_import, keys_serve, kms_ops
 
-    for module in (kms_ops, keys_access, keys_import, keys_asymmetric):
+    for module in (kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
         module.register(actions)
 
     from . import keys_credentials  # access keys for the KMS server's signed requests

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ..exceptions import KeyringError, UsageError
+from ..exceptions import InvalidCiphertextError, UsageError
 
 #: Key spec -> the key usages it allows, the first being the default.
 KEY_SPECS: dict[str, tuple[str, ...]] = {
@@ -140,7 +140,7 @@ def decrypt(key_spec: str, private: bytes | bytearray, ciphertext: bytes, algori
     try:
         return bytearray(key.decrypt(bytes(ciphertext), _oaep(algorithm)))
     except ValueError:
-        raise KeyringError(DECRYPT_FAILURE) from None
+        raise InvalidCiphertextError(DECRYPT_FAILURE) from None
 
 
 def sign(key_spec: str, private: bytes | bytearray, message: bytes, message_type: str, algorithm: str) -> bytes:

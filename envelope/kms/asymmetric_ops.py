@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import UsageError
+from ..exceptions import KeyUsageError, UsageError
 from . import lifecycle, material
 from .part import StorePart
 from .schema import KEY_SPEC as SYMMETRIC_DEFAULT
@@ -109,7 +109,7 @@ class AsymmetricOperations(StorePart):
             lifecycle.require(call.conn, key_id, operation, states)
             spec, usage = spec_and_usage(call.conn, key_id)
             if spec == SYMMETRIC_DEFAULT or usage not in usages:
-                raise UsageError(f"{operation} needs a key for {' or '.join(usages)}; key {key_id} is {spec} "
+                raise KeyUsageError(f"{operation} needs a key for {' or '.join(usages)}; key {key_id} is {spec} "
                                  f"for {usage}")
             (sealed,) = call.conn.execute("SELECT sealed FROM key_material WHERE key_id = ? AND version = 1",
                                           (key_id,)).fetchone()
@@ -130,7 +130,7 @@ def require_symmetric(conn: sqlite3.Connection, key_id: str, operation: str) -> 
     spec, usage = spec_and_usage(conn, key_id)
     if spec != SYMMETRIC_DEFAULT:
         hint = " (for an RSA key, use the asymmetric Encrypt/Decrypt)" if usage == "ENCRYPT_DECRYPT" else ""
-        raise UsageError(f"{operation} needs a symmetric key; key {key_id} is {spec} for {usage}{hint}")
+        raise KeyUsageError(f"{operation} needs a symmetric key; key {key_id} is {spec} for {usage}{hint}")
 
 
 def _check_message_type(message_type: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import context as _context
 from ..context import EncryptionContext
-from ..exceptions import FormatError, KeyringError, UsageError
+from ..exceptions import FormatError, IncorrectKeyError, InvalidCiphertextError, UsageError
 from . import blob as _blob
 from . import lifecycle, material
 from .asymmetric_ops import require_symmetric
@@ -184,12 +184,12 @@ class CryptoOperations(StorePart):
         try:
             parsed = _blob.parse(blob)
         except FormatError as exc:
-            raise KeyringError(f"cannot decrypt: {exc}") from None
+            raise InvalidCiphertextError(f"cannot decrypt: {exc}") from None
         call.key_id = parsed.key_id
         if expected is not None:
             expected_id = self._resolve(call.conn, expected)
             if expected_id != parsed.key_id:
-                raise KeyringError(
+                raise IncorrectKeyError(
                     f"the ciphertext was encrypted under key {parsed.key_id}, not the expected key {expected_id}"
                 )
         return parsed

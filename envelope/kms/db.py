@@ -68,6 +68,8 @@ class Database:
         self._passphrase: PassphraseSource = protection.passphrase_source(passphrase, path)
         self._wrapping: WrappingKey | None = None
         self._lock = threading.RLock()
+        self._batched = False  # inside batch(): transactions are savepoints of the batch's
+        self._log_dir_synced = False
         self._conn = self._connect()
         try:
             self.keystore_id = self._prepare()
@@ -103,27 +105,118 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception.
+
+        Inside :meth:`batch` it is a savepoint of the batch's transaction instead.
+        """
         with self._lock:
             conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self.error(exc) from None
-            try:
+            if self._batched:
+                bracket = self._bracket(conn, "SAVEPOINT operation", "RELEASE operation",
+                                        ("ROLLBACK TO operation", "RELEASE operation"))
+            else:
+                bracket = self._bracket(conn, "BEGIN IMMEDIATE", "COMMIT", ("ROLLBACK",))
+            with bracket:
                 yield conn
-            except BaseException as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise self.error(exc) from None
-                raise
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: the operations inside share one transaction and one set of fsyncs.
+
+        Each operation runs in a savepoint, so a failed one is rolled back
+        alone (its failure row stays), and none is durable until the batch
+        commits: whoever runs a batch acknowledges its calls only after this
+        returns, and fails them all if it raises.  The keystore server runs the
+        requests that queued up while the previous batch was committing as one
+        batch, which is what lets it answer many clients with few fsyncs.
+        """
+        with self.transaction():
+            self._batched = True
             try:
-                conn.execute("COMMIT")
+                yield
+            finally:
+                self._batched = False
+
+    @contextlib.contextmanager
+    def write_ahead_log(self, deferred_sync: bool = False) -> Iterator[None]:
+        """SQLite's write-ahead log while a long-lived process (the server) commits many small transactions.
+
+        A rollback-journal commit creates, syncs and deletes a journal file:
+        about 35 ms on a virtual disk, against 3 ms for a WAL commit with the
+        same durability (``synchronous=FULL``: the log is fsynced before the
+        commit returns).  With *deferred_sync* a commit only writes the log
+        (``synchronous=NORMAL``) and the caller makes it durable with
+        :meth:`sync_log` before it tells anyone the transaction happened: one
+        fsync then covers every commit before it, while the next transactions
+        run.  On the way out the log is checkpointed into the keystore and
+        truncated, and the keystore returns to its usual rollback journal (if
+        another process has it open, it stays in WAL mode, which every SQLite
+        reads).  The log holds recent pages of the database, sealed key
+        material included, exactly as the file does: it is created with the
+        file's 0600 mode, beside it.
+        """
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute(f"PRAGMA synchronous = {'NORMAL' if deferred_sync else 'FULL'}")
+                self._conn.execute("PRAGMA journal_size_limit = 4194304")
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
                 raise self.error(exc) from None
+        try:
+            yield
+        finally:
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.execute("PRAGMA journal_mode = DELETE")
+                self._conn.execute("PRAGMA synchronous = FULL")
+
+    def sync_log(self) -> None:
+        """fsync the write-ahead log: every transaction committed before this call is durable when it returns.
+
+        Safe from another thread while transactions run (it takes no lock): an
+        fsync covers every write made before it began.  The directory is
+        synced too, so the log's own name survives a power cut.  Without a log
+        there is nothing uncheckpointed to sync (a checkpoint syncs the database).
+        """
+        try:
+            fd = os.open(self.path.with_name(self.path.name + "-wal"), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not self._log_dir_synced:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            self._log_dir_synced = True
+
+    @contextlib.contextmanager
+    def _bracket(self, conn: sqlite3.Connection, begin: str, end: str, undo: tuple[str, ...]) -> Iterator[None]:
+        """*begin* ... *end*, or *undo* on any exception; SQLite errors leave as one-line KeyringErrors."""
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        try:
+            yield
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                for statement in undo:
+                    conn.execute(statement)
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(exc) from None
+            raise
+        try:
+            conn.execute(end)
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                for statement in undo:
+                    conn.execute(statement)
+            raise self.error(exc) from None
 
     @contextlib.contextmanager
     def operation(self, operation: str, request: dict[str, Any]) -> Iterator[Call]:

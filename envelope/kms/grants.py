@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import context as _context
 from ..context import EncryptionContext
-from ..exceptions import AccessDeniedError, KeyNotFoundError, UsageError
+from ..exceptions import AccessDeniedError, GrantTokenError, KeyNotFoundError, UsageError
 from . import lifecycle
 from . import principal as _principal
 from .part import Delegation, StorePart
@@ -179,7 +179,7 @@ def check_tokens(conn: sqlite3.Connection, tokens: Sequence[str], key_id: str) -
         raise UsageError("at most 10 grant tokens per request")
     for token in tokens:
         if _grant_by_token(conn, token).key_id != key_id:
-            raise UsageError("a grant token given is for another key")
+            raise GrantTokenError("a grant token given is for another key")
 
 
 def _constraints_hold(constraints: Mapping[str, Mapping[str, str]], context: EncryptionContext) -> bool:
@@ -246,10 +246,10 @@ def _one_grant(conn: sqlite3.Connection, key_id: str, grant_id: str) -> Grant:
 
 def _grant_by_token(conn: sqlite3.Connection, token: str) -> Grant:
     if not isinstance(token, str) or not token.startswith(_TOKEN_PREFIX) or len(token) > 8192:
-        raise UsageError("invalid grant token")
+        raise GrantTokenError("invalid grant token")
     found = _grants_of(conn, "token_sha256 = ?", (_sha256(token),))
     if not found:
-        raise UsageError("invalid grant token: its grant was retired or revoked, or it was never issued here")
+        raise GrantTokenError("invalid grant token: its grant was retired or revoked, or it was never issued here")
     return found[0]
 
 

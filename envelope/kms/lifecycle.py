@@ -88,7 +88,7 @@ def state_error(conn: sqlite3.Connection, key_id: str, state: str, operation: st
         message += f"; to keep the key: envelope keys cancel-deletion {key_id}"
     elif state == PENDING_IMPORT:
         message += "; its key material has not been imported"
-    return KeyStateError(message)
+    return KeyStateError(message, state=state)
 
 
 def require(conn: sqlite3.Connection, key_id: str, operation: str, allowed: tuple[str, ...] = (ENABLED,)) -> str:

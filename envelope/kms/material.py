@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..context import EncryptionContext
-from ..exceptions import KeyringError
+from ..exceptions import InvalidCiphertextError, KeyringError
 from . import blob as _blob
 from .model import KeyRotation
 from .protection import WrappingKey
@@ -83,14 +83,14 @@ def open_blob(conn: sqlite3.Connection, wrapping: WrappingKey, parsed: _blob.Blo
         if role is not None and role[0] == "REPLICA":
             raise KeyringError(f"backing key {parsed.backing_version} of multi-Region key {parsed.key_id} has not "
                                "reached this replica: run keys replicate for it in the primary's region")
-        raise KeyringError(unwrap_failure(parsed.key_id))  # a version this key never had: the blob was altered
+        raise InvalidCiphertextError(unwrap_failure(parsed.key_id))  # a version this key never had: the blob was altered
     material = wrapping.open(parsed.key_id, parsed.backing_version, row[0])
     plaintext = bytearray(len(parsed.sealed) - _blob.TAG_SIZE)
     try:
         AESGCM(bytes(material)).decrypt_into(parsed.nonce, parsed.sealed, parsed.aad(context), plaintext)
     except InvalidTag:
         wipe(plaintext)  # decrypt_into may have written unauthenticated bytes
-        raise KeyringError(unwrap_failure(parsed.key_id)) from None
+        raise InvalidCiphertextError(unwrap_failure(parsed.key_id)) from None
     finally:
         wipe(material)
     return plaintext

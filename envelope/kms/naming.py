@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 
-from ..exceptions import KeyNotFoundError, UsageError
+from ..exceptions import AlreadyExistsError, KeyNotFoundError, UsageError
 from . import lifecycle
 from .part import StorePart
 from .model import MAX_TAGS_PER_KEY, AliasEntry, check_new_alias, check_tags, parse_reference
@@ -108,7 +108,7 @@ class NamingOperations(StorePart):
 def insert_alias(conn: sqlite3.Connection, alias: str, key_id: str, now: str) -> AliasEntry:
     row = conn.execute("SELECT key_id FROM aliases WHERE alias_name = ?", (alias,)).fetchone()
     if row is not None:
-        raise UsageError(f"alias {alias} already exists (it points to key {row[0]})")
+        raise AlreadyExistsError(f"alias {alias} already exists (it points to key {row[0]})")
     conn.execute("INSERT INTO aliases (alias_name, key_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
                  (alias, key_id, now, now))
     return AliasEntry(alias, key_id, now)

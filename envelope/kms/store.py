@@ -268,6 +268,21 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
             call.key_id = key_id
             return self._metadata(call.conn, key_id), created
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group commit: the calls made inside commit together, durable only once it exits
+        (see :meth:`envelope.kms.db.Database.batch`)."""
+        return self._db.batch()
+
+    def serving(self, deferred_sync: bool = False) -> contextlib.AbstractContextManager[None]:
+        """For a long-lived server: SQLite's write-ahead log while inside, the rollback journal after
+        (see :meth:`envelope.kms.db.Database.write_ahead_log`; with *deferred_sync*, call
+        :meth:`sync_log` before acknowledging anything committed)."""
+        return self._db.write_ahead_log(deferred_sync)
+
+    def sync_log(self) -> None:
+        """Make every call committed so far durable (see :meth:`envelope.kms.db.Database.sync_log`)."""
+        self._db.sync_log()
+
     def key_kind(self, ref: str) -> tuple[str, str, str]:
         """``(key_id, key_spec, key_usage)`` of *ref*: a lookup, not an API call, so not audited."""
         with self._db.reading() as conn:
