@@ -3,8 +3,8 @@
 The first GET, of bytes 0 up to the first part's end, gives the object's
 header (opened and authenticated: one call to the key manager), its length,
 ETag and metadata, and its first chunks, opened from the same response.  The rest
-is cut into ranges of whole sealed chunks, about ``multipart_chunksize``
-each; the workers of a pool fetch their range (pinned to the ETag, so a
+is cut into ranges of whole sealed chunks carrying ``multipart_chunksize``
+bytes of plaintext each (as boto3 cuts the same data); the workers of a pool fetch their range (pinned to the ETag, so a
 replaced object fails instead of mixing versions), open its chunks a MiB at
 a time and write the plaintext at its place in a temporary file beside the
 destination (the caller's, from :func:`envelope.atomic.atomic_output`).  Each
@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Callable, cast
 from .. import pipeline
 from ..engines import get_engine
 from ..exceptions import AuthenticationError, FormatError
-from ..format import TAG_SIZE, chunk_count, chunk_offset, plaintext_size
+from ..format import MAX_HEADER_SIZE, MIN_CHUNK_SIZE, TAG_SIZE, chunk_count, chunk_offset, plaintext_size
 from ..kdf import FileKeys
 from ..stream import open_header
 from .metadata import META_SIZE
@@ -36,6 +36,18 @@ from .ranged import FIRST_WINDOW, object_length, pinned_args
 STEP = 1 << 20
 
 
+def first_window(part: int) -> int:
+    """Bytes the first GET asks for: the header and *part* bytes of plaintext, in whole chunks.
+
+    Ranges carry ``part`` bytes of plaintext, so a download has as many GETs as
+    boto3's of the same data, and one when the part is as large as the data.
+    The header's length and the chunk size are known only once the header is
+    read, so this allows for the longest header and a tag per smallest chunk;
+    a window past the object's end is cut short by the server.
+    """
+    return max(FIRST_WINDOW, MAX_HEADER_SIZE + part + TAG_SIZE * chunk_count(part, MIN_CHUNK_SIZE))
+
+
 class FirstRange:
     """The first GET of a download, streamed: bytes 0 up to the first part's end, header first.
 
@@ -44,7 +56,7 @@ class FirstRange:
     """
 
     def __init__(self, client: Any, bucket: str, key: str, part: int, extra: dict[str, Any] | None) -> None:
-        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max(part, FIRST_WINDOW) - 1}",
+        response = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{first_window(part) - 1}",
                                      **(extra or {}))
         self.body = response["Body"]
         self.response = {k: v for k, v in response.items() if k != "Body"}
@@ -77,7 +89,7 @@ def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, 
                           f"its length {size}")
     chunks = chunk_count(size, chunk)
     in_first = chunks if first.covered >= total else max(0, (first.covered - header.size) // sealed)
-    per_range = max(1, part // sealed)
+    per_range = max(1, part // chunk)
     opener = _RangeOpener(s3.wrapped_client, bucket, key, first, header.size, chunk, chunks, keys, callback)
     os.ftruncate(fd, size)
     opener.fd = fd
