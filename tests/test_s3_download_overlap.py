@@ -123,3 +123,29 @@ def test_download_ranges_carry_part_size_bytes_of_plaintext(s3: Any, kek: str, t
                          Config=TransferConfig(multipart_chunksize=part, max_concurrency=4))
     assert (tmp_path / "out").read_bytes() == data
     assert len(ranges) == 4, ranges
+
+
+def test_a_download_receives_into_its_buffers_without_a_copy_per_read(s3: Any, kek: str, tmp_path: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib3's readinto is a read() (a new bytes object) and a copy of it: a second pass over
+    # every byte on the thread the download waits for.  Only the header goes through read().
+    import urllib3.response
+    from boto3.s3.transfer import TransferConfig
+
+    from envelope.s3.ranged import FIRST_WINDOW
+
+    data = os.urandom(SIZE)
+    client = EncryptedS3Client(s3, keys=[kek])
+    client.put_object(Bucket=s3.bucket, Key="obj", Body=data)
+    copied = [0]
+    read = urllib3.response.HTTPResponse.read
+
+    def counted_read(self: Any, *args: Any, **kwargs: Any) -> bytes:
+        got = read(self, *args, **kwargs)
+        copied[0] += len(got)
+        return got
+
+    monkeypatch.setattr(urllib3.response.HTTPResponse, "read", counted_read)
+    client.download_file(s3.bucket, "obj", str(tmp_path / "out"), Config=TransferConfig(multipart_chunksize=SIZE))
+    assert (tmp_path / "out").read_bytes() == data
+    assert copied[0] < FIRST_WINDOW

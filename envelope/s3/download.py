@@ -18,6 +18,7 @@ a few MiB per range in flight whatever the object's size.
 
 from __future__ import annotations
 
+import http.client
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable, cast
@@ -106,6 +107,46 @@ def download_opened(s3: Any, first: FirstRange, bucket: str, key: str, fd: int, 
             raise
 
 
+class _Received:
+    """A response body read straight into the caller's buffer.
+
+    botocore's body reads through urllib3, whose readinto is a read (a new bytes
+    object) and a copy of it: a second pass over every byte, on the thread the
+    whole download waits for.  Under both lies the http.client response, whose
+    readinto fills the buffer from the socket itself; it is used when the layers
+    are the ones botocore makes (urllib3 not decoding, so holding nothing back),
+    and its errors, and a body that ends before its Content-Length, become the
+    ones botocore's body raises.
+    """
+
+    def __init__(self, body: Any) -> None:
+        raw = getattr(body, "_raw_stream", None)
+        direct = getattr(raw, "_fp", None)
+        if not isinstance(direct, http.client.HTTPResponse) or getattr(raw, "decode_content", True):
+            direct = None
+        self._body, self._direct, self._url = body, direct, getattr(raw, "url", None)
+
+    def readinto(self, view: memoryview) -> int:
+        if self._direct is None:
+            return int(self._body.readinto(view))
+        try:
+            n = self._direct.readinto(view)
+        except TimeoutError as exc:
+            from botocore.exceptions import ReadTimeoutError
+
+            raise ReadTimeoutError(endpoint_url=self._url, error=exc) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            from botocore.exceptions import ResponseStreamingError
+
+            raise ResponseStreamingError(error=exc) from exc
+        if not n and len(view) and self._direct.length:  # closed before its Content-Length: a network failure
+            from botocore.exceptions import IncompleteReadError
+
+            expected = int(self._direct.getheader("Content-Length") or 0)
+            raise IncompleteReadError(actual_bytes=expected - self._direct.length, expected_bytes=expected)
+        return n
+
+
 class _RangeOpener:
     """Fetches chunks [first, end) of the object, opens them and writes their plaintext in place."""
 
@@ -127,13 +168,14 @@ class _RangeOpener:
             body = self._client.get_object(Bucket=self._bucket, Key=self._key,
                                            Range=f"bytes={self._offset(first)}-{stop}",
                                            IfMatch=self._etag, **self._pinned)["Body"]
+        source = cast(BinaryIO, _Received(body))
         read, opened = first, first  # the next chunk to receive, the next to open
 
         def fill(buf: bytearray) -> tuple[int, bool]:
             nonlocal read
             last = min(end, read + self._step)
             want = self._offset(last) - self._offset(read)
-            if pipeline.fill(body, memoryview(buf)[:want]) != want:
+            if pipeline.fill(source, memoryview(buf)[:want]) != want:
                 raise AuthenticationError(f"s3://{self._bucket}/{self._key}: the object ended early "
                                           f"(chunk {read}): truncated while being read?")
             read = last
