@@ -1,19 +1,21 @@
 """download_file for envelope objects: ranges fetched concurrently, each opened as it arrives.
 
-The first GET, of bytes 0 up to the first part's end, gives the object's
-header (opened and authenticated: one call to the key manager), its length,
-ETag and metadata, and its first chunks, opened from the same response.  The rest
-is cut into ranges of whole sealed chunks carrying ``multipart_chunksize``
-bytes of plaintext each (as boto3 cuts the same data); the workers of a pool fetch their range (pinned to the ETag, so a
-replaced object fails instead of mixing versions), open its chunks a MiB at
-a time and write the plaintext at its place in a temporary file beside the
-destination (the caller's, from :func:`envelope.atomic.atomic_output`).  Each
-range runs through :func:`envelope.pipeline.run`, so its network reads, the
-cipher and the disk writes overlap: a download of one GET is not three waits
-in series.
+The first GET, of the header and the first part, gives the object's header
+(opened and authenticated: one call to the key manager), its length, ETag and
+metadata, and its first chunks, opened from the same response.  The rest is
+cut into ranges of whole sealed chunks carrying ``multipart_chunksize`` bytes
+of plaintext each, as boto3 cuts the same data, so a part as large as the
+data is one GET.  The workers of a pool fetch their range (pinned to the
+ETag, so a replaced object fails instead of mixing versions), receive it
+straight into reused buffers, open its chunks a MiB at a time and write the
+plaintext at its place in a temporary file beside the destination (the
+caller's, from :func:`envelope.atomic.atomic_output`).  Each range runs
+through :func:`envelope.pipeline.run`, so its network reads, the cipher and
+the disk writes overlap: a download of one GET is not three waits in series.
 Only when every range verified, the chunk the length says is last included
-(opened as last, so a cut object fails), is the file put in place.  Nothing else touches the disk: no ciphertext copy, and memory is
-a few MiB per range in flight whatever the object's size.
+(opened as last, so a cut object fails), is the file put in place.  Nothing
+else touches the disk: no ciphertext copy, and memory is a few MiB per range
+in flight whatever the object's size.
 """
 
 from __future__ import annotations
