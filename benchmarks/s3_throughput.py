@@ -5,7 +5,9 @@ peak RSS read from the kernel (``wait4``), so the figures are what
 ``/usr/bin/time -v`` would print.  The server is moto's (``pip install
 'moto[server]'``), started here as a separate process on 127.0.0.1, so the
 clients compete with it for the two cores but not for a GIL.  The tools, in
-turns, one round after another, medians over --runs rounds:
+turns (in reverse order every other round, ``sync`` before each transfer, a
+download's output deleted after it), one round after another, medians over
+--runs rounds after an untimed warm-up round:
 
 - ``boto3``: plain ``upload_file`` / ``download_file`` (no encryption), the floor;
 - ``envelope``: ``EncryptedS3Client.upload_file`` / ``download_file`` under an AWS KMS key;
@@ -23,6 +25,7 @@ then come from the client's per-ETag cache).
 
     python benchmarks/s3_throughput.py --size 1G --runs 3 --part-size 64M
     python benchmarks/s3_throughput.py --size 1G --runs 3 --down-part-size 1G   # 8 MiB parts up, one GET down
+    python benchmarks/s3_throughput.py --size 1G --runs 7 --down-part-size 1G --ways down   # uploads once, untimed
 
 ``--base DIR`` adds a fourth tool, ``base``: envelope as another checkout DIR
 has it (run by DIR/.venv's Python), so a change is measured against the code
@@ -126,7 +129,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--part-size", type=parse_size, default=8 << 20)
     parser.add_argument("--down-part-size", type=parse_size, help="ranges of downloads (default: --part-size)")
-    parser.add_argument("--ways", default="up,down", help="up, down or both (up,down)")
+    parser.add_argument("--ways", default="up,down",
+                        help="up, down or both (up,down); down alone uploads the objects once, untimed")
     parser.add_argument("--dir", help="where the local files go")
     parser.add_argument("--tools", help=f"comma-separated, of {', '.join(TOOLS)} and base (default: all there are)")
     parser.add_argument("--base", metavar="DIR", help="also time envelope as checkout DIR has it (tool 'base')")
@@ -161,11 +165,11 @@ def main() -> None:
                 fh.write(os.urandom(1 << 20))
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         ways = [way for way in ("up", "down") if way in args.ways.split(",")]
-        if "down" in ways and "up" not in ways:
-            raise SystemExit("--ways down needs up too: the objects are the uploads'")
         for run in range(args.runs + 1):  # round 0 warms the server and the page cache
-            for way in ways:
-                for tool in tools:
+            # Downloads alone still need the objects: round 0 uploads them, untimed.
+            for way in ways if run or "up" in ways else ["up", *ways]:
+                # Tools in turns, in reverse order every other round, so none always follows the same one.
+                for tool in tools if run % 2 == 0 else tools[::-1]:
                     local = str(src) if way == "up" else str(work / f"out-{tool}")
                     part = args.part_size if way == "up" else args.down_part_size or args.part_size
                     python, script, as_tool = sys.executable, __file__, tool
@@ -175,10 +179,11 @@ def main() -> None:
                         script = str(base / "benchmarks" / Path(__file__).name)
                     argv = [python, script, "--part-size", str(part), "--child", as_tool, way,
                             endpoint, key_arn, local, f"object-{tool}"]
+                    os.sync()  # no tool pays for another's writeback
                     figure = timed(argv)
                     if way == "down":
                         os.unlink(local)
-                    if run:
+                    if run and way in ways:
                         results.setdefault((tool, way), []).append(figure)
         report(args, tools, ways, results)
         ranged(s3, key_arn, args.size)
@@ -195,14 +200,17 @@ def report(args: argparse.Namespace, tools: tuple[str, ...], ways: list[str],
           f"{down >> 20} MiB down, whole-process figures, median of {args.runs} rounds\n")
     print("| transfer | tool | wall s | / boto3 (median of per-round ratios) | peak RSS MiB |")
     print("|---|---|---|---|---|")
+    rounds = []
     for way in ways:
         floor = [t for t, _ in results[("boto3", way)]]
         for tool in tools:
             times = [t for t, _ in results[(tool, way)]]
-            ratio = statistics.median(t / f for t, f in zip(times, floor))
+            ratios = [t / f for t, f in zip(times, floor)]
             peak = max(m for _, m in results[(tool, way)])
             print(f"| {'upload' if way == 'up' else 'download'} | {tool} | {statistics.median(times):.2f} | "
-                  f"{ratio:.2f} | {peak:.0f} |")
+                  f"{statistics.median(ratios):.2f} | {peak:.0f} |")
+            rounds.append(f"{way} {tool}: {' '.join(f'{r:.2f}' for r in ratios)}")
+    print("\nper-round ratios to boto3:", "; ".join(rounds))
 
 
 def ranged(s3: object, key_arn: str, size: int) -> None:

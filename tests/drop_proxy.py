@@ -5,7 +5,10 @@ whether it is one to cut (by a predicate on the request line, e.g. every
 ``UploadPart`` after the first, or every ``GET``).  A chosen request with a
 body (PUT, POST) is forwarded for *after* bytes; a chosen GET is forwarded
 whole and its answer for *after* bytes; then both connections are reset,
-which is what a client sees when a connection drops mid-part.  Everything else passes
+which is what a client sees when a connection drops mid-part.  With *end*
+``"close"`` a cut answer ends in an orderly close instead (the body simply
+stops short of its Content-Length), and with ``"stall"`` the connection stays
+open and silent, as a server that hangs mid-body.  Everything else passes
 through untouched.  Listens on 127.0.0.1 only.
 """
 
@@ -23,6 +26,7 @@ class DropProxy:
     upstream: tuple[str, int]
     cut: Callable[[bytes], bool] = lambda request_line: False
     after: int = 64 << 10
+    end: str = "reset"  # how a cut answer ends: "reset", "close" or "stall"
     cuts: int = 0
     lines: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,8 +44,10 @@ def _reset(*socks: socket.socket) -> None:
         sock.close()
 
 
-def _pump_back(proxy: DropProxy, upstream: socket.socket, client: socket.socket, answer: list[int | None]) -> None:
+def _pump_back(proxy: DropProxy, upstream: socket.socket, client: socket.socket, answer: list[int | None],
+               client_gone: threading.Event) -> None:
     """Answers back to the client; *answer* [0] is the byte budget of an answer being cut, if any."""
+    end = "reset"
     try:
         while data := upstream.recv(1 << 16):
             budget = answer[0]
@@ -49,20 +55,29 @@ def _pump_back(proxy: DropProxy, upstream: socket.socket, client: socket.socket,
                 client.sendall(data[:budget])
                 with proxy.lock:
                     proxy.cuts += 1
+                end = proxy.end
                 break
             if budget is not None:
                 answer[0] = budget - len(data)
             client.sendall(data)
+        if end == "stall":  # the rest of the answer is dropped until the client gives up
+            while upstream.recv(1 << 16):
+                pass
+            client_gone.wait()
     except OSError:
         pass
     finally:
-        _reset(client, upstream)
+        if end == "close":  # FIN; the request pump closes both once the client has let go
+            client.shutdown(socket.SHUT_WR)
+        else:
+            _reset(client, upstream)
 
 
 def _serve(proxy: DropProxy, client: socket.socket) -> None:
     upstream = socket.create_connection(proxy.upstream)
     answer: list[int | None] = [None]
-    threading.Thread(target=_pump_back, args=(proxy, upstream, client, answer), daemon=True).start()
+    client_gone = threading.Event()
+    threading.Thread(target=_pump_back, args=(proxy, upstream, client, answer, client_gone), daemon=True).start()
     budget: int | None = None  # bytes still to forward of a request being cut
     try:
         while data := client.recv(1 << 16):
@@ -87,6 +102,7 @@ def _serve(proxy: DropProxy, client: socket.socket) -> None:
     except OSError:
         pass
     finally:
+        client_gone.set()
         _reset(client, upstream)
 
 
