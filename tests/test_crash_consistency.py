@@ -281,8 +281,7 @@ def test_killed_keystore_commands_leave_a_sound_keystore(tmp_path, _isolated_key
     witnesses = _Witnesses(keystore)
     witnesses.seal_files()
     witnesses.check()
-    material = keystore.parent / "material.bin"
-    material.write_bytes(os.urandom(32))
+    material = write_key_file(keystore.parent / "material.bin", os.urandom(32))
     killer = Killer("keystore")
     killer.measure(envelope("keys", "create", "--alias", "alias/warm"))
     ks = holding(keystore)

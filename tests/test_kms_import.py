@@ -17,6 +17,7 @@ from envelope.exceptions import KeyringError, KeyStateError, UsageError
 from envelope.kms import blob as _blob
 from envelope.kms.clock import ManualClock
 from envelope.kms.store import KeyStore
+from keyfiles import write_key_file
 
 SHA = {"RSAES_OAEP_SHA_256": hashes.SHA256, "RSAES_OAEP_SHA_1": hashes.SHA1}
 
@@ -173,7 +174,7 @@ def test_keys_with_imported_material_do_not_rotate(store: KeyStore) -> None:
 def test_cli_import_in_one_step_then_encrypt_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["keys", "create", "--origin", "EXTERNAL", "--alias", "alias/byok"]) == EXIT_OK
     raw = tmp_path / "raw.key"
-    raw.write_bytes(os.urandom(32))
+    write_key_file(raw, os.urandom(32))
     assert main(["keys", "import", "alias/byok", "--raw-key", str(raw)]) == EXIT_OK
     src = tmp_path / "data"
     src.write_bytes(os.urandom(5000))
@@ -185,9 +186,27 @@ def test_cli_import_in_one_step_then_encrypt_a_file(tmp_path: Path, capsys: pyte
     assert main(["keys", "import", "alias/byok", "--raw-key", str(raw)]) == EXIT_OK
     assert main(["decrypt-file", str(src) + ".envelope", "-o", str(tmp_path / "out"), "-q"]) == EXIT_OK
     assert (tmp_path / "out").read_bytes() == src.read_bytes()
-    (tmp_path / "short.key").write_bytes(b"x" * 16)
+    write_key_file(tmp_path / "short.key", b"x" * 16)
     assert main(["keys", "import", "alias/byok", "--raw-key", str(tmp_path / "short.key")]) != EXIT_OK
     assert "32 raw bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_raw_key_file_other_users_can_read_is_refused_and_nothing_is_imported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], mode: int) -> None:
+    """A key others could read is already exposed: it must not become a master key (as raw-aes: files)."""
+    assert main(["keys", "create", "--origin", "EXTERNAL", "--alias", "alias/byok"]) == EXIT_OK
+    raw = tmp_path / "raw.key"
+    raw.write_bytes(os.urandom(32))
+    raw.chmod(mode)
+    capsys.readouterr()
+    assert main(["keys", "import", "alias/byok", "--raw-key", str(raw)]) == EXIT_KEY
+    err = capsys.readouterr().err
+    assert f"chmod 600 {raw}" in err and len(err.strip().splitlines()) == 1
+    with KeyStore() as store:
+        assert store.describe_key("alias/byok").state == "PendingImport"
+    raw.chmod(0o600)
+    assert main(["keys", "import", "alias/byok", "--raw-key", str(raw)]) == EXIT_OK
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")

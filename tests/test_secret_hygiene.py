@@ -87,7 +87,7 @@ class World:
         self.kek = os.urandom(32)
         write_key_file(self.kek_path, self.kek)
         self.imported = os.urandom(32)
-        (root / "imported.bin").write_bytes(self.imported)
+        write_key_file(root / "imported.bin", self.imported)
         self.secret = os.urandom(32)
         (root / "secret.bin").write_bytes(self.secret)
         self.secrets: dict[str, bytes] = {"raw-aes key": self.kek, "imported key material": self.imported,

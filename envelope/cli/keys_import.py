@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from ..atomic import atomic_output, check_destination
 from ..exceptions import UsageError
 from ..kms.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
+from ..kms.paths import require_private_mode
 from ..pipeline import write_all
 from .keys import add_action, emit, open_store
 
@@ -75,7 +78,7 @@ def cmd_import_material(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    raw = bytearray(_read(args.raw_key))
+    raw = bytearray(_read(args.raw_key, secret="the raw key file"))
     try:
         if len(raw) != 32:
             raise UsageError(f"--raw-key must hold 32 raw bytes (a 256-bit key), not {len(raw)}")
@@ -97,6 +100,12 @@ def cmd_delete_material(args: argparse.Namespace) -> int:
     return emit(args, {"KeyId": args.key, "deleted": True}, f"imported key material of {args.key} deleted")
 
 
-def _read(path: str) -> bytes:
+def _read(path: str, secret: str | None = None) -> bytes:
+    """The file's first _MAX_INPUT bytes.  A *secret* file others could read is refused, as a
+    ``raw-aes:`` key file is: a key already exposed must not become a master key."""
     with open(path, "rb") as fh:
+        if secret is not None:
+            st = os.fstat(fh.fileno())
+            if stat.S_ISREG(st.st_mode):  # a pipe (<(...), -) has no mode worth checking
+                require_private_mode(st.st_mode, path, secret, "key material")
         return fh.read(_MAX_INPUT)
