@@ -16,7 +16,7 @@ from typing import Any
 
 from ..exceptions import UsageError
 from ..optional import require
-from .files import parse_size
+from .common import parse_size
 
 DEFAULT_CHUNKS = "64K,256K,1M,4M"
 

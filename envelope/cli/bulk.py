@@ -17,7 +17,7 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from .files import _positive_int, apply_aws_options, positive_number
+from .common import apply_aws_options, error_line, positive_int, positive_number
 
 EXIT_FAILURES = 7
 
@@ -54,8 +54,8 @@ def register(sub: Any) -> None:
         p.add_argument("--scheduler", metavar="ADDRESS",
                        help="a Dask scheduler (tcp://… or tls://…, with dask's TLS settings); default: a local "
                             "cluster of worker processes")
-        p.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes of the local cluster")
-        p.add_argument("--threads", type=_positive_int, metavar="T", help="threads per worker of the local cluster")
+        p.add_argument("--workers", type=positive_int, metavar="N", help="worker processes of the local cluster")
+        p.add_argument("--threads", type=positive_int, metavar="T", help="threads per worker of the local cluster")
         p.add_argument("--manifest", metavar="PATH|s3://…",
                        help="where the job's record goes: an SQLite file, or JSON Lines under an S3 prefix")
         p.add_argument("--resume", metavar="JOB", help="run again what job JOB did not finish")
@@ -76,7 +76,6 @@ def register(sub: Any) -> None:
 
 def cmd_bulk(args: argparse.Namespace) -> int:
     from ..bulk.driver import Options, run
-    from .main import error_line
 
     apply_aws_options(args)
     if args.src is None and args.resume is None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -15,8 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE, MAX_WRAPPED_KEYS, Header, plaintext_size
+from ..format import DEFAULT_CHUNK_SIZE, MAX_WRAPPED_KEYS
 from ..keyrings.base import DEFAULT_MAX_WRAPPED_KEYS
+from .common import (
+    aws_options,
+    error_line,
+    exit_code,
+    parse_range,
+    parse_size,
+    positive_int,
+    positive_number,
+)
+from .header_view import header_summary, show_header
 
 if TYPE_CHECKING:
     from ..cache import DataKeyCache
@@ -26,57 +34,11 @@ if TYPE_CHECKING:
 #: Inputs below this size finish before a progress bar would be worth drawing.
 PROGRESS_MIN_BYTES = 64 << 20
 
-_SIZE_RE = re.compile(r"(\d+)\s*([kmg]?)(i?b)?\Z", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """``65536``, ``64K``, ``64KiB``, ``1M``: binary units, as chunk sizes are powers of two."""
-    match = _SIZE_RE.match(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 65536, 64K, 1M)")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
-
-
-def parse_range(text: str) -> tuple[int, int | None]:
-    start_s, sep, end_s = text.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected START:END, got {text!r}")
-    start = parse_size(start_s) if start_s.strip() else 0
-    end = parse_size(end_s) if end_s.strip() else None
-    if end is not None and end < start:
-        raise argparse.ArgumentTypeError(f"range end {end} is before its start {start}")
-    return start, end
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _wrapped_key_limit(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > MAX_WRAPPED_KEYS:
         raise argparse.ArgumentTypeError(f"at most {MAX_WRAPPED_KEYS} (the format's own limit), got {value}")
     return value
-
-
-def positive_number(what: str) -> Callable[[str], float]:
-    """An argparse type: a finite number above zero, the error naming *what* it counts."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = 0.0
-        if not 0 < value < float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a positive number of {what}, got {text!r}")
-        return value
-    return parse
 
 
 _seconds = positive_number("seconds")
@@ -92,29 +54,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notices")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="engine threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="engine threads (default: all cores)")
     p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
     aws_options(p)
     cache = p.add_argument_group("data-key cache (for many small files; off unless --cache-max-age is given)")
     cache.add_argument("--cache-max-age", type=_seconds, metavar="SECONDS",
                        help="reuse a data key for up to SECONDS after the key manager produced it")
-    cache.add_argument("--cache-max-messages", type=_positive_int, metavar="N",
+    cache.add_argument("--cache-max-messages", type=positive_int, metavar="N",
                        help="encrypt at most N files under one cached data key")
     cache.add_argument("--cache-max-bytes", type=parse_size, metavar="SIZE",
                        help="encrypt at most SIZE plaintext bytes under one cached data key")
-
-
-def aws_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--region", metavar="REGION", help="AWS region for aws-kms keys not named by ARN ($AWS_REGION)")
-    p.add_argument("--profile", metavar="NAME", help="AWS profile for aws-kms keys ($AWS_PROFILE)")
-
-
-def apply_aws_options(args: argparse.Namespace) -> None:
-    """--region/--profile mean exactly AWS_REGION/AWS_PROFILE: boto3 reads them, as it does everywhere else."""
-    if getattr(args, "region", None):
-        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
-    if getattr(args, "profile", None):
-        os.environ["AWS_PROFILE"] = args.profile
 
 
 def register(sub: Any) -> None:
@@ -175,8 +124,6 @@ def _outputs(args: argparse.Namespace, default_name: Callable[[str], str]) -> li
 def _each(args: argparse.Namespace, pairs: list[tuple[str, str | None]],
           work: Callable[[str, str | None], object]) -> int:
     """Run *work* on every pair; one failing file does not stop the others.  Exit code of the first failure."""
-    from .main import error_line, exit_code
-
     if len(pairs) == 1:
         try:
             work(*pairs[0])
@@ -323,27 +270,6 @@ class _SetupFailed(Exception):
         self.cause = cause
 
 
-def header_summary(header: Header, file_size: int | None) -> dict[str, Any]:
-    size = header.size
-    info: dict[str, Any] = {
-        "format": "envelope",
-        "version": header.version,
-        "suite": header.suite_name,
-        "suite_id": f"0x{header.suite:04x}",
-        "chunk_size": header.chunk_size,
-        "header_size": size,
-        "file_id": header.file_id.hex(),
-        "encryption_context": header.context,
-        "wrapped_keys": [{"provider": w.provider, "key_id": w.key_id} for w in header.wrapped_keys],
-    }
-    if file_size is not None:
-        try:
-            info["plaintext_size"] = plaintext_size(size, file_size, header.chunk_size)
-        except ValueError:
-            info["plaintext_size"] = None  # impossible length: truncated or padded
-    return info
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .. import api
 
@@ -351,27 +277,3 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return show_header(args, header_summary(header, _input_size(args.file)))
 
 
-def show_header(args: argparse.Namespace, info: dict[str, Any]) -> int:
-    """Print a header summary for people, or as JSON with --json."""
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    rows = [
-        ("format", f"envelope v{info['version']}"),
-        ("suite", f"{info['suite']} ({info['suite_id']})"),
-        ("chunk size", f"{info['chunk_size']} bytes"),
-        ("header size", f"{info['header_size']} bytes"),
-        ("file id", info["file_id"]),
-    ]
-    if "plaintext_size" in info:
-        shown = "impossible for this chunk size (truncated?)" if info["plaintext_size"] is None else \
-            f"{info['plaintext_size']} bytes"
-        rows.append(("plaintext size", shown))
-    pairs = [f"{k}={v}" for k, v in info["encryption_context"].items()] or ["(empty)"]
-    rows += [("context", pair) if i == 0 else ("", pair) for i, pair in enumerate(pairs)]
-    for i, w in enumerate(info["wrapped_keys"]):
-        rows.append(("wrapped keys" if i == 0 else "", f"{w['provider']}:{w['key_id']}"))
-    width = max(len(k) for k, _ in rows) + 2
-    for key, value in rows:
-        print(f"{key + ':' if key else '':<{width}}{value}")
-    return 0

@@ -12,31 +12,35 @@ cryptographic actions (encrypt, decrypt, ...) are in :mod:`.kms_ops`.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from ..kms.paths import default_keystore_path
+from .keys_common import (
+    KEY_HELP,
+    KEYSTORE_HELP,
+    Handler,
+    common,
+    emit,
+    keystore_path,
+    open_store,
+    printable,
+    read_policy,
+    table,
+)
 
 if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
-    from ..kms.model import AliasEntry, AuditEvent, KeyMetadata, RotationStatus
+    from ..kms.model import AuditEvent, KeyMetadata, RotationStatus
     from ..kms.store import KeyStore
-
-_KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
-_KEY_HELP = "key id, key ARN or alias/NAME"
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 def register(sub: Any) -> None:
     keys = sub.add_parser("keys", help="manage master keys in the local keystore (the embedded KMS)",
                           description="The embedded local KMS: master keys, aliases, rotation, deletion, audit.")
-    keys.add_argument("--keystore", metavar="PATH", default=None, help=_KEYSTORE_HELP)
+    keys.add_argument("--keystore", metavar="PATH", default=None, help=KEYSTORE_HELP)
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(keys))
     actions.required = True
 
@@ -44,7 +48,7 @@ def register(sub: Any) -> None:
                key: bool = True) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
         if key:
-            p.add_argument("key", metavar="KEY", help=_KEY_HELP)
+            p.add_argument("key", metavar="KEY", help=KEY_HELP)
         for flags, options in args:
             p.add_argument(*flags, **options)
         common(p)
@@ -117,7 +121,7 @@ def register(sub: Any) -> None:
                                 ("update", cmd_alias_update, "point ALIAS at KEY instead")):
         p = verbs.add_parser(verb, help=text, description=text + ". ALIAS is alias/NAME; alias/aws/ is reserved.")
         p.add_argument("alias", metavar="ALIAS")
-        p.add_argument("key", metavar="KEY", help=_KEY_HELP)
+        p.add_argument("key", metavar="KEY", help=KEY_HELP)
         common(p)
         p.set_defaults(handler=handler)
     p = verbs.add_parser("delete", help="delete ALIAS (the key is untouched)", description="Delete ALIAS.")
@@ -125,7 +129,7 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(handler=cmd_alias_delete)
     p = verbs.add_parser("list", help="list aliases", description="List aliases, or only KEY's.")
-    p.add_argument("--key", metavar="KEY", help=_KEY_HELP)
+    p.add_argument("--key", metavar="KEY", help=KEY_HELP)
     common(p)
     p.set_defaults(handler=cmd_alias_list)
 
@@ -137,52 +141,6 @@ def register(sub: Any) -> None:
     from . import keys_credentials  # access keys for the KMS server's signed requests
 
     keys_credentials.register(actions)
-
-
-Option = tuple[Sequence[str], dict[str, Any]]
-
-
-def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Option) -> argparse.ArgumentParser:
-    """One ``envelope keys`` action (or a grant verb): its options, the common ones, its handler."""
-    p: argparse.ArgumentParser = parent.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    for flags, kwargs in options:
-        p.add_argument(*flags, **kwargs)
-    common(p)
-    p.set_defaults(handler=handler)
-    return p
-
-
-def common(p: argparse.ArgumentParser) -> None:
-    # SUPPRESS: when not given after the action, keep the value given before it (envelope keys --keystore P list).
-    p.add_argument("--keystore", metavar="PATH", default=argparse.SUPPRESS, help=_KEYSTORE_HELP)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def read_policy(path: str | None) -> str | None:
-    """A key policy file's text, bounded (the policy parser has the 32 KiB limit and says so)."""
-    if path is None:
-        return None
-    with open(path, "rb") as fh:
-        return fh.read(64 * 1024).decode("utf-8", errors="replace")
-
-
-def keystore_path(args: argparse.Namespace) -> Path:
-    return Path(args.keystore).expanduser() if args.keystore else default_keystore_path()
-
-
-def open_store(args: argparse.Namespace, create: bool = False) -> KeyStore:
-    from ..kms.store import KeyStore
-
-    return KeyStore(keystore_path(args), create=create)
-
-
-def emit(args: argparse.Namespace, data: Any, text: str | Sequence[str]) -> int:
-    """Print *data* as JSON with --json, else *text*; returns exit code 0."""
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(text if isinstance(text, str) else "\n".join(text))
-    return 0
 
 
 # -- actions ---------------------------------------------------------------------------------------
@@ -382,17 +340,6 @@ def parse_since(text: str) -> datetime:
         raise UsageError(f"--since {text!r} is out of range") from None
     except ValueError:
         raise UsageError(f"--since {text!r}: give an ISO 8601 date or time, or an age like 30m, 12h, 7d") from None
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-            for row in [header, *rows]]
-
-
-def printable(text: str) -> str:
-    """User text with control characters replaced, so a description cannot drive the terminal."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _key_id(store: KeyStore, ref: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from .keys import add_action, emit, open_store, read_policy, table
+from .keys_common import add_action, emit, open_store, read_policy, table
 
 _KEY = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME"})
 

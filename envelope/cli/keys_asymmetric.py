@@ -17,8 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from ..kms.asymmetric import MAX_MESSAGE_BYTES
-from .keys import add_action, emit, open_store
-from .kms_ops import OUTPUT, _b64, _read_input, _write
+from .keys_common import OUTPUT, add_action, b64, emit, open_store, read_input, write_bytes
 
 EXIT_INVALID = 4  # as for any failed authentication (see envelope.cli.main)
 
@@ -53,10 +52,10 @@ def cmd_public_key(args: argparse.Namespace) -> int:
         data = serialization.load_der_public_key(data).public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     as_json = {"key_id": info.key_id, "key_spec": info.key_spec, "key_usage": info.key_usage,
-               "public_key": _b64(info.public_key), "encryption_algorithms": list(info.encryption_algorithms),
+               "public_key": b64(info.public_key), "encryption_algorithms": list(info.encryption_algorithms),
                "signing_algorithms": list(info.signing_algorithms)}
     if args.json or args.output not in (None, "-") or args.der:
-        return _write(args, data, as_json)  # type: ignore[arg-type]
+        return write_bytes(args, data, as_json)  # type: ignore[arg-type]
     sys.stdout.write(data.decode("ascii"))  # PEM is text: fine on a terminal
     return 0
 
@@ -65,7 +64,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     message = _message(args)
     with open_store(args) as store:
         signature = store.sign(args.key, message, args.algorithm, args.message_type)
-    return _write(args, signature, {"key_id": args.key, "signature": _b64(signature),
+    return write_bytes(args, signature, {"key_id": args.key, "signature": b64(signature),
                                     "signing_algorithm": args.algorithm})
 
 
@@ -82,7 +81,7 @@ def cmd_mac(args: argparse.Namespace) -> int:
     message = _message(args)
     with open_store(args) as store:
         mac = store.generate_mac(args.key, message, args.algorithm)
-    return _write(args, mac, {"key_id": args.key, "mac": _b64(mac), "mac_algorithm": args.algorithm})
+    return write_bytes(args, mac, {"key_id": args.key, "mac": b64(mac), "mac_algorithm": args.algorithm})
 
 
 def cmd_verify_mac(args: argparse.Namespace) -> int:
@@ -101,6 +100,6 @@ def _read_small(path: str) -> bytes:
 
 def _message(args: argparse.Namespace) -> bytes:
     signing = args.handler in (cmd_sign, cmd_verify)
-    return _read_input(args, MAX_MESSAGE_BYTES,
+    return read_input(args, MAX_MESSAGE_BYTES,
                        "the message is over {limit} bytes: sign its digest instead (--message-type DIGEST)"
                        if signing else "the message is over {limit} bytes, the most a MAC takes")

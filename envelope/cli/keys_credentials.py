@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .keys import add_action, emit, open_store, table
+from .keys_common import add_action, emit, open_store, table
 
 if TYPE_CHECKING:
     from ..kms.credentials import Credential

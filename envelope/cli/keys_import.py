@@ -24,7 +24,7 @@ from ..exceptions import UsageError
 from ..kms.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
 from ..kms.paths import require_private_mode
 from ..pipeline import write_all
-from .keys import add_action, emit, open_store
+from .keys_common import add_action, emit, open_store
 
 PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
 TOKEN_FILE = "ImportToken.bin"

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..exceptions import UsageError
 from ..optional import require
-from .keys import add_action, keystore_path
+from .keys_common import add_action, keystore_path
 
 DEFAULT_PORT = 8790
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -14,25 +14,18 @@ there, and never over an existing file without ``--force``.
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
-import sys
-from typing import Any, BinaryIO
+from typing import Any
 
-from ..atomic import PRIVATE_MODE, STDIO, atomic_output
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from ..kms import blob as _blob
 from ..kms.model import DATA_KEY_SPECS
-from ..pipeline import wait_readable, write_all
-from .keys import add_action, emit, open_store
+from .keys_common import OUTPUT, add_action, b64, emit, open_store, read_input, wipe, write_bytes
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",
                             "help": "encryption context pair (repeatable)"})
 _IN = (["--in"], {"dest": "input", "metavar": "FILE", "help": "read from FILE (default: stdin)"})
-#: -o and its --force, for every action that writes raw bytes (``*OUTPUT`` in its options).
-OUTPUT = ((["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"}),
-          (["--force"], {"action": "store_true", "help": "overwrite FILE if it exists"}))
 
 
 def register(actions: Any) -> None:
@@ -59,23 +52,23 @@ def register(actions: Any) -> None:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    plaintext = bytearray(_read_input(args, _blob.MAX_PLAINTEXT_SIZE, _TOO_LARGE_PLAINTEXT))
+    plaintext = bytearray(read_input(args, _blob.MAX_PLAINTEXT_SIZE, _TOO_LARGE_PLAINTEXT))
     try:
         with open_store(args) as store:
             if args.algorithm:  # RSA-OAEP to an asymmetric key: no blob header, no context
                 if args.context:
                     raise UsageError("RSA encryption takes no encryption context")
                 sealed = store.encrypt_asymmetric(args.key, bytes(plaintext), args.algorithm)
-                return _write(args, sealed, {"key_id": args.key, "ciphertext_blob": _b64(sealed),
+                return write_bytes(args, sealed, {"key_id": args.key, "ciphertext_blob": b64(sealed),
                                              "encryption_algorithm": args.algorithm})
             sealed = store.encrypt(args.key, plaintext, parse_pairs(args.context))
     finally:
         wipe(plaintext)
-    return _write(args, sealed, {"key_id": _blob.parse(sealed).key_id, "ciphertext_blob": _b64(sealed)})
+    return write_bytes(args, sealed, {"key_id": _blob.parse(sealed).key_id, "ciphertext_blob": b64(sealed)})
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    data = _read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
+    data = read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
     with open_store(args) as store:
         if args.algorithm:
             if not args.expected:
@@ -84,18 +77,18 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         else:
             plaintext, key_id = store.decrypt(data, parse_pairs(args.context), expected_key_id=args.expected)
     try:
-        return _write(args, plaintext, {"key_id": key_id, "plaintext": _b64(plaintext)})
+        return write_bytes(args, plaintext, {"key_id": key_id, "plaintext": b64(plaintext)})
     finally:
         wipe(plaintext)
 
 
 def cmd_re_encrypt(args: argparse.Namespace) -> int:
-    data = _read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
+    data = read_input(args, _blob.MAX_BLOB_SIZE, _TOO_LARGE_BLOB)
     dest_ctx = None if args.destination_context is None else parse_pairs(args.destination_context)
     with open_store(args) as store:
         sealed, source, dest = store.re_encrypt(data, args.to, parse_pairs(args.context), dest_ctx,
                                                 expected_source_key_id=args.source_key)
-    return _write(args, sealed, {"source_key_id": source, "key_id": dest, "ciphertext_blob": _b64(sealed)})
+    return write_bytes(args, sealed, {"source_key_id": source, "key_id": dest, "ciphertext_blob": b64(sealed)})
 
 
 def cmd_generate_data_key(args: argparse.Namespace) -> int:
@@ -104,13 +97,13 @@ def cmd_generate_data_key(args: argparse.Namespace) -> int:
         if args.without_plaintext:
             sealed, key_id = store.generate_data_key_without_plaintext(args.key, ctx, args.bytes,
                                                                        key_spec=args.key_spec)
-            return emit(args, {"key_id": key_id, "ciphertext_blob": _b64(sealed)},
-                        [f"key_id {key_id}", f"ciphertext_blob {_b64(sealed)}"])
+            return emit(args, {"key_id": key_id, "ciphertext_blob": b64(sealed)},
+                        [f"key_id {key_id}", f"ciphertext_blob {b64(sealed)}"])
         plaintext, sealed, key_id = store.generate_data_key(args.key, ctx, args.bytes, key_spec=args.key_spec)
     try:
         # The data key is the point of this call, as with aws kms generate-data-key: it goes to stdout only.
-        return emit(args, {"key_id": key_id, "plaintext": _b64(plaintext), "ciphertext_blob": _b64(sealed)},
-                    [f"key_id {key_id}", f"plaintext {_b64(plaintext)}", f"ciphertext_blob {_b64(sealed)}"])
+        return emit(args, {"key_id": key_id, "plaintext": b64(plaintext), "ciphertext_blob": b64(sealed)},
+                    [f"key_id {key_id}", f"plaintext {b64(plaintext)}", f"ciphertext_blob {b64(sealed)}"])
     finally:
         wipe(plaintext)
 
@@ -118,7 +111,7 @@ def cmd_generate_data_key(args: argparse.Namespace) -> int:
 def cmd_generate_random(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         data = store.generate_random(args.count)
-    return _write(args, data, {"random": _b64(data)})
+    return write_bytes(args, data, {"random": b64(data)})
 
 
 _TOO_LARGE_PLAINTEXT = ("the input is over {limit} bytes: Encrypt takes at most {limit}; "
@@ -126,53 +119,3 @@ _TOO_LARGE_PLAINTEXT = ("the input is over {limit} bytes: Encrypt takes at most 
 _TOO_LARGE_BLOB = "the input is over {limit} bytes, larger than any ciphertext blob"
 
 
-def _read_input(args: argparse.Namespace, limit: int, too_large: str) -> bytes:
-    """At most *limit* bytes from --in or stdin; one more is the *too_large* error (``{limit}`` filled in),
-    reported without reading the rest."""
-    if args.input in (None, "-"):
-        data = _read_limited(sys.stdin.buffer, limit)
-    else:
-        with open(args.input, "rb") as fh:
-            data = _read_limited(fh, limit)
-    if len(data) > limit:
-        raise UsageError(too_large.format(limit=limit))
-    return data
-
-
-def _read_limited(stream: BinaryIO, limit: int) -> bytes:
-    chunks, size = [], 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if chunk is None:  # a non-blocking stdin with nothing yet: not the end
-            wait_readable(stream)
-            continue
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _write(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
-    if args.json:
-        return emit(args, as_json, "")
-    if args.output not in (None, STDIO):
-        with atomic_output(args.output, force=args.force, mode=PRIVATE_MODE) as out:
-            write_all(out, memoryview(data))
-        return 0
-    if sys.stdout.isatty():
-        raise UsageError("refusing to write binary output to a terminal: use -o FILE or --json")
-    sys.stdout.flush()
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-    return 0
-
-
-def wipe(buf: bytearray) -> None:
-    from ..kms.material import wipe as _wipe
-
-    _wipe(buf)
-
-
-def _b64(data: bytes | bytearray) -> str:
-    return base64.b64encode(bytes(data)).decode("ascii")

@@ -15,35 +15,24 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..exceptions import (
-    AuthenticationError,
-    ContextMismatchError,
-    EnvelopeError,
-    FormatError,
-    KeyringError,
-    UsageError,
+from ..exceptions import EnvelopeError
+from .common import (  # the exit codes are part of the command line's interface: importable from here
+    EXIT_AUTH,
+    EXIT_CONTEXT,
+    EXIT_FORMAT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    EXIT_KEY,
+    EXIT_OK,
+    EXIT_USAGE,
+    apply_aws_options,
+    error_line,
+    exit_code,
 )
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_FORMAT = 3
-EXIT_AUTH = 4
-EXIT_KEY = 5
-EXIT_CONTEXT = 6
-EXIT_IO = 7
-EXIT_INTERRUPTED = 130
-
-#: Most specific first: the first matching class decides the code.
-_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (UsageError, EXIT_USAGE),
-    (FormatError, EXIT_FORMAT),
-    (AuthenticationError, EXIT_AUTH),
-    (KeyringError, EXIT_KEY),
-    (ContextMismatchError, EXIT_CONTEXT),
-    (EnvelopeError, EXIT_INTERNAL),
-)
-
+__all__ = ["EXIT_AUTH", "EXIT_CONTEXT", "EXIT_FORMAT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_IO", "EXIT_KEY",
+           "EXIT_OK", "EXIT_USAGE", "COMMAND_MODULES", "build_parser", "main", "run"]
 
 class _VersionAction(argparse.Action):
     """--version, worked out only when asked: it loads the engine, which most commands never touch.
@@ -113,21 +102,6 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def exit_code(exc: BaseException) -> int:
-    """The exit code for an error: EnvelopeError subclasses by kind, OSError as I/O."""
-    if isinstance(exc, EnvelopeError):
-        return next(code for cls, code in _EXIT_CODES if isinstance(exc, cls))
-    return EXIT_IO if isinstance(exc, OSError) else EXIT_INTERNAL
-
-
-def error_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, EnvelopeError):
-        where = f" {exc.filename!r}" if exc.filename else ""
-        return f"envelope: error: {exc.strerror or exc}{where}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"envelope: error: {text}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
@@ -139,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = os.environ.get(PRINCIPAL_ENV)
     try:
-        from .files import apply_aws_options
-
         apply_aws_options(args)
         if args.principal:  # through the environment, so every keystore this command opens sees it
             os.environ[PRINCIPAL_ENV] = normalize(args.principal)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..context import parse_pairs
-from .files import aws_options
+from .common import aws_options
 
 
 def register(sub: Any) -> None:

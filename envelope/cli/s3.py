@@ -24,7 +24,8 @@ from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
 from ..s3.metadata import META_SIZE
 from ..s3.names import S3_SCHEME, local_path, split_url
-from .files import apply_aws_options, header_summary, parse_range, show_header
+from .common import apply_aws_options, error_line, exit_code, parse_range
+from .header_view import header_summary, show_header
 
 PARALLEL_OBJECTS = 4
 
@@ -85,8 +86,6 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
-    from .main import error_line, exit_code
-
     src_s3, dst_s3 = args.src.startswith(S3_SCHEME), args.dst.startswith(S3_SCHEME)
     if not (src_s3 or dst_s3):
         raise UsageError("one of SRC and DST must be an s3:// URL (for local files use encrypt-file)")

@@ -1,0 +1,140 @@
+"""What the ``envelope keys`` action modules share: registering an action, opening the keystore, output.
+
+The action modules import this, never :mod:`.keys` or each other; :mod:`.keys`
+registers them all, so the imports run one way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ..atomic import PRIVATE_MODE, STDIO, atomic_output
+from ..exceptions import UsageError
+from ..kms.paths import default_keystore_path
+from ..pipeline import wait_readable, write_all
+
+if TYPE_CHECKING:
+    from ..kms.store import KeyStore
+
+KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
+KEY_HELP = "key id, key ARN or alias/NAME"
+
+Handler = Callable[[argparse.Namespace], int]
+Option = tuple[Sequence[str], dict[str, Any]]
+
+
+def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Option) -> argparse.ArgumentParser:
+    """One ``envelope keys`` action (or a grant verb): its options, the common ones, its handler."""
+    p: argparse.ArgumentParser = parent.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    for flags, kwargs in options:
+        p.add_argument(*flags, **kwargs)
+    common(p)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def common(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: when not given after the action, keep the value given before it (envelope keys --keystore P list).
+    p.add_argument("--keystore", metavar="PATH", default=argparse.SUPPRESS, help=KEYSTORE_HELP)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def read_policy(path: str | None) -> str | None:
+    """A key policy file's text, bounded (the policy parser has the 32 KiB limit and says so)."""
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read(64 * 1024).decode("utf-8", errors="replace")
+
+
+def keystore_path(args: argparse.Namespace) -> Path:
+    return Path(args.keystore).expanduser() if args.keystore else default_keystore_path()
+
+
+def open_store(args: argparse.Namespace, create: bool = False) -> KeyStore:
+    from ..kms.store import KeyStore
+
+    return KeyStore(keystore_path(args), create=create)
+
+
+def emit(args: argparse.Namespace, data: Any, text: str | Sequence[str]) -> int:
+    """Print *data* as JSON with --json, else *text*; returns exit code 0."""
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text if isinstance(text, str) else "\n".join(text))
+    return 0
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+            for row in [header, *rows]]
+
+
+def printable(text: str) -> str:
+    """User text with control characters replaced, so a description cannot drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+#: -o and its --force, for every action that writes raw bytes (``*OUTPUT`` in its options).
+OUTPUT = ((["-o", "--output"], {"metavar": "FILE", "help": "write raw bytes to FILE (default: stdout)"}),
+          (["--force"], {"action": "store_true", "help": "overwrite FILE if it exists"}))
+
+
+def read_input(args: argparse.Namespace, limit: int, too_large: str) -> bytes:
+    """At most *limit* bytes from --in or stdin; one more is the *too_large* error (``{limit}`` filled in),
+    reported without reading the rest."""
+    if args.input in (None, "-"):
+        data = _read_limited(sys.stdin.buffer, limit)
+    else:
+        with open(args.input, "rb") as fh:
+            data = _read_limited(fh, limit)
+    if len(data) > limit:
+        raise UsageError(too_large.format(limit=limit))
+    return data
+
+
+def _read_limited(stream: BinaryIO, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if chunk is None:  # a non-blocking stdin with nothing yet: not the end
+            wait_readable(stream)
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def write_bytes(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
+    if args.json:
+        return emit(args, as_json, "")
+    if args.output not in (None, STDIO):
+        with atomic_output(args.output, force=args.force, mode=PRIVATE_MODE) as out:
+            write_all(out, memoryview(data))
+        return 0
+    if sys.stdout.isatty():
+        raise UsageError("refusing to write binary output to a terminal: use -o FILE or --json")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def wipe(buf: bytearray) -> None:
+    from ..kms.material import wipe as _wipe
+
+    _wipe(buf)
+
+
+def b64(data: bytes | bytearray) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
