@@ -1,4 +1,4 @@
-# Hardening checks (README: "Fuzzing and sanitizers").  Everything builds under build/;
+# Hardening checks (CONTRIBUTING.md: "Fuzzing and sanitizers").  Everything builds under build/;
 # the installed envelope/_native*.so is never replaced.
 PYTHON ?= .venv/bin/python
 FUZZ_TARGETS ?= header chunk_open key_reference kms_blob policy

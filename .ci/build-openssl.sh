@@ -3,9 +3,9 @@
 # against the SHA-256 below, built as a shared libcrypto under PREFIX.  The
 # wheel build links against it, and auditwheel (Linux) or delocate (macOS)
 # copies it into the wheel.  cibuildwheel runs this once per platform
-# (pyproject.toml, [tool.cibuildwheel] before-all); README.md, "Installing",
-# names the version.  To move to another release, change both lines and the
-# README (a mismatched hash stops the build).
+# (pyproject.toml, [tool.cibuildwheel] before-all); CONTRIBUTING.md, "Building
+# the C core", names the version.  To move to another release, change both lines
+# and CONTRIBUTING.md (a mismatched hash stops the build).
 #
 # Usage: .ci/build-openssl.sh PREFIX
 set -euo pipefail

@@ -209,7 +209,7 @@ def recommend(report: Report) -> dict[str, Any]:
         slowest = max(report.keys, key=lambda k: k.generate_ms + k.unwrap_ms)
         if slowest.generate_ms > 20:
             advice["small_files"] = (f"{slowest.reference} costs {slowest.generate_ms:.0f} ms per data key: for "
-                                     "many small files, --cache-max-age (see the README's caveats)")
+                                     "many small files, --cache-max-age (see docs/cli.md for what it trades)")
     return advice
 
 

@@ -31,6 +31,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="au
 
 #: What the sdist must carry to build and test without the repository.
 SDIST_MUST_HOLD = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "CHANGELOG.md", "SECURITY.md",
+                   "CONTRIBUTING.md", "docs/cli.md",
                    "csrc/ffi_build.py", "csrc/chunk.c", "csrc/envelope_engine.h", "csrc/engine_internal.h",
                    "formats/vectors/envelope-v1.json", "formats/generate_vectors.py", "tests/conftest.py",
                    "tests/install_kit.py", "tests/test_install.py", "tests/fuzz/run.sh", "benchmarks/scaling.py",

@@ -3,7 +3,7 @@
 Each command group lives in its own module exposing ``register(subparsers)``;
 a command's handler takes the parsed arguments and returns an exit code.  Every
 envelope error is printed as one line on stderr, ``envelope: error: ...``, and
-mapped to the exit code documented in README.md; no traceback reaches the user.
+mapped to the exit code documented in docs/cli.md; no traceback reaches the user.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The native test subset against an AddressSanitizer + UndefinedBehaviorSanitizer
-# build of csrc/, or under valgrind memcheck.  README: "Fuzzing and sanitizers".
+# build of csrc/, or under valgrind memcheck.  CONTRIBUTING.md: "Fuzzing and sanitizers".
 #
 # usage: tests/sanitize/run.sh asan|valgrind [pytest args...]
 #   NATIVE_TESTS  test files to run (default: the native engine's own tests)
