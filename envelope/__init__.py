@@ -11,13 +11,19 @@ from typing import Any
 from . import exceptions as _exceptions
 from .exceptions import (
     AccessDeniedError,
+    AlreadyExistsError,
     AuthenticationError,
     ContextMismatchError,
     EnvelopeError,
     FormatError,
+    GrantTokenError,
+    IncorrectKeyError,
+    InvalidCiphertextError,
     KeyNotFoundError,
     KeyringError,
     KeyStateError,
+    KeyUsageError,
+    MissingDependencyError,
     OutputExistsError,
     UsageError,
 )
