@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 #: How long an operation runs before its bar appears.
 DELAY_SECONDS = 0.5
+#: How often a new file's name is drawn in a batch (tqdm's own pace for its numbers).
+REDRAW_SECONDS = 0.1
 
 
 def wanted(quiet: bool, stream: TextIO | None = None) -> bool:
@@ -50,7 +52,7 @@ class Bar:
         self._show, self._verb, self._total, self._count, self._noun = show, verb, total, count, noun
         self._stream = sys.stderr if stream is None else stream
         self._label, self._name, self._index, self._done, self._finished = label, label, 0, 0, 0
-        self._started = time.monotonic()
+        self._started = self._drawn = time.monotonic()
         self._bar: Any = None
         self._lock = threading.Lock()
 
@@ -71,9 +73,13 @@ class Bar:
             self._index += 1
             self._name = name
             self._label = name if self._count == 1 else f"{self._index}/{self._count} {name}"
-            if self._bar is not None:
+            if self._bar is None:
+                self._draw_if_late()
+            else:
                 self._bar.set_description_str(self._label, refresh=False)
-            self._draw_if_late()
+                if time.monotonic() - self._drawn >= REDRAW_SECONDS:  # a batch of tiny files moves between updates
+                    self._bar.refresh()
+                    self._drawn = time.monotonic()
 
     def finished(self) -> None:
         """One file (or object) of the operation is done."""
@@ -96,6 +102,7 @@ class Bar:
 
         self._bar = tqdm(total=self._total, initial=self._done, desc=self._label, unit="B", unit_scale=True,
                          unit_divisor=1024, file=self._stream, leave=False, dynamic_ncols=True)
+        self._drawn = time.monotonic()
 
     def close(self, ok: bool = True) -> None:
         """Clear the bar; if it was drawn, leave one line saying what was done, how much, how fast."""
