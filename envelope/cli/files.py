@@ -290,7 +290,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 
     jobs = _plan(args, name, True, _notice(args))
     _check_json(args, jobs, name)
-    if jobs[0].output(name) == "-" and sys.stdout.isatty():
+    if jobs[0].tree is None and jobs[0].output(name) == "-" and sys.stdout.isatty():
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
     cache = _cache(args)
     keyring = _Once(lambda: api.encryption_keyring(args.key, keystore=args.keystore, notify=_notice(args),
