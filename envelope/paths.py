@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from .exceptions import UsageError
 
 
-def local_path(root: str, rest: str) -> str:
+def local_path(root: str, rest: str, *, through_last: bool = True) -> str:
     """Where the object whose key ends in *rest* goes when copied under the directory *root*.
 
     Object keys are written by whoever can write to the bucket, so a key
@@ -24,6 +24,11 @@ def local_path(root: str, rest: str) -> str:
     empty, ``.`` or ``..``; no NUL; no separator or drive of this OS; a
     backslash is a name character on POSIX) and the path, with the symbolic
     links already under *root* resolved, stays inside *root*.  Else UsageError.
+
+    Without *through_last*, a symbolic link at the last part is left to
+    :func:`envelope.atomic.atomic_output`'s rule for every output (replaced
+    with ``--force``, else refused; one to a FIFO or device written in place);
+    only the directories above it must stay inside *root*.
     """
     parts = rest.split("/")
     for part in parts:
@@ -37,7 +42,7 @@ def local_path(root: str, rest: str) -> str:
             raise UsageError(f"its part {part!r} is a path on this system, not a name")
     path = os.path.join(root, *parts)
     inside = os.path.realpath(root)
-    if os.path.commonpath([inside, os.path.realpath(path)]) != inside:
+    if os.path.commonpath([inside, os.path.realpath(path if through_last else os.path.dirname(path))]) != inside:
         raise UsageError("its path leads out of the destination through a symbolic link")
     return path
 

@@ -141,7 +141,7 @@ class _Job:
 
         root, rel = self.tree
         try:
-            path = local_path(root, default_name(rel))
+            path = local_path(root, default_name(rel), through_last=False)
         except UsageError as exc:
             raise UsageError(f"refusing to write outside {root!r}: {exc}") from None
         os.makedirs(os.path.dirname(path), exist_ok=True)
