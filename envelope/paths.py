@@ -47,7 +47,7 @@ def local_path(root: str, rest: str, *, through_last: bool = True) -> str:
     return path
 
 
-def tree_files(top: str) -> Iterator[tuple[str, str | None, str]]:
+def tree_files(top: str, exclude: str | None = None) -> Iterator[tuple[str, str | None, str]]:
     """Every file under the directory *top*, sorted: (path, its ``/``-joined name below *top*, or None, why not).
 
     A regular file comes with its relative name.  Anything else comes with None
@@ -55,11 +55,14 @@ def tree_files(top: str) -> Iterator[tuple[str, str | None, str]]:
     of *top* (the tree is what was asked for, not what its links reach), one to
     a directory (never descended: it could loop, or repeat the tree), a FIFO
     or device (reading one would wait for a writer, or never end).  A symbolic
-    link to a regular file inside *top* is a file of the tree.
+    link to a regular file inside *top* is a file of the tree.  The directory
+    *exclude* (where the outputs go, which may be inside *top*) is not walked:
+    a second run must not encrypt the first one's outputs.
     """
     inside = os.path.realpath(top)
+    skip = None if exclude is None else os.path.realpath(exclude)
     for directory, dirs, files in os.walk(top, onerror=_raise):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(directory, d)) != skip)
         rel_dir = os.path.relpath(directory, top)
         for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(directory, d))]):
             path = os.path.join(directory, name)

@@ -83,6 +83,13 @@ def test_r_rebuilds_the_tree_under_an_output_dir_created_with_its_parents(tree, 
     assert files_under(back) == files_under(tree)
 
 
+def test_an_output_dir_inside_the_tree_is_not_walked_again(tree, key, capsys):
+    for _ in range(2):
+        assert run("encrypt-file", "-r", tree, "--output-dir", tree / "enc", "-k", key, "-q", "--force") == 0
+    assert sorted(files_under(tree / "enc")) == ["a.txt.envelope", "sub/deeper/b.bin.envelope",
+                                                 "sub/empty.envelope"]
+
+
 def test_suffix_names_the_outputs_and_is_what_decrypt_removes(tree, tmp_path, key, capsys):
     out, back = tmp_path / "out", tmp_path / "back"
     assert run("encrypt-file", "-r", tree, "--output-dir", out, "--suffix", ".enc", "-k", key, "-q") == 0

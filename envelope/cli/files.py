@@ -194,7 +194,7 @@ def _tree(top: str, out_dir: str, suffix: str, encrypting: bool,
           notify: Callable[[str], object] | None) -> Iterator[_Job]:
     from ..paths import tree_files
 
-    for path, rel, why in tree_files(top):
+    for path, rel, why in tree_files(top, exclude=out_dir):
         if rel is not None and not encrypting and (not rel.endswith(suffix) or os.path.basename(rel) == suffix):
             rel, why = None, f"it does not end in {suffix}"
         if rel is None:
