@@ -65,16 +65,17 @@ def decryption_keyring(keys: Keys | None, *, keystore: str | None = None, cache:
                    cache)
 
 
-def default_encrypted_name(path: str) -> str:
-    return STDIO if path == STDIO else path + SUFFIX
+def default_encrypted_name(path: str, suffix: str = SUFFIX) -> str:
+    return STDIO if path == STDIO else path + suffix
 
 
-def default_decrypted_name(path: str) -> str:
+def default_decrypted_name(path: str, suffix: str = SUFFIX) -> str:
+    """*path* without *suffix*; a name that is only the suffix (``dir/.envelope``) has none to give."""
     if path == STDIO:
         return STDIO
-    if not path.endswith(SUFFIX) or path == SUFFIX:
-        raise UsageError(f"cannot name the output of {path!r}: it does not end in {SUFFIX}; give -o")
-    return path[: -len(SUFFIX)]
+    if not path.endswith(suffix) or os.path.basename(path) == suffix:
+        raise UsageError(f"cannot name the output of {path!r}: it does not end in {suffix}; give -o")
+    return path[: -len(suffix)]
 
 
 def encrypt_file(

@@ -313,47 +313,65 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
         return
     directory = os.path.dirname(os.path.abspath(path))
     sweep_stale(directory)
-    fd = _unnamed(directory)
     tmp: str | None = None
-    if fd is None:
-        fd, tmp = _named(directory)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _as_output(path):
+        fd = _unnamed(directory)
+        if fd is None:
+            fd, tmp = _named(directory)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with _labelled(fd, "wb", path) as out:
             yield out
-        # The mode only now: while it is written, a decryption's temporary holds plaintext not yet
-        # authenticated, which no other user may read (it was created 0600).
-        os.fchmod(fd, _default_mode() if mode is None else mode)
-        if tmp is None:
-            try:
-                # linkat() refuses an existing name, so a file that appeared while we worked is not clobbered.
-                _link_fd(fd, path)
-                return
-            except FileExistsError:
-                if not force:
-                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
-            tmp = _name_unnamed(fd, directory)  # replacing needs a name to rename: killed from here on, swept later
-        if force:
-            _replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
-            except OSError:
-                # A filesystem without hard links: check, then rename (a tiny race).
-                if os.path.lexists(path):
-                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+        with _as_output(path):
+            # The mode only now: while it is written, a decryption's temporary holds plaintext not yet
+            # authenticated, which no other user may read (it was created 0600).
+            os.fchmod(fd, _default_mode() if mode is None else mode)
+            if tmp is None:
+                try:
+                    # linkat() refuses an existing name, so a file that appeared while we worked is not clobbered.
+                    _link_fd(fd, path)
+                    return
+                except FileExistsError:
+                    if not force:
+                        raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                tmp = _name_unnamed(fd, directory)  # replacing needs a name to rename: killed from here on, swept later
+            if force:
                 _replace(tmp, path)
             else:
-                os.unlink(tmp)
-        tmp = None
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                except OSError:
+                    # A filesystem without hard links: check, then rename (a tiny race).
+                    if os.path.lexists(path):
+                        raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                    _replace(tmp, path)
+                else:
+                    os.unlink(tmp)
+            tmp = None
     finally:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _as_output(path: str) -> Iterator[None]:
+    """An OSError of the temporary's own steps names *path*, the output the user gave.
+
+    The temporary's name, its descriptor number (the /proc link that names an
+    unnamed file) or its directory mean nothing to the user, and the temporary
+    is gone by the time the message is read.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, OutputExistsError) or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from None
 
 
 @contextlib.contextmanager

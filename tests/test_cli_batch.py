@@ -89,7 +89,8 @@ def test_one_output_name_for_several_inputs_is_refused(files: list[Path], tmp_pa
     assert main(["encrypt-file", str(files[0]), str(files[1]), "-o", str(tmp_path / "x")]) == EXIT_USAGE
     assert "--output-dir" in capsys.readouterr().err
     assert main(["encrypt-file", "-", str(files[1])]) == EXIT_USAGE
-    assert main(["encrypt-file", str(files[0]), "--output-dir", str(tmp_path / "missing")]) == EXIT_USAGE
+    (tmp_path / "a-file").write_bytes(b"")  # a missing --output-dir is created; a file there is refused
+    assert main(["encrypt-file", str(files[0]), "--output-dir", str(tmp_path / "a-file")]) == EXIT_USAGE
     assert not list(tmp_path.glob("*.envelope"))
 
 

@@ -152,3 +152,5 @@ def test_the_progress_bar_moves_inside_one_transfer(env: dict[str, str], bucket:
     os.close(leader)
     counts = re.findall(rb"([\d.]+)M/24\.0M", shown)
     assert any(0 < float(c) < 24 for c in counts), shown[-400:]
+    # The bar is replaced by one line that stays: what was copied, how much, how fast.
+    assert shown.rstrip().splitlines()[-1].startswith(f"envelope: copied {src}: 24.0 MiB in ".encode()), shown[-400:]

@@ -135,7 +135,7 @@ FEEDS: dict[tuple[str, str], Feed] = {
                                      lambda w, s: w.plain.read_bytes(), _decrypts_to(lambda w: w.plain.read_bytes())),
     ("decrypt-file", "inputs"): Feed(lambda w, f, out, s: ["decrypt-file", f, "-o", str(out), "--key", w.kek, "-q"],
                                      lambda w, s: w.sealed.read_bytes(), _output_is(lambda w: w.plain.read_bytes())),
-    ("inspect", "file"): Feed(lambda w, f, out, s: ["inspect", f], lambda w, s: _header_bytes(w)),
+    ("inspect", "files"): Feed(lambda w, f, out, s: ["inspect", f], lambda w, s: _header_bytes(w)),
     ("rewrap", "file"): Feed(lambda w, f, out, s: ["rewrap", f, "-o", str(out), "--key", w.kek, "--unwrap-key", w.kek,
                                                    "-q", *w.ks()],
                              lambda w, s: w.sealed.read_bytes(), _decrypts_to(lambda w: w.plain.read_bytes())),

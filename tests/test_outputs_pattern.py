@@ -46,17 +46,31 @@ class Invocation:
     secret: bool = False
 
 
+def _tree(world: World, member: Path) -> str:
+    """A directory holding only a copy of *member*, for -r."""
+    top = world.root / f"tree-{member.name}"
+    if not top.exists():
+        top.mkdir()
+        (top / member.name).write_bytes(member.read_bytes())
+    return str(top)
+
+
 #: (command, dest of its output option) -> the ways to run it (more than one where the code paths differ).
 INVOCATIONS: dict[tuple[str, str], list[Invocation]] = {
     ("encrypt-file", "output"): [Invocation(lambda w: ["encrypt-file", str(w.plain), "--key", w.kek, "-q"])],
-    ("encrypt-file", "output_dir"): [Invocation(lambda w: ["encrypt-file", str(w.plain), "--key", w.kek, "-q"],
-                                                names=("data.bin.envelope",))],
+    ("encrypt-file", "output_dir"): [
+        Invocation(lambda w: ["encrypt-file", str(w.plain), "--key", w.kek, "-q"], names=("data.bin.envelope",)),
+        Invocation(lambda w: ["encrypt-file", "-r", _tree(w, w.plain), "--key", w.kek, "-q"],
+                   names=("data.bin.envelope",)),
+    ],
     ("decrypt-file", "output"): [
         Invocation(lambda w: ["decrypt-file", str(w.sealed), "--key", w.kek, "-q"]),
         Invocation(lambda w: ["decrypt-file", str(w.sealed), "--key", w.kek, "--range", "10:5000"]),
     ],
-    ("decrypt-file", "output_dir"): [Invocation(lambda w: ["decrypt-file", str(w.sealed), "--key", w.kek, "-q"],
-                                                names=("data.bin",))],
+    ("decrypt-file", "output_dir"): [
+        Invocation(lambda w: ["decrypt-file", str(w.sealed), "--key", w.kek, "-q"], names=("data.bin",)),
+        Invocation(lambda w: ["decrypt-file", "-r", _tree(w, w.sealed), "--key", w.kek, "-q"], names=("data.bin",)),
+    ],
     ("rewrap", "output"): [Invocation(lambda w: ["rewrap", str(w.sealed), "--key", w.kek, "--unwrap-key", w.kek,
                                                  "-q", *w.ks()])],
     ("keys encrypt", "output"): [Invocation(lambda w: ["keys", "encrypt", "alias/sym", "--in", str(w.message),

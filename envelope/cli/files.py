@@ -1,14 +1,20 @@
-"""``encrypt-file``, ``decrypt-file`` and ``inspect``."""
+"""``encrypt-file``, ``decrypt-file`` and ``inspect``.
+
+Short flags follow aws-encryption-cli and age, where people already have the
+habit: ``-k`` (and on decrypt-file ``-i``, age's identity) for ``--key``,
+``-c`` for ``--context``, ``-r`` for a directory tree.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
@@ -24,15 +30,15 @@ from .common import (
     positive_int,
     positive_number,
 )
-from .header_view import header_summary, show_header
+from .header_view import file_record, header_summary, print_records, show_header
+from .progress import Bar, wanted
 
 if TYPE_CHECKING:
     from ..cache import DataKeyCache
+    from ..context import EncryptionContext
+    from ..format import Header
     from ..keyrings.base import MultiKeyring
-    from ..stream import Progress
 
-#: Inputs below this size finish before a progress bar would be worth drawing.
-PROGRESS_MIN_BYTES = 64 << 20
 
 def _wrapped_key_limit(text: str) -> int:
     value = positive_int(text)
@@ -41,19 +47,32 @@ def _wrapped_key_limit(text: str) -> int:
     return value
 
 
+def _suffix(text: str) -> str:
+    if not text or text in (".", "..") or "/" in text or os.sep in text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"a suffix is a non-empty name ending such as .enc, got {text!r}")
+    return text
+
+
 _seconds = positive_number("seconds")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="IN", help="input file(s), or - for stdin")
+def _common(p: argparse.ArgumentParser, key_flags: tuple[str, ...]) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IN", help="input file(s), or - for stdin; with -r, directories")
     p.add_argument("-o", "--output", metavar="OUT", help="output file, or - for stdout (one input only)")
-    p.add_argument("--output-dir", metavar="DIR", help="write each output into DIR under its default name")
-    p.add_argument("--key", action="append", default=[], metavar="REF",
+    p.add_argument("--output-dir", metavar="DIR", help="write each output into DIR (created if missing)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="IN may be a directory: every regular file under it goes to the same relative path "
+                        "under --output-dir")
+    p.add_argument("--suffix", type=_suffix, metavar="SUFFIX", help="name ending of encrypted files (default .envelope)")
+    p.add_argument(*key_flags, "--key", dest="key", action="append", default=[], metavar="REF",
                    help="master key: local:alias/NAME, local:KEY-ID, raw-aes:PATH, aws-kms:ARN|alias/NAME "
                         "(repeatable)")
-    p.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair (repeatable)")
+    p.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
+                   help="encryption context pair (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notices")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per file on stdout: input, output, sizes, key ids, seconds")
     p.add_argument("--threads", type=positive_int, metavar="N", help="engine threads (default: all cores)")
     p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
     aws_options(p)
@@ -69,15 +88,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     enc = sub.add_parser("encrypt-file", help="encrypt a file under one or more master keys",
                          description="Encrypt IN to OUT (default IN.envelope) with a fresh data key.")
-    _common(enc)
+    _common(enc, ("-k",))
     enc.add_argument("--chunk-size", type=parse_size, default=DEFAULT_CHUNK_SIZE, metavar="SIZE",
                      help=f"plaintext bytes per chunk, a power of two (default {DEFAULT_CHUNK_SIZE >> 10}K)")
     enc.set_defaults(handler=cmd_encrypt)
 
     dec = sub.add_parser("decrypt-file", help="decrypt a file",
                          description="Decrypt IN to OUT (default: IN without .envelope). "
-                                     "Every --context pair must be present in the file.")
-    _common(dec)
+                                     "Every --context pair must be present in the file. With -r, files "
+                                     "not ending in the suffix are skipped with a notice.")
+    _common(dec, ("-k", "-i"))
     dec.add_argument("--range", type=parse_range, metavar="START:END",
                      help="write only plaintext bytes START (inclusive) to END (exclusive); "
                           "either may be omitted; units K, M, G")
@@ -85,9 +105,10 @@ def register(sub: Any) -> None:
                      help=f"refuse files with more than N wrapped keys (default {DEFAULT_MAX_WRAPPED_KEYS})")
     dec.set_defaults(handler=cmd_decrypt)
 
-    ins = sub.add_parser("inspect", help="show a file's header (no key needed, nothing secret shown)")
-    ins.add_argument("file", metavar="FILE")
-    ins.add_argument("--json", action="store_true", help="machine-readable output")
+    ins = sub.add_parser("inspect", help="show files' headers (no key needed, nothing secret shown)")
+    ins.add_argument("files", nargs="+", metavar="FILE")
+    ins.add_argument("--json", action="store_true",
+                     help="machine-readable output: one object, or with several files one object per line")
     ins.set_defaults(handler=cmd_inspect)
 
 
@@ -101,48 +122,109 @@ def _cache(args: argparse.Namespace) -> DataKeyCache | None:
     return DataKeyCache(CacheLimits(args.cache_max_age, args.cache_max_messages, args.cache_max_bytes))
 
 
-def _outputs(args: argparse.Namespace, default_name: Callable[[str], str]) -> list[tuple[str, str | None]]:
-    """Pairs (input, output or None for the default name), after checking the options agree."""
+@dataclass
+class _Job:
+    """One file of a command: its input, and where its output goes."""
+
+    src: str
+    dst: str | None  # None: the default name beside the input
+    tree: tuple[str, str] | None = None  # (output directory, name below it) for a file of a tree
+
+    @property
+    def shown(self) -> str:
+        return self.tree[1] if self.tree else "stdin" if self.src == "-" else self.src
+
+    def output(self, default_name: Callable[[str], str]) -> str:
+        if self.tree is None:
+            return self.dst if self.dst is not None else default_name(self.src)
+        from ..paths import local_path
+
+        root, rel = self.tree
+        try:
+            path = local_path(root, default_name(rel), through_last=False)
+        except UsageError as exc:
+            raise UsageError(f"refusing to write outside {root!r}: {exc}") from None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+
+def _directory_refused(src: str, encrypting: bool, suffix: str) -> UsageError:
+    name = os.path.basename(os.path.normpath(src)) or "DIR"
+    tar = f", or tar c {src} | envelope encrypt-file - -o {name}.tar{suffix}" if encrypting else ""
+    return UsageError(f"{src!r} is a directory: use -r {src} --output-dir OUT{tar}")
+
+
+def _plan(args: argparse.Namespace, default_name: Callable[[str], str], encrypting: bool,
+          notify: Callable[[str], object] | None) -> list[_Job]:
+    """The files to work on, after checking the options agree; trees walked, their odd entries noticed."""
     inputs: list[str] = args.inputs
     if "-" in inputs and len(inputs) > 1:
         raise UsageError("- (stdin) must be the only input")
     if args.output is not None and args.output_dir is not None:
         raise UsageError("give -o or --output-dir, not both")
+    if args.recursive and args.output_dir is None:
+        raise UsageError("-r needs --output-dir DIR, where the tree is rebuilt")
+    for src in inputs:
+        if src != "-" and not args.recursive and os.path.isdir(src):
+            raise _directory_refused(src, encrypting, args.suffix)
     if args.output is not None:
         if len(inputs) > 1:
             raise UsageError("-o names one output; with several inputs use --output-dir DIR")
-        return [(inputs[0], args.output)]
-    if args.output_dir is not None:
-        if not os.path.isdir(args.output_dir):
-            raise UsageError(f"--output-dir {args.output_dir!r} is not a directory")
-        if inputs == ["-"]:
-            raise UsageError("stdin has no name to use in --output-dir; give -o")
-        return [(src, os.path.join(args.output_dir, os.path.basename(default_name(src)))) for src in inputs]
-    return [(src, None) for src in inputs]
+        return [_Job(inputs[0], args.output)]
+    if args.output_dir is None:
+        return [_Job(src, None) for src in inputs]
+    if inputs == ["-"]:
+        raise UsageError("stdin has no name to use in --output-dir; give -o")
+    if os.path.lexists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise UsageError(f"--output-dir {args.output_dir!r} is not a directory")
+    os.makedirs(args.output_dir, exist_ok=True)
+    jobs = []
+    for src in inputs:
+        if not (args.recursive and os.path.isdir(src)):
+            jobs.append(_Job(src, os.path.join(args.output_dir, os.path.basename(default_name(src)))))
+            continue
+        jobs += _tree(src, args.output_dir, args.suffix, encrypting, notify)
+    if not jobs:
+        raise UsageError(f"nothing to do: no file under {', '.join(map(repr, inputs))}"
+                         + ("" if encrypting else f" ends in {args.suffix} (--suffix?)"))
+    return jobs
 
 
-def _each(args: argparse.Namespace, pairs: list[tuple[str, str | None]],
-          work: Callable[[str, str | None], object]) -> int:
-    """Run *work* on every pair; one failing file does not stop the others.  Exit code of the first failure."""
-    if len(pairs) == 1:
+def _tree(top: str, out_dir: str, suffix: str, encrypting: bool,
+          notify: Callable[[str], object] | None) -> Iterator[_Job]:
+    from ..paths import tree_files
+
+    for path, rel, why in tree_files(top, exclude=out_dir):
+        if rel is not None and not encrypting and (not rel.endswith(suffix) or os.path.basename(rel) == suffix):
+            rel, why = None, f"it does not end in {suffix}"
+        if rel is None:
+            if notify is not None:
+                notify(f"skipped {path}: {why}")
+            continue
+        yield _Job(path, None, (out_dir, rel))
+
+
+def _each(jobs: list[_Job], work: Callable[[_Job], object]) -> int:
+    """Run *work* on every job; one failing file does not stop the others.  Exit code of the first failure."""
+    if len(jobs) == 1:
         try:
-            work(*pairs[0])
+            work(jobs[0])
         except _SetupFailed as setup:
             raise setup.cause from None
         return 0
     first_failure, failed = 0, 0
-    for src, dst in pairs:
+    for job in jobs:
         try:
-            work(src, dst)
+            work(job)
         except _SetupFailed as setup:
             print(error_line(setup.cause), file=sys.stderr)
             return exit_code(setup.cause)
         except (EnvelopeError, OSError) as exc:
-            print(f"{error_line(exc)} ({src})", file=sys.stderr)
+            print(f"{error_line(exc)} ({job.src})", file=sys.stderr)
             failed += 1
             first_failure = first_failure or exit_code(exc)
     if failed:
-        print(f"envelope: {failed} of {len(pairs)} files failed", file=sys.stderr)
+        print(f"envelope: {failed} of {len(jobs)} files failed", file=sys.stderr)
     return first_failure
 
 
@@ -155,44 +237,70 @@ def _input_size(path: str) -> int | None:
         return None
 
 
-@contextlib.contextmanager
-def _progress_bar(args: argparse.Namespace, desc: str, path: str) -> Iterator[Progress | None]:
-    size = _input_size(path)
-    if args.quiet or not sys.stderr.isatty() or (size is not None and size < PROGRESS_MIN_BYTES):
-        yield None
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=size, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-              file=sys.stderr, leave=False) as bar:
-        yield bar.update
+def _bar(args: argparse.Namespace, verb: str, jobs: list[_Job]) -> Bar:
+    """One bar over all the files: a batch of small files takes as long as one big one."""
+    sizes = [_input_size(job.src) for job in jobs]
+    total = None if None in sizes else sum(s or 0 for s in sizes)
+    return Bar(wanted(args.quiet), verb, total, count=len(jobs))
 
 
-def _notice(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _notice(args: argparse.Namespace) -> Callable[[str], object] | None:
     if args.quiet:
         return None
     return lambda message: print(f"envelope: {message}", file=sys.stderr)
+
+
+def _check_json(args: argparse.Namespace, jobs: list[_Job], default_name: Callable[[str], str]) -> None:
+    if args.json and len(jobs) == 1 and jobs[0].tree is None and jobs[0].output(default_name) == "-":
+        raise UsageError("--json prints to stdout, which carries the data with -o -; give -o FILE")
+
+
+def _run(args: argparse.Namespace, verb: str, jobs: list[_Job], default_name: Callable[[str], str],
+         keyring: _Once, context: EncryptionContext, call: Callable[..., Header]) -> int:
+    """Each job through *call* (encrypt_file or decrypt_file) under one bar; a JSON line per file with --json."""
+    with _bar(args, verb, jobs) as bar:
+        def one(job: _Job) -> None:
+            dst = job.output(default_name)
+            keys = keyring.get(job.src, dst, args.force)
+            bar.start(job.shown)
+            counted = [0]
+
+            def tick(n: int) -> None:
+                counted[0] += n
+                bar.advance(n)
+
+            started = time.monotonic()
+            header = call(job.src, dst, keys=keys, context=context, force=args.force,
+                          threads=args.threads, progress=tick if bar.shown or args.json else None)
+            bar.finished()
+            if args.json:
+                print_records([file_record(job.src, dst, header, counted[0], verb == "encrypted",
+                                           time.monotonic() - started)])
+        return _each(jobs, one)
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
     from .. import api
 
     context = parse_pairs(args.context)
-    pairs = _outputs(args, api.default_encrypted_name)
-    if pairs[0][1] == "-" and sys.stdout.isatty():
+    args.suffix = args.suffix or api.SUFFIX
+
+    def name(path: str) -> str:
+        return api.default_encrypted_name(path, args.suffix)
+
+    jobs = _plan(args, name, True, _notice(args))
+    _check_json(args, jobs, name)
+    if jobs[0].tree is None and jobs[0].output(name) == "-" and sys.stdout.isatty():
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
     cache = _cache(args)
     keyring = _Once(lambda: api.encryption_keyring(args.key, keystore=args.keystore, notify=_notice(args),
                                                    cache=cache), encrypting=True)
 
-    def encrypt(src: str, dst: str | None) -> None:
-        dst = dst if dst is not None else api.default_encrypted_name(src)
-        with _progress_bar(args, "encrypt", src) as progress:
-            api.encrypt_file(src, dst, keys=keyring.get(src, dst, args.force), context=context, chunk_size=args.chunk_size,
-                             force=args.force, threads=args.threads, progress=progress)
+    def encrypt(src: str, dst: str, **options: Any) -> Header:
+        return api.encrypt_file(src, dst, chunk_size=args.chunk_size, **options)
 
     try:
-        return _each(args, pairs, encrypt)
+        return _run(args, "encrypted", jobs, name, keyring, context, encrypt)
     finally:
         if cache is not None:
             cache.clear()
@@ -202,30 +310,34 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     from .. import api
 
     context = parse_pairs(args.context)
-    pairs = _outputs(args, api.default_decrypted_name)
+    args.suffix = args.suffix or api.SUFFIX
+
+    def name(path: str) -> str:
+        return api.default_decrypted_name(path, args.suffix)
+
+    jobs = _plan(args, name, False, _notice(args))
+    _check_json(args, jobs, name)
     cache = _cache(args)
     keyring = _Once(lambda: api.decryption_keyring(args.key, keystore=args.keystore, cache=cache,
                                                    max_wrapped_keys=args.max_wrapped_keys), encrypting=False)
     if args.range is not None:
-        if len(pairs) > 1:
+        if len(jobs) > 1:
             raise UsageError("--range takes one input file")
-        src, dst = pairs[0]
-        dst = dst if dst is not None else api.default_decrypted_name(src)
+        src, dst = jobs[0].src, jobs[0].output(name)
         try:
             keys = keyring.get(src, dst, args.force)
         except _SetupFailed as setup:
             raise setup.cause from None
-        api.decrypt_range(src, dst, *args.range, keys=keys, context=context, force=args.force, threads=args.threads)
+        started = time.monotonic()
+        done = api.decrypt_range(src, dst, *args.range, keys=keys, context=context, force=args.force,
+                                 threads=args.threads)
+        if args.json:
+            print_records([file_record(src, dst, api.inspect_file(src), done, False, time.monotonic() - started,
+                                       ranged=True)])
         return 0
 
-    def decrypt(src: str, dst: str | None) -> None:
-        dst = dst if dst is not None else api.default_decrypted_name(src)
-        with _progress_bar(args, "decrypt", src) as progress:
-            api.decrypt_file(src, dst, keys=keyring.get(src, dst, args.force), context=context, force=args.force,
-                             threads=args.threads, progress=progress)
-
     try:
-        return _each(args, pairs, decrypt)
+        return _run(args, "decrypted", jobs, name, keyring, context, api.decrypt_file)
     finally:
         if cache is not None:
             cache.clear()
@@ -271,9 +383,19 @@ class _SetupFailed(Exception):
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """One file: today's object (or table).  Several: one compact JSON object per line, each naming its file."""
     from .. import api
 
-    header = api.inspect_file(args.file)
-    return show_header(args, header_summary(header, _input_size(args.file)))
+    files: list[str] = args.files
 
+    def one(job: _Job) -> None:
+        info = header_summary(api.inspect_file(job.src), _input_size(job.src))
+        if len(files) == 1:
+            show_header(args, info)
+        elif args.json:
+            print_records([{"file": job.src, **info}])
+        else:
+            print(f"{job.src}:")
+            show_header(args, info, indent="  ")
 
+    return _each([_Job(path, None) for path in files], one)

@@ -1,12 +1,13 @@
-"""The header summary that ``inspect`` and ``s3 inspect`` print: for people, or as JSON."""
+"""The header summary that ``inspect`` and ``s3 inspect`` print, and the per-file records of ``--json``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
-from ..format import Header, plaintext_size
+from ..format import Header, ciphertext_size, plaintext_size
 
 
 def header_summary(header: Header, file_size: int | None) -> dict[str, Any]:
@@ -30,8 +31,8 @@ def header_summary(header: Header, file_size: int | None) -> dict[str, Any]:
     return info
 
 
-def show_header(args: argparse.Namespace, info: dict[str, Any]) -> int:
-    """Print a header summary for people, or as JSON with --json."""
+def show_header(args: argparse.Namespace, info: dict[str, Any], indent: str = "") -> int:
+    """Print a header summary for people (each line after *indent*), or as JSON with --json."""
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -52,5 +53,32 @@ def show_header(args: argparse.Namespace, info: dict[str, Any]) -> int:
         rows.append(("wrapped keys" if i == 0 else "", f"{w['provider']}:{w['key_id']}"))
     width = max(len(k) for k, _ in rows) + 2
     for key, value in rows:
-        print(f"{key + ':' if key else '':<{width}}{value}")
+        print(f"{indent}{key + ':' if key else '':<{width}}{value}")
     return 0
+
+
+def file_record(src: str, dst: str, header: Header, counted: int, encrypted: bool, seconds: float, *,
+                ranged: bool = False) -> dict[str, Any]:
+    """What ``encrypt-file --json`` and ``decrypt-file --json`` print for one file.
+
+    *counted* is the bytes the engine reported: the plaintext read when
+    encrypting, the sealed body read when decrypting (a range: the plaintext
+    written, and the ciphertext is the whole file's size).  The other size
+    follows from the header, so it is right for pipes and devices too.
+    """
+    if encrypted:
+        plain = counted
+        sealed = ciphertext_size(header.size, plain, header.chunk_size)
+    elif ranged:
+        plain, sealed = counted, os.stat(src).st_size
+    else:
+        sealed = header.size + counted
+        plain = plaintext_size(header.size, sealed, header.chunk_size)
+    return {"input": src, "output": dst, "plaintext_size": plain, "ciphertext_size": sealed,
+            "key_ids": [f"{w.provider}:{w.key_id}" for w in header.wrapped_keys], "seconds": round(seconds, 6)}
+
+
+def print_records(records: list[dict[str, Any]]) -> None:
+    """JSON Lines: one compact object per line, flushed, so ``jq`` sees each file as it is done."""
+    for record in records:
+        print(json.dumps(record), flush=True)

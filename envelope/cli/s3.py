@@ -314,25 +314,16 @@ class _errors:
 
 
 class _progress:
+    """The command line's one progress bar (envelope.cli.progress) over every byte of the copy, named by SRC."""
+
     def __init__(self, args: argparse.Namespace, total: int) -> None:
-        self._show = not args.quiet and sys.stderr.isatty() and total > 0
-        self._total = total
+        from .progress import Bar, wanted
+
+        self._bar = Bar(wanted(args.quiet) and total > 0, "copied", total, label=args.src)
+        self._bar.start(args.src)
 
     def __enter__(self) -> Any:
-        if not self._show:
-            return lambda n: None
-        from tqdm import tqdm
+        return self._bar.advance
 
-        self._bar = tqdm(total=self._total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                         leave=False, desc="s3 cp")
-        lock = threading.Lock()  # told from many transfer threads at once
-
-        def advance(n: int) -> None:
-            with lock:
-                self._bar.update(n)
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self._show:
-            self._bar.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self._bar.close(ok=kind is None)
