@@ -19,6 +19,7 @@ from .exceptions import (
     KeyringError,
     KeyStateError,
     OutputExistsError,
+    RangeNotSatisfiableError,
     UsageError,
 )
 
