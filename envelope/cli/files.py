@@ -19,10 +19,10 @@ from .common import (
     aws_options,
     error_line,
     exit_code,
-    parse_range,
     parse_size,
     positive_int,
     positive_number,
+    range_option,
 )
 from .header_view import header_summary, show_header
 
@@ -78,9 +78,7 @@ def register(sub: Any) -> None:
                          description="Decrypt IN to OUT (default: IN without .envelope). "
                                      "Every --context pair must be present in the file.")
     _common(dec)
-    dec.add_argument("--range", type=parse_range, metavar="START:END",
-                     help="write only plaintext bytes START (inclusive) to END (exclusive); "
-                          "either may be omitted; units K, M, G")
+    range_option(dec, "write")
     dec.add_argument("--max-wrapped-keys", type=_wrapped_key_limit, default=DEFAULT_MAX_WRAPPED_KEYS, metavar="N",
                      help=f"refuse files with more than N wrapped keys (default {DEFAULT_MAX_WRAPPED_KEYS})")
     dec.set_defaults(handler=cmd_decrypt)
