@@ -291,3 +291,22 @@ def test_s3_cp_range_past_the_end_names_the_plaintext_size(s3_object: tuple[str,
     assert one_error_line(err) == \
         f"envelope: error: range 2000000:3000000 starts past the end of the plaintext ({SIZE} bytes)"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("short, long", [
+    (["rewrap", "f", "-k", "new", "-c", "a=b"], ["rewrap", "f", "--key", "new", "--context", "a=b"]),
+    (["s3", "cp", "-r", "d", "s3://b/p/", "-k", "k", "-c", "a=b"],
+     ["s3", "cp", "--recursive", "d", "s3://b/p/", "--key", "k", "--context", "a=b"]),
+    (["s3", "rewrap", "s3://b/k", "-k", "k", "-c", "a=b"], ["s3", "rewrap", "s3://b/k", "--key", "k", "--context", "a=b"]),
+    (["bulk", "verify", "s3://b/", "-k", "k", "-c", "a=b"], ["bulk", "verify", "s3://b/", "--key", "k", "--context", "a=b"]),
+])
+def test_short_flags_mean_what_the_long_ones_do_in_every_command(short: list[str], long: list[str]) -> None:
+    assert vars(parse(*short)) == vars(parse(*long))
+
+
+def test_the_aws_options_hold_for_the_command_only(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    run(capsys, "keys", "list", "--region", "eu-west-1", "--profile", "p")
+    assert os.environ["AWS_REGION"] == "us-east-1" and "AWS_PROFILE" not in os.environ
