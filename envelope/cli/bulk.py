@@ -68,7 +68,8 @@ def register(sub: Any) -> None:
         p.add_argument("--force", action="store_true", help="overwrite existing local files")
         p.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: boto3's, e.g. $AWS_ENDPOINT_URL_S3)")
+        p.add_argument("--endpoint-url", metavar="URL",
+                       help="S3 endpoint (default: boto3's, e.g. $AWS_ENDPOINT_URL_S3)")
         p.set_defaults(handler=cmd_bulk)
 
 

@@ -108,7 +108,8 @@ def _invalid_choice(action: argparse.Action, value: str) -> str:
     if isinstance(action, argparse._SubParsersAction):  # COMMAND, ACTION, VERB
         return f"unknown {str(action.metavar or 'command').lower()} {value!r}" + _did_you_mean(value, choices)
     name = max(action.option_strings, key=len) if action.option_strings else str(action.metavar or action.dest)
-    return f"invalid value {value!r} for {name}" + (_did_you_mean(value, choices) or f" (choose from {', '.join(choices)})")
+    hint = _did_you_mean(value, choices) or f" (choose from {', '.join(choices)})"
+    return f"invalid value {value!r} for {name}{hint}"
 
 
 def _unknown_argument(parser: argparse.ArgumentParser, arg: str) -> str:
