@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import os
 import re
@@ -99,6 +98,8 @@ _HAS_JSON = "_envelope_has_json"
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    import difflib  # only when there is an error to explain
+
     close = difflib.get_close_matches(word, candidates, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
