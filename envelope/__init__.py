@@ -25,6 +25,7 @@ from .exceptions import (
     KeyUsageError,
     MissingDependencyError,
     OutputExistsError,
+    RangeNotSatisfiableError,
     UsageError,
 )
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from .atomic import STDIO, atomic_output, check_destination, open_input
 from .context import EncryptionContext
 from .engines import get_engine
-from .exceptions import UsageError
+from .exceptions import RangeNotSatisfiableError, UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, read_header
 from .cache import CachingKeyring, DataKeyCache
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, Keyring, MultiKeyring
@@ -153,28 +153,36 @@ def decrypt_range(
 ) -> int:
     """Write plaintext bytes [start, end) of *src* to *dst*, opening only the chunks that hold them.
 
-    Offsets clamp to the plaintext size, as slicing does.  Returns the byte count.
+    A negative *start* (with no *end*) means the last -start bytes, as HTTP's
+    ``bytes=-N`` and slicing do.  An *end* past the plaintext is shortened; a
+    *start* at or past it is :class:`RangeNotSatisfiableError`, naming the
+    size, as S3's InvalidRange is.  Returns the byte count.
     """
     from .reader import open as open_envelope
 
-    if start < 0 or (end is not None and end < start):
-        raise UsageError("a range needs 0 <= START <= END")
+    if end is not None and not 0 <= start <= end:
+        raise UsageError("a range needs 0 <= START <= END (or a negative START alone: the last bytes)")
     src_s, dst_s = os.fspath(src), os.fspath(dst)
     if src_s == STDIO:
         raise UsageError("--range needs a seekable input file, not stdin")
     check_destination(dst_s, force)
     with open_envelope(src_s, keys=keys, context=context, keystore=keystore, engine=engine,
-                       threads=threads, max_wrapped_keys=max_wrapped_keys) as plain, atomic_output(dst_s, force=force) as out:
-        plain.seek(start)
-        left = None if end is None else end - start
+                       threads=threads, max_wrapped_keys=max_wrapped_keys) as plain:
+        size = plain.seek(0, os.SEEK_END)  # proven when opened: the final chunk is authenticated then
+        if size == 0 or start >= size:
+            raise RangeNotSatisfiableError(start, end, size)
+        first = max(0, size + start) if start < 0 else start
+        plain.seek(first)
+        left = None if end is None else end - first
         done = 0
-        while left is None or left > 0:
-            block = plain.read(1 << 20 if left is None else min(left, 1 << 20))
-            if not block:
-                break
-            write_all(out, memoryview(block))
-            done += len(block)
-            left = None if left is None else left - len(block)
+        with atomic_output(dst_s, force=force) as out:
+            while left is None or left > 0:
+                block = plain.read(1 << 20 if left is None else min(left, 1 << 20))
+                if not block:
+                    break
+                write_all(out, memoryview(block))
+                done += len(block)
+                left = None if left is None else left - len(block)
         return done
 
 

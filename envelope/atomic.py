@@ -129,7 +129,7 @@ def check_destination(path: str, force: bool) -> None:
         return
     target = _written_in_place(path)
     if target is None or stat.S_ISBLK(target.st_mode):
-        raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)")
+        raise OutputExistsError.at(path)
 
 
 def _open_in_place(path: str) -> _Labelled | None:
@@ -334,7 +334,7 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
                     return
                 except FileExistsError:
                     if not force:
-                        raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                        raise OutputExistsError.at(path) from None
                 tmp = _name_unnamed(fd, directory)  # replacing needs a name to rename: killed from here on, swept later
             if force:
                 _replace(tmp, path)
@@ -342,11 +342,11 @@ def atomic_output(path: str, *, force: bool = False, mode: int | None = None) ->
                 try:
                     os.link(tmp, path)
                 except FileExistsError:
-                    raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                    raise OutputExistsError.at(path) from None
                 except OSError:
                     # A filesystem without hard links: check, then rename (a tiny race).
                     if os.path.lexists(path):
-                        raise OutputExistsError(f"{path!r} already exists (use --force to overwrite)") from None
+                        raise OutputExistsError.at(path) from None
                     _replace(tmp, path)
                 else:
                     os.unlink(tmp)

@@ -98,6 +98,25 @@ class KeyUsageError(UsageError):
 class OutputExistsError(UsageError, FileExistsError):
     """The destination exists and overwriting it was not requested."""
 
+    @classmethod
+    def at(cls, path: str) -> OutputExistsError:
+        """The one wording of this refusal, whichever command or check meets the existing file."""
+        return cls(f"{path!r} already exists (use --force to overwrite)")
+
+
+class RangeNotSatisfiableError(UsageError):
+    """A byte range that starts at or past the end of the plaintext: S3's InvalidRange (HTTP 416).
+
+    *start* negative is a suffix (the last -start bytes), unsatisfiable only
+    when the plaintext is empty.  The message names the plaintext's size, so
+    the caller can ask again.
+    """
+
+    def __init__(self, start: int, end: int | None, size: int) -> None:
+        shown = str(start) if start < 0 else f"{start}:{'' if end is None else end}"
+        super().__init__(f"range {shown} starts past the end of the plaintext ({size} bytes)")
+        self.size = size
+
 
 class MissingDependencyError(UsageError):
     """An optional dependency the request needs is not installed; the message names the pip extra."""
@@ -119,5 +138,6 @@ __all__ = [
     "KeyringError",
     "MissingDependencyError",
     "OutputExistsError",
+    "RangeNotSatisfiableError",
     "UsageError",
 ]

@@ -158,7 +158,7 @@ def sealed_file(tmp_path: Path, kek_file: Path) -> tuple[Path, bytes, str]:
     ("100K:", slice(100 << 10, None)),
     (":10", slice(0, 10)),
     ("299000:999999", slice(299000, None)),
-    ("400000:500000", slice(400000, 500000)),
+    ("-1000", slice(-1000, None)),
 ])
 def test_decrypt_file_range_writes_just_that_range(sealed_file, tmp_path, spec, sl):
     enc, data, key = sealed_file

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=parse_size, default=64 << 20, metavar="SIZE",
                    help="in-memory batch per measurement (default 64M)")
     p.add_argument("--runs", type=int, default=3, metavar="N", help="runs per figure, median reported (default 3)")
-    p.add_argument("--key", action="append", default=[], metavar="REF",
+    p.add_argument("-k", "--key", action="append", default=[], metavar="REF",
                    help="also time data keys from this key manager (repeatable), e.g. local:alias/prod")
     p.add_argument("--calls", type=int, default=20, metavar="N", help="data keys per --key (default 20)")
     p.add_argument("--no-files", action="store_true", help="skip the file measurement")

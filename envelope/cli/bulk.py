@@ -17,7 +17,7 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from .common import apply_aws_options, error_line, positive_int, positive_number
+from .common import error_line, positive_int, positive_number
 
 EXIT_FAILURES = 7
 
@@ -38,15 +38,16 @@ def register(sub: Any) -> None:
         if verb != "verify":
             p.add_argument("dst", metavar="DEST", nargs="?", help="s3://BUCKET/PREFIX/ or a directory"
                            + (" (default: in place)" if verb == "rewrap" else ""))
-        p.add_argument("--key", action="append", default=[], metavar="REF",
+        p.add_argument("-k", "--key", action="append", default=[], metavar="REF",
                        help="master key reference (repeatable)" + (" to wrap under" if verb == "rewrap" else ""))
         if verb == "rewrap":
             p.add_argument("--from-key", action="append", default=[], metavar="REF",
-                           help="a key that opens the objects now (default: the local keystore or --key)")
+                           help="a master key that opens the objects now (repeatable; default: the local keystore "
+                                "or --key)")
         if verb == "verify":
             p.add_argument("--headers-only", action="store_true",
                            help="check each header and key commitment only, not every chunk")
-        p.add_argument("--context", action="append", default=[], metavar="K=V",
+        p.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
                        help="encryption context pair (required when reading)")
         p.add_argument("--include", action="append", default=[], metavar="GLOB",
                        help="only names (relative to SOURCE) matching GLOB (repeatable)")
@@ -67,17 +68,14 @@ def register(sub: Any) -> None:
         p.add_argument("--force", action="store_true", help="overwrite existing local files")
         p.add_argument("--json", action="store_true", help="the summary as JSON on stdout")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: boto3's)")
-        p.add_argument("--region", metavar="REGION", help="AWS region (sets AWS_REGION)")
-        p.add_argument("--profile", metavar="NAME", help="AWS profile (sets AWS_PROFILE)")
-        p.add_argument("--keystore", metavar="PATH", help="local keystore for local: keys")
+        p.add_argument("--endpoint-url", metavar="URL",
+                       help="S3 endpoint (default: boto3's, e.g. $AWS_ENDPOINT_URL_S3)")
         p.set_defaults(handler=cmd_bulk)
 
 
 def cmd_bulk(args: argparse.Namespace) -> int:
     from ..bulk.driver import Options, run
 
-    apply_aws_options(args)
     if args.src is None and args.resume is None:
         raise UsageError(f"bulk {args.bulk_command} needs SOURCE (or --resume JOB)")
     if args.bulk_command == "rewrap" and not args.key and args.resume is None:

@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from ..exceptions import (
     AuthenticationError,
@@ -68,15 +69,46 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
-def parse_range(text: str) -> tuple[int, int | None]:
+class ByteRange(NamedTuple):
+    """``--range``: plaintext bytes [start, end), or with a negative start the last -start bytes.
+
+    A tuple, so ``decrypt_range(src, dst, *rng)`` takes it as it is: a negative
+    start means a suffix there too.  :meth:`http` is the same range as S3 wants it.
+    """
+
+    start: int
+    end: int | None
+
+    def http(self) -> str:
+        """The HTTP Range header: ``bytes=A-B`` (B inclusive), ``bytes=A-`` or ``bytes=-N``."""
+        if self.start < 0:
+            return f"bytes={self.start}"
+        return f"bytes={self.start}-{'' if self.end is None else self.end - 1}"
+
+
+def parse_range(text: str) -> ByteRange:
+    """``START:END`` (either may be left out; units K, M, G), or ``-N``: the last N bytes, as HTTP's ``bytes=-N``."""
+    if text.startswith("-") and ":" not in text:
+        n = parse_size(text[1:])
+        if n == 0:
+            raise argparse.ArgumentTypeError(f"{text!r} asks for the last 0 bytes: give -N with N at least 1")
+        return ByteRange(-n, None)
     start_s, sep, end_s = text.partition(":")
     if not sep:
-        raise argparse.ArgumentTypeError(f"expected START:END, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected START:END or -N (the last N bytes), got {text!r}")
     start = parse_size(start_s) if start_s.strip() else 0
     end = parse_size(end_s) if end_s.strip() else None
     if end is not None and end < start:
         raise argparse.ArgumentTypeError(f"range end {end} is before its start {start}")
-    return start, end
+    return ByteRange(start, end)
+
+
+def range_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--range``, the same for every command that reads part of a plaintext."""
+    p.add_argument("--range", type=parse_range, metavar="START:END|-N",
+                   help=f"{what} only plaintext bytes START (inclusive) to END (exclusive), either may be omitted, "
+                        "or -N: the last N bytes; units K, M, G.  A range starting past the end is an error "
+                        "naming the plaintext's size")
 
 
 def positive_int(text: str) -> int:
@@ -102,9 +134,30 @@ def positive_number(what: str) -> Callable[[str], float]:
     return parse
 
 
+#: The options every command takes, before or after its name, as the aws CLI's are: (flags, argparse keywords).
+#: The parser (main.py) adds them to every command; a command that has one of its own (keys init's
+#: --region, the keystore's region) keeps its own help, and the option's value is the same wherever it
+#: is given on the line.
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--as",), {"dest": "principal", "metavar": "PRINCIPAL",
+                 "help": "call the local keystore as this principal (NAME or local:user/NAME; "
+                         "default $ENVELOPE_PRINCIPAL, else your OS user)"}),
+    (("--keystore",), {"metavar": "PATH", "help": "local keystore file (default: $ENVELOPE_KEYSTORE or the "
+                                                  "per-user keystore)"}),
+    (("--json",), {"action": "store_true", "help": "machine-readable output (commands that have it)"}),
+    (("-q", "--quiet"), {"action": "store_true", "help": "no progress bar or notices"}),
+    (("--region",), {"metavar": "REGION", "help": "AWS region for aws-kms keys not named by ARN, and S3 "
+                                                  "(sets AWS_REGION)"}),
+    (("--profile",), {"metavar": "NAME", "help": "AWS profile (sets AWS_PROFILE)"}),
+)
+
+
 def aws_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--region", metavar="REGION", help="AWS region for aws-kms keys not named by ARN ($AWS_REGION)")
-    p.add_argument("--profile", metavar="NAME", help="AWS profile for aws-kms keys ($AWS_PROFILE)")
+    """--region and --profile on *p* (the parser adds them to every command anyway; kept for the commands
+    that list them among their own options)."""
+    for flags, kwargs in GLOBAL_OPTIONS:
+        if flags[0] in ("--region", "--profile"):
+            p.add_argument(*flags, **kwargs)
 
 
 def apply_aws_options(args: argparse.Namespace) -> None:

@@ -22,13 +22,12 @@ from ..exceptions import EnvelopeError, UsageError
 from ..format import DEFAULT_CHUNK_SIZE, MAX_WRAPPED_KEYS
 from ..keyrings.base import DEFAULT_MAX_WRAPPED_KEYS
 from .common import (
-    aws_options,
     error_line,
     exit_code,
-    parse_range,
     parse_size,
     positive_int,
     positive_number,
+    range_option,
 )
 from .header_view import file_record, header_summary, print_records, show_header
 from .progress import Bar, wanted
@@ -70,12 +69,9 @@ def _common(p: argparse.ArgumentParser, key_flags: tuple[str, ...]) -> None:
     p.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
                    help="encryption context pair (repeatable)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notices")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per file on stdout: input, output, sizes, key ids, seconds")
     p.add_argument("--threads", type=positive_int, metavar="N", help="engine threads (default: all cores)")
-    p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
-    aws_options(p)
     cache = p.add_argument_group("data-key cache (for many small files; off unless --cache-max-age is given)")
     cache.add_argument("--cache-max-age", type=_seconds, metavar="SECONDS",
                        help="reuse a data key for up to SECONDS after the key manager produced it")
@@ -98,9 +94,7 @@ def register(sub: Any) -> None:
                                      "Every --context pair must be present in the file. With -r, files "
                                      "not ending in the suffix are skipped with a notice.")
     _common(dec, ("-k", "-i"))
-    dec.add_argument("--range", type=parse_range, metavar="START:END",
-                     help="write only plaintext bytes START (inclusive) to END (exclusive); "
-                          "either may be omitted; units K, M, G")
+    range_option(dec, "write")
     dec.add_argument("--max-wrapped-keys", type=_wrapped_key_limit, default=DEFAULT_MAX_WRAPPED_KEYS, metavar="N",
                      help=f"refuse files with more than N wrapped keys (default {DEFAULT_MAX_WRAPPED_KEYS})")
     dec.set_defaults(handler=cmd_decrypt)

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from ..context import parse_pairs
-from .common import aws_options
 
 
 def register(sub: Any) -> None:
@@ -16,26 +15,26 @@ def register(sub: Any) -> None:
                     "file's wrapped keys (after a rotation, or to move or add master keys). The body is "
                     "copied, never decrypted; with --in-place only the header is rewritten.")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--key", action="append", default=[], metavar="REF", required=True,
+    p.add_argument("-k", "--key", action="append", default=[], metavar="REF", required=True,
                    help="master key to wrap under (repeatable): local:alias/NAME, raw-aes:PATH, ...")
-    p.add_argument("--unwrap-key", action="append", default=[], metavar="REF",
-                   help="master key that opens the file now (default: the local keystore and the --key keys)")
+    p.add_argument("--from-key", action="append", default=[], metavar="REF",
+                   help="a master key that opens the file now (repeatable; default: the local keystore and the "
+                        "--key keys)")
+    p.add_argument("--unwrap-key", action="append", dest="from_key", help=argparse.SUPPRESS)  # its old name
     p.add_argument("-o", "--output", metavar="OUT", help="write the rewrapped file here (default: replace FILE)")
-    p.add_argument("--context", action="append", default=[], metavar="K=V",
+    p.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
                    help="require this encryption-context pair in the file (repeatable)")
     p.add_argument("--in-place", action="store_true",
                    help="overwrite the header where it is (only when the new header has the same size)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.add_argument("--keystore", metavar="PATH", help="local keystore (default: $ENVELOPE_KEYSTORE or per-user)")
-    p.add_argument("--quiet", "-q", action="store_true", help="print nothing on success")
-    aws_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(handler=cmd_rewrap)
 
 
 def cmd_rewrap(args: argparse.Namespace) -> int:
     from ..rewrap import rewrap_file
 
-    header = rewrap_file(args.file, args.key, output=args.output, unwrap_keys=args.unwrap_key or None,
+    header = rewrap_file(args.file, args.key, output=args.output, unwrap_keys=args.from_key or None,
                          context=parse_pairs(args.context), in_place=args.in_place, force=args.force,
                          keystore=args.keystore)
     if not args.quiet:

@@ -21,17 +21,17 @@ from typing import Any, Callable
 
 from ..atomic import STDIO, atomic_output, check_destination, open_input
 from ..context import parse_pairs
-from ..exceptions import EnvelopeError, UsageError
+from ..exceptions import EnvelopeError, RangeNotSatisfiableError, UsageError
 from ..s3.metadata import META_SIZE
 from ..s3.names import S3_SCHEME, local_path, split_url
-from .common import apply_aws_options, error_line, exit_code, parse_range
+from .common import ByteRange, error_line, exit_code, range_option
 from .header_view import header_summary, show_header
 
 PARALLEL_OBJECTS = 4
 
 
 def register(sub: Any) -> None:
-    s3 = sub.add_parser("s3", help="client-side encrypted S3 objects: cp, inspect",
+    s3 = sub.add_parser("s3", help="client-side encrypted S3 objects: cp, rewrap, inspect",
                         description="Copy objects to and from S3, encrypted on this machine.")
     verbs = s3.add_subparsers(dest="s3_command", metavar="VERB", parser_class=type(s3))
     verbs.required = True
@@ -43,11 +43,12 @@ def register(sub: Any) -> None:
                          "released once its own tag verified, as by decrypt-file -o -: an object cut short or "
                          "damaged ends with a non-zero exit status after the chunks before the damage, so check "
                          "it (a --range, and an S3 Encryption Client object, are written only once all verified)")
-    cp.add_argument("--key", action="append", default=[], metavar="REF",
+    cp.add_argument("-k", "--key", action="append", default=[], metavar="REF",
                     help="master key reference (repeatable; default: the local default key)")
-    cp.add_argument("--context", action="append", default=[], metavar="K=V", help="encryption context pair")
-    cp.add_argument("--range", type=parse_range, metavar="START:END", help="only these plaintext bytes (download)")
-    cp.add_argument("--recursive", action="store_true",
+    cp.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
+                    help="encryption context pair (repeatable)")
+    range_option(cp, "download")
+    cp.add_argument("-r", "--recursive", action="store_true",
                     help="a directory to a prefix, or a prefix to a directory (keys with an empty, '.' or '..' part, "
                          "a NUL, or a path out of the directory are refused, each on stderr; the rest is copied)")
     cp.add_argument("--force", action="store_true", help="overwrite an existing local file")
@@ -64,10 +65,13 @@ def register(sub: Any) -> None:
                           description="Wrap each object's data key under --key instead; the body is copied by S3 "
                                       "(UploadPartCopy), never downloaded or decrypted.")
     rw.add_argument("urls", nargs="+", metavar="s3://BUCKET/KEY")
-    rw.add_argument("--key", action="append", required=True, metavar="REF", help="the new master key (repeatable)")
+    rw.add_argument("-k", "--key", action="append", required=True, metavar="REF",
+                    help="the new master key (repeatable)")
     rw.add_argument("--from-key", action="append", default=[], metavar="REF",
-                    help="a key that opens the objects now (default: any key of the local keystore)")
-    rw.add_argument("--context", action="append", default=[], metavar="K=V", help="required context pair")
+                    help="a master key that opens the objects now (repeatable; default: any key of the local "
+                         "keystore)")
+    rw.add_argument("-c", "--context", action="append", default=[], metavar="K=V",
+                    help="required encryption context pair (repeatable)")
     rw.add_argument("-q", "--quiet", action="store_true", help="no per-object line")
     _client_options(rw)
     rw.set_defaults(handler=cmd_rewrap)
@@ -79,10 +83,8 @@ def register(sub: Any) -> None:
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
+    """(--region, --profile and --keystore are global options, which every command takes.)"""
     p.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (default: boto3's, e.g. $AWS_ENDPOINT_URL_S3)")
-    p.add_argument("--region", metavar="REGION", help="AWS region (sets AWS_REGION)")
-    p.add_argument("--profile", metavar="NAME", help="AWS profile (sets AWS_PROFILE)")
-    p.add_argument("--keystore", metavar="PATH", help="local keystore for local: keys")
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
@@ -262,11 +264,22 @@ def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Calla
         with atomic_output(STDIO) as stdout:  # cannot be taken back: chunks as they verify, failure by exit status
             client.download_stream(bucket, key, stdout, Callback=tick)
         return
-    start, end = args.range
-    header = f"bytes={start or 0}-{'' if end is None else end - 1}"
-    body = client.get_object(Bucket=bucket, Key=key, Range=header)["Body"].read()
+    body = _get_range(client, bucket, key, args.range)
     with atomic_output(dst, force=True) as out:
         out.write(body)
+
+
+def _get_range(client: Any, bucket: str, key: str, wanted: ByteRange) -> bytes:
+    """Plaintext bytes of an object; a range past its end is the error decrypt-file --range gives."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return bytes(client.get_object(Bucket=bucket, Key=key, Range=wanted.http())["Body"].read())
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "InvalidRange" and str(error.get("ActualObjectSize", "")).isdigit():
+            raise RangeNotSatisfiableError(*wanted, int(error["ActualObjectSize"])) from None
+        raise
 
 
 def _encrypted_client(args: argparse.Namespace) -> Any:
@@ -281,7 +294,6 @@ def _boto_client(args: argparse.Namespace) -> Any:
     from ..keyrings.aws_client import env_region
     from ..optional import require
 
-    apply_aws_options(args)
     boto3 = require("boto3", "s3", "envelope s3")
     return boto3.client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
 

@@ -151,5 +151,6 @@ def _invalid_range(bucket: str, key: str, text: str, size: int) -> Exception:
     from botocore.exceptions import ClientError
 
     return ClientError({"Error": {"Code": "InvalidRange", "Message": f"The requested range {text} is not "
-                                  f"satisfiable (the object has {size} bytes of plaintext)"},
+                                  f"satisfiable (the object has {size} bytes of plaintext)",
+                                  "RangeRequested": text, "ActualObjectSize": str(size)},
                         "ResponseMetadata": {"HTTPStatusCode": 416}}, "GetObject")
