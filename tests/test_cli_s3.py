@@ -124,33 +124,49 @@ def test_s3_rewrap_moves_objects_to_a_new_key(env: dict[str, str], bucket: str, 
     assert cli(env, "s3", "cp", f"s3://{bucket}/x", str(tmp_path / "b"), "--key", old).returncode == EXIT_KEY
 
 
-def test_the_progress_bar_moves_inside_one_transfer(env: dict[str, str], bucket: str, tmp_path: Path) -> None:
+def test_the_progress_bar_moves_inside_one_transfer(env: dict[str, str], bucket: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """On a terminal, the bar counts bytes as parts go up, not one object at a time."""
     import fcntl
     import pty
     import re
     import struct
     import termios
+    import threading
+
+    from envelope.cli import progress
+    from envelope.cli.main import main
 
     src = tmp_path / "big"
     src.write_bytes(os.urandom(24 << 20))  # three parts of boto3's default 8 MiB
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # In-process, so the bar can be asked to appear at once: a copy this small may take less than its delay.
+    monkeypatch.setattr(progress, "DELAY_SECONDS", 0.0)
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 wide
-    with subprocess.Popen([sys.executable, "-m", "envelope", "s3", "cp", str(src), f"s3://{bucket}/big",
-                           "--key", env["KEK"]], env=env, stdout=subprocess.DEVNULL, stderr=follower) as proc:
-        os.close(follower)
-        shown = b""
+    shown = bytearray()
+
+    def drain() -> None:  # a pty holds little: the bar would block without a reader
         while True:
             try:
                 data = os.read(leader, 4096)
             except OSError:  # the other end closed
-                break
+                return
             if not data:
-                break
-            shown += data
-        assert proc.wait(timeout=120) == EXIT_OK
+                return
+            shown.extend(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with os.fdopen(follower, "w", encoding="utf-8") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert main(["s3", "cp", str(src), f"s3://{bucket}/big", "--key", env["KEK"]]) == EXIT_OK
+        monkeypatch.undo()
+    reader.join(timeout=30)
     os.close(leader)
-    counts = re.findall(rb"([\d.]+)M/24\.0M", shown)
-    assert any(0 < float(c) < 24 for c in counts), shown[-400:]
+    counts = re.findall(rb"([\d.]+)M/24\.0M", bytes(shown))
+    assert any(0 < float(c) < 24 for c in counts), bytes(shown[-400:])
     # The bar is replaced by one line that stays: what was copied, how much, how fast.
-    assert shown.rstrip().splitlines()[-1].startswith(f"envelope: copied {src}: 24.0 MiB in ".encode()), shown[-400:]
+    last = bytes(shown).rstrip().splitlines()[-1]
+    assert last.startswith(f"envelope: copied {src}: 24.0 MiB in ".encode()), bytes(shown[-400:])
