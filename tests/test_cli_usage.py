@@ -150,7 +150,7 @@ def test_version_json_still_works(capsys: pytest.CaptureFixture[str]) -> None:
      "invalid value 's3ec' for --format; did you mean 's3ec-v3'? (see envelope s3 cp --help)"),
     (["rewrap", "f"], "the following arguments are required: -k/--key (see envelope rewrap --help)"),
     (["keys"], "the following arguments are required: ACTION (see envelope keys --help)"),
-    (["inspect", "a", "b"], "unexpected argument 'b' (see envelope inspect --help)"),
+    (["keys", "describe", "a", "b"], "unexpected argument 'b' (see envelope keys describe --help)"),
     (["decrypt-file", "x", "--range", "12"], "expected START:END or -N (the last N bytes), got '12'"),
     (["decrypt-file", "x", "--range", "-0"], "the last 0 bytes"),
 ])
