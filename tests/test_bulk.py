@@ -387,3 +387,45 @@ def test_overlapping_source_and_destination_are_refused(tmp_path, kek) -> None:
         envelope.bulk.encrypt(str(tmp_path / "src"), str(tmp_path / "src" / "out"), keys=[kek])
     with pytest.raises(envelope.UsageError, match="overlap"):
         envelope.bulk.encrypt("s3://b/p/", "s3://b/p/q/", keys=[kek])
+
+
+def test_a_connection_closed_on_the_first_try_of_every_put_and_part_is_retried_with_the_same_bytes(
+        s3, s3_endpoint, kek, tmp_path) -> None:
+    """In this process (a worker's task, no cluster): botocore must be able to send each body again."""
+    from botocore.exceptions import ConnectionClosedError
+
+    from envelope.bulk.plan import Item
+    from envelope.bulk.tasks import run_item
+    from envelope.bulk.workerstate import JobConfig, forget, state_for
+    from envelope.s3 import EncryptedS3Client
+
+    files = make_tree(tmp_path / "src", [70_000, 9 << 20])  # one PUT; parts
+    config = JobConfig("encrypt", keys=(kek,), endpoint_url=s3_endpoint)
+    client = state_for(config).s3()
+    assert client.meta.config.retries["mode"] == "standard"
+    tries: dict[tuple[str, str], list[bytes]] = {}
+
+    def close_the_first_try(request: Any, **_: Any) -> None:
+        body = request.body
+        sent = bytes(body) if isinstance(body, (bytes, bytearray)) else body.read()  # as a send would
+        tries.setdefault((request.method, request.url), []).append(sent)
+        if len(tries[(request.method, request.url)]) == 1:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        if hasattr(body, "seek"):
+            body.seek(0)  # this try goes out: from the start
+
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register(f"before-send.s3.{operation}", close_the_first_try)
+    try:
+        for rel in files:
+            path = tmp_path / "src" / rel
+            item = Item(rel, str(path), f"s3://{s3.bucket}/rt/{rel}", path.stat().st_size, "stamp", False)
+            result = run_item(config, item)
+            assert result["outcome"] == "done", result["error"]
+    finally:
+        forget(config)
+    assert len(tries) == 1 + 2 and all(len(sent) == 2 for sent in tries.values())  # 2 parts of 8 MiB and less
+    assert all(first == again for first, again in tries.values())  # the same ciphertext sent again
+    opened = EncryptedS3Client(s3, keys=[kek])
+    assert {rel: opened.get_object(Bucket=s3.bucket, Key=f"rt/{rel}")["Body"].read() for rel in files} == files
+    assert not s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")

@@ -27,7 +27,7 @@ from ..optional import require
 from .manifest import FINISHED, REFUSED, Manifest, new_job_id, open_manifest
 from .plan import Item, Location, check_pair, parse_location, plan
 from .tasks import FAILED, run_item
-from .workerstate import JobConfig, forget
+from .workerstate import JobConfig, forget, s3_client
 
 #: Tasks in flight per worker thread: enough to keep every thread busy between results.
 WINDOW_PER_THREAD = 4
@@ -91,10 +91,7 @@ def _references(keys: Sequence[Any], what: str) -> tuple[str, ...]:
 
 
 def _boto(options: Options) -> Any:
-    from ..keyrings.aws_client import env_region
-
-    boto3 = require("boto3", "s3", "bulk jobs on S3")
-    return boto3.client("s3", region_name=options.region or env_region(), endpoint_url=options.endpoint_url)
+    return s3_client(options.region, options.endpoint_url)
 
 
 def _dask_client(client: Any, scheduler: str | None, workers: int | None, threads: int | None) -> tuple[Any, Any]:

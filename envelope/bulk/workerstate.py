@@ -185,18 +185,31 @@ class WorkerState:
         """boto3's S3 client (thread-safe), made on first use: a local job never imports boto3."""
         with self._lock:
             if self._s3 is None:
-                from ..keyrings.aws_client import env_region
-                from ..optional import require
-
-                boto3 = require("boto3", "s3", "bulk jobs on S3")
-                self._s3 = boto3.client("s3", region_name=self.config.region or env_region(),
-                                        endpoint_url=self.config.endpoint_url)
+                self._s3 = s3_client(self.config.region, self.config.endpoint_url)
             return self._s3
 
     def encrypted(self, keyring: MultiKeyring) -> Any:
         from ..s3 import EncryptedS3Client
 
         return EncryptedS3Client(self.s3(), keys=keyring, context=self.config.context_dict, header_cache=0)
+
+
+def s3_client(region: str | None, endpoint_url: str | None) -> Any:
+    """boto3's S3 client for a job, with botocore's standard retries (``AWS_RETRY_MODE`` may ask for adaptive).
+
+    A request that fails on a transient error (a connection reset or closed,
+    a 500 or 503, throttling) is sent again: every body a job sends can be
+    sent twice (bytes, a part's buffer, a seekable spooled file) and is the
+    same ciphertext again, so a retry costs no object and changes no byte.
+    """
+    from ..keyrings.aws_client import env_region, retry_mode
+    from ..optional import require
+
+    boto3 = require("boto3", "s3", "bulk jobs on S3")
+    from botocore.config import Config
+
+    return boto3.client("s3", region_name=region or env_region(), endpoint_url=endpoint_url,
+                        config=Config(retries={"mode": retry_mode()}))
 
 
 _STATES: dict[JobConfig, WorkerState] = {}

@@ -82,16 +82,20 @@ def make_client(region: str | None, profile: str | None, session: Any = None) ->
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
-    mode = os.environ.get("AWS_RETRY_MODE", "standard")
-    if mode not in _RETRY_MODES:
-        mode = "standard"
     connect, read = timeouts()
-    config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
+    config = Config(retries={"mode": retry_mode(), "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
         return session.client("kms", region_name=region, config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+def retry_mode() -> str:
+    """``AWS_RETRY_MODE`` if it is ``standard`` or ``adaptive``, else ``standard``: never botocore's ``legacy``,
+    the default of older botocore, whose defaults differ from one version to the next."""
+    mode = os.environ.get("AWS_RETRY_MODE", "standard")
+    return mode if mode in _RETRY_MODES else "standard"
 
 
 def max_attempts() -> int:
