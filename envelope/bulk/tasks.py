@@ -117,7 +117,7 @@ def _source(state: WorkerState, item: Item) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import _Readable
+    from ..s3.client import RawStreamingBody
 
     bucket, key = split_url(item.src)
     body = state.s3().get_object(Bucket=bucket, Key=key, IfMatch=item.stamp)["Body"]
@@ -125,7 +125,7 @@ def _source(state: WorkerState, item: Item) -> Any:
         if item.size < MULTIPART_THRESHOLD:  # read whole: a seekable body goes up in one PUT
             yield io.BytesIO(body.read())
         else:
-            yield _Readable(body)
+            yield RawStreamingBody(body)
     finally:
         body.close()
 
@@ -207,7 +207,7 @@ def _sealed(state: WorkerState, item: Item, *, whole: bool) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import _Readable
+    from ..s3.client import RawStreamingBody
     from ..s3.ranged import RangedObject
 
     bucket, key = split_url(item.src)
@@ -216,7 +216,7 @@ def _sealed(state: WorkerState, item: Item, *, whole: bool) -> Any:
         return
     body = state.s3().get_object(Bucket=bucket, Key=key, IfMatch=item.stamp)["Body"]
     try:
-        yield io.BufferedReader(_Readable(body), 1 << 20)
+        yield io.BufferedReader(RawStreamingBody(body), 1 << 20)
     finally:
         body.close()
 
