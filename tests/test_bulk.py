@@ -429,3 +429,32 @@ def test_a_connection_closed_on_the_first_try_of_every_put_and_part_is_retried_w
     opened = EncryptedS3Client(s3, keys=[kek])
     assert {rel: opened.get_object(Bucket=s3.bucket, Key=f"rt/{rel}")["Body"].read() for rel in files} == files
     assert not s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+
+
+def test_a_rewrap_that_left_an_incomplete_upload_has_it_aborted_on_resume(job, s3, kek, tmp_path) -> None:
+    from drop_proxy import serve
+
+    from envelope.s3 import EncryptedS3Client
+
+    new = f"raw-aes:{write_key_file(tmp_path / 'new', os.urandom(32))}"
+    plain = os.urandom(14 << 20)  # a new header and 5 MiB of body, then the body copied inside S3: parts
+    EncryptedS3Client(s3, keys=[kek]).put_object(Bucket=s3.bucket, Key="rwm/big", Body=plain)
+    proxy_gen = serve(job["endpoint_url"])
+    proxy, endpoint = next(proxy_gen)
+    try:  # the part copied inside S3 fails, and so does the abort: as if the worker had been killed
+        proxy.after = 0
+        proxy.cut = lambda line: line.startswith(b"DELETE") or (line.startswith(b"PUT") and b"partNumber=2" in line)
+        first = envelope.bulk.rewrap(f"s3://{s3.bucket}/rwm/", keys=[new], from_keys=[kek],
+                                     **{**job, "endpoint_url": endpoint})
+        assert (first.done, first.failed) == (0, 1)
+        assert len(s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])) == 1
+        book = SqliteManifest(first.manifest, first.job)
+        assert book.rows[f"s3://{s3.bucket}/rwm/big"]["multipart"]  # recorded before the upload started
+        book.close()
+        proxy.cut = lambda line: False
+        resumed = envelope.bulk.rewrap(None, resume=first.job, **job)  # the job's endpoint: the proxy
+    finally:
+        proxy_gen.close()
+    assert (resumed.done, resumed.failed) == (1, 0), resumed.failures
+    assert not s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+    assert EncryptedS3Client(s3, keys=[new]).get_object(Bucket=s3.bucket, Key="rwm/big")["Body"].read() == plain

@@ -11,9 +11,10 @@ again elsewhere, and ``--resume`` runs again what was not recorded done):
 * a destination appears whole or not at all: one PUT, a multipart upload
   completed only at the end (and aborted on failure), or a local file renamed
   into place once every chunk verified (:mod:`envelope.atomic`);
-* a multipart upload a job may start is in the manifest before the job runs
-  (its item, with ``multipart``); a task about to upload first aborts any
-  upload to its key left by an earlier, killed attempt;
+* a multipart upload a job may start (encrypt into S3, rewrap in place) is in
+  the manifest before the job runs (its item, with ``multipart``); a task
+  about to upload first aborts any upload to its key left by an earlier,
+  killed attempt;
 * rewrap reads the header first (one ranged GET) and skips an object already
   wrapped under exactly the new keys.
 
@@ -241,6 +242,8 @@ def _rewrap(state: WorkerState, item: Item, result: dict[str, Any]) -> str:
         from ..s3.rewrap import rewrap_object
 
         bucket, key = split_url(item.src)
+        if item.multipart:
+            _abort_stale_uploads(state.s3(), bucket, key)
         done = rewrap_object(state.s3(), bucket, key, state.decrypting, state.encrypting,
                              context=config.context_dict)
         result["key_ids"] = [f"{w.provider}:{w.key_id}" for w in done["WrappedKeys"]]
