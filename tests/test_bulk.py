@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -237,16 +239,67 @@ def test_injected_s3_failures_fail_their_objects_only_and_resume_finishes(job, s
 
 
 def test_an_injected_kms_failure_fails_its_object_only(job, s3, aws_env, tmp_path) -> None:
+    """A failure of the key manager itself, not a refusal of the key (see the test after this one)."""
     import boto3
 
     arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
     files = make_tree(tmp_path / "src")
-    aws_env.inject("GenerateDataKey", "AccessDeniedException")
+    aws_env.inject("GenerateDataKey", "KMSInternalException")
     first = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/kf/", keys=[f"aws-kms:{arn}"], **job)
     assert (first.done, first.failed) == (len(files) - 1, 1)
-    assert "AccessDenied" in first.failures[0][1]
+    assert "KMSInternalException" in first.failures[0][1]
     resumed = envelope.bulk.encrypt(None, None, resume=first.job, **job)
     assert (resumed.done, resumed.failed) == (1, 0)
+
+
+def _outcomes(result: Any) -> Counter[str]:
+    book = SqliteManifest(result if isinstance(result, str) else result.manifest, _job_id(result))
+    try:
+        return Counter(row["outcome"] for row in book.rows.values())
+    finally:
+        book.close()
+
+
+def _job_id(result: Any) -> str:
+    if not isinstance(result, str):
+        return str(result.job)
+    with sqlite3.connect(result) as db:
+        return str(db.execute("SELECT job FROM jobs").fetchone()[0])
+
+
+def test_a_key_the_key_manager_refuses_stops_the_job_with_one_error_line(job, s3, aws_env, tmp_path,
+                                                                         capsys) -> None:
+    from envelope.cli.main import main
+
+    n = 30
+    make_tree(tmp_path / "src", [100] * n)
+    unknown = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000"
+    code = main(["bulk", "encrypt", str(tmp_path / "src"), f"s3://{s3.bucket}/kr/", "--key", f"aws-kms:{unknown}",
+                 "--scheduler", job["client"].scheduler.address, "--endpoint-url", job["endpoint_url"],
+                 "--manifest", job["manifest"], "-q"])
+    lines = capsys.readouterr().err.splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert unknown in lines[0] and "stopped" in lines[0]
+    in_flight = 4 * sum(job["client"].nthreads().values())  # the tasks submitted before the first result
+    assert len(aws_env.operations("GenerateDataKey")) <= in_flight
+    outcomes = _outcomes(job["manifest"])
+    assert outcomes["failed"] <= in_flight and outcomes["pending"] >= n - in_flight and not outcomes["done"]
+    assert keys_under(s3, "kr/") == []
+
+
+def test_a_key_no_worker_can_open_stops_the_job_and_resume_finishes_it_once_it_is_there(job, s3, tmp_path) -> None:
+    n = 30
+    files = make_tree(tmp_path / "src", [100] * n)
+    missing = tmp_path / "keys" / "kek"
+    with pytest.raises(envelope.KeyNotFoundError, match=f"{missing}.*stopped"):
+        envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/km/", keys=[f"raw-aes:{missing}"], **job)
+    outcomes = _outcomes(job["manifest"])
+    assert outcomes["failed"] <= 4 * sum(job["client"].nthreads().values()) and sum(outcomes.values()) == n
+    missing.parent.mkdir()
+    write_key_file(missing, os.urandom(32))
+    resumed = envelope.bulk.encrypt(None, None, resume=_job_id(job["manifest"]), **job)
+    assert (resumed.done, resumed.failed) == (n, 0), resumed.failures
+    assert len(keys_under(s3, "km/")) == len(files)
 
 
 # -- KMS calls --------------------------------------------------------------------------------------------

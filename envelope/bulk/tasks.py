@@ -19,7 +19,10 @@ again elsewhere, and ``--resume`` runs again what was not recorded done):
   wrapped under exactly the new keys.
 
 Failures are returned, not raised: one object's failure is a row of the
-manifest, never the end of the job.
+manifest, never the end of the job, unless no object can succeed (the keys
+cannot be opened in this worker, or the key manager refuses the job's key):
+then the result says so (``setup``, the error's class) and the driver stops
+the job.
 """
 
 from __future__ import annotations
@@ -46,12 +49,20 @@ def run_item(config: JobConfig, item: Item) -> dict[str, Any]:
     """Do one item; the result is a small dict for the manifest (never plaintext, never a key)."""
     started, calls = time.monotonic(), MeteredKeyring.calls()
     result: dict[str, Any] = {"src": item.src, "dst": item.dst, "size": item.size, "bytes": 0, "error": None,
-                              "key_ids": None}
+                              "key_ids": None, "setup": None}
+    MeteredKeyring.forget_refusal()
     try:
         state = state_for(config)
-        outcome = _OPERATIONS[config.operation](state, item, result)
-    except Exception as exc:  # anything one object can raise is that object's failure
-        outcome, result["error"] = FAILED, _describe(exc)
+    except Exception as exc:  # the job's keys cannot be opened here: no object can succeed
+        state, result["error"], result["setup"] = None, _describe(exc), type(exc).__name__
+    outcome = FAILED
+    if state is not None:
+        try:
+            outcome = _OPERATIONS[config.operation](state, item, result)
+        except Exception as exc:  # anything one object can raise is that object's failure
+            result["error"] = _describe(exc)
+            if MeteredKeyring.refused():  # ... unless the key manager refused the job's own key
+                result["setup"] = type(exc).__name__
     result.update(outcome=outcome, kms_calls=MeteredKeyring.calls() - calls,
                   seconds=round(time.monotonic() - started, 4))
     return result

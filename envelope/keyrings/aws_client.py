@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyringError, KeyStateError, UsageError
 from ..optional import require
 
 #: botocore retry attempts (first try included) before throttling becomes an error.
@@ -195,7 +195,7 @@ def client_error(reference: str, operation: str, exc: Any) -> KeyringError:
     if code == "NotFoundException":
         return KeyNotFoundError(text)
     if code == "AccessDeniedException":
-        return KeyringError(f"{reference}: access denied to {operation} ({code}): {message}".rstrip(": "))
+        return AccessDeniedError(f"{reference}: access denied to {operation} ({code}): {message}".rstrip(": "))
     if code == "InvalidCiphertextException":
         return KeyringError(f"{reference}: wrong encryption context, or not this key's ciphertext ({code})")
     if code in ("ThrottlingException", "RequestLimitExceeded"):
