@@ -9,11 +9,15 @@ which is what a client sees when a connection drops mid-part.  With *end*
 ``"close"`` a cut answer ends in an orderly close instead (the body simply
 stops short of its Content-Length), and with ``"stall"`` the connection stays
 open and silent, as a server that hangs mid-body.  Everything else passes
-through untouched.  Listens on 127.0.0.1 only.
+through untouched, its end included: a connection the server closes after its
+answer (moto closes every one) is closed in order to the client, not reset,
+since a reset can reach the client before it has read the answer, and would
+fail a request nobody chose to cut.  Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -47,7 +51,7 @@ def _reset(*socks: socket.socket) -> None:
 def _pump_back(proxy: DropProxy, upstream: socket.socket, client: socket.socket, answer: list[int | None],
                client_gone: threading.Event) -> None:
     """Answers back to the client; *answer* [0] is the byte budget of an answer being cut, if any."""
-    end = "reset"
+    end = "close"  # the server closed after its answer: so does the proxy, in order
     try:
         while data := upstream.recv(1 << 16):
             budget = answer[0]
@@ -65,10 +69,11 @@ def _pump_back(proxy: DropProxy, upstream: socket.socket, client: socket.socket,
                 pass
             client_gone.wait()
     except OSError:
-        pass
+        end = "reset"  # the server reset the connection, or the request pump did: pass it on
     finally:
         if end == "close":  # FIN; the request pump closes both once the client has let go
-            client.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_WR)
         else:
             _reset(client, upstream)
 

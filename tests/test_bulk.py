@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -237,16 +239,67 @@ def test_injected_s3_failures_fail_their_objects_only_and_resume_finishes(job, s
 
 
 def test_an_injected_kms_failure_fails_its_object_only(job, s3, aws_env, tmp_path) -> None:
+    """A failure of the key manager itself, not a refusal of the key (see the test after this one)."""
     import boto3
 
     arn = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
     files = make_tree(tmp_path / "src")
-    aws_env.inject("GenerateDataKey", "AccessDeniedException")
+    aws_env.inject("GenerateDataKey", "KMSInternalException")
     first = envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/kf/", keys=[f"aws-kms:{arn}"], **job)
     assert (first.done, first.failed) == (len(files) - 1, 1)
-    assert "AccessDenied" in first.failures[0][1]
+    assert "KMSInternalException" in first.failures[0][1]
     resumed = envelope.bulk.encrypt(None, None, resume=first.job, **job)
     assert (resumed.done, resumed.failed) == (1, 0)
+
+
+def _outcomes(result: Any) -> Counter[str]:
+    book = SqliteManifest(result if isinstance(result, str) else result.manifest, _job_id(result))
+    try:
+        return Counter(row["outcome"] for row in book.rows.values())
+    finally:
+        book.close()
+
+
+def _job_id(result: Any) -> str:
+    if not isinstance(result, str):
+        return str(result.job)
+    with sqlite3.connect(result) as db:
+        return str(db.execute("SELECT job FROM jobs").fetchone()[0])
+
+
+def test_a_key_the_key_manager_refuses_stops_the_job_with_one_error_line(job, s3, aws_env, tmp_path,
+                                                                         capsys) -> None:
+    from envelope.cli.main import main
+
+    n = 30
+    make_tree(tmp_path / "src", [100] * n)
+    unknown = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-4000-8000-000000000000"
+    code = main(["bulk", "encrypt", str(tmp_path / "src"), f"s3://{s3.bucket}/kr/", "--key", f"aws-kms:{unknown}",
+                 "--scheduler", job["client"].scheduler.address, "--endpoint-url", job["endpoint_url"],
+                 "--manifest", job["manifest"], "-q"])
+    lines = capsys.readouterr().err.splitlines()
+    assert code != 0 and len(lines) == 1, lines
+    assert unknown in lines[0] and "stopped" in lines[0]
+    in_flight = 4 * sum(job["client"].nthreads().values())  # the tasks submitted before the first result
+    assert len(aws_env.operations("GenerateDataKey")) <= in_flight
+    outcomes = _outcomes(job["manifest"])
+    assert outcomes["failed"] <= in_flight and outcomes["pending"] >= n - in_flight and not outcomes["done"]
+    assert keys_under(s3, "kr/") == []
+
+
+def test_a_key_no_worker_can_open_stops_the_job_and_resume_finishes_it_once_it_is_there(job, s3, tmp_path) -> None:
+    n = 30
+    files = make_tree(tmp_path / "src", [100] * n)
+    missing = tmp_path / "keys" / "kek"
+    with pytest.raises(envelope.KeyNotFoundError, match=f"{missing}.*stopped"):
+        envelope.bulk.encrypt(str(tmp_path / "src"), f"s3://{s3.bucket}/km/", keys=[f"raw-aes:{missing}"], **job)
+    outcomes = _outcomes(job["manifest"])
+    assert outcomes["failed"] <= 4 * sum(job["client"].nthreads().values()) and sum(outcomes.values()) == n
+    missing.parent.mkdir()
+    write_key_file(missing, os.urandom(32))
+    resumed = envelope.bulk.encrypt(None, None, resume=_job_id(job["manifest"]), **job)
+    assert (resumed.done, resumed.failed) == (n, 0), resumed.failures
+    assert len(keys_under(s3, "km/")) == len(files)
 
 
 # -- KMS calls --------------------------------------------------------------------------------------------
@@ -387,3 +440,74 @@ def test_overlapping_source_and_destination_are_refused(tmp_path, kek) -> None:
         envelope.bulk.encrypt(str(tmp_path / "src"), str(tmp_path / "src" / "out"), keys=[kek])
     with pytest.raises(envelope.UsageError, match="overlap"):
         envelope.bulk.encrypt("s3://b/p/", "s3://b/p/q/", keys=[kek])
+
+
+def test_a_connection_closed_on_the_first_try_of_every_put_and_part_is_retried_with_the_same_bytes(
+        s3, s3_endpoint, kek, tmp_path) -> None:
+    """In this process (a worker's task, no cluster): botocore must be able to send each body again."""
+    from botocore.exceptions import ConnectionClosedError
+
+    from envelope.bulk.plan import Item
+    from envelope.bulk.tasks import run_item
+    from envelope.bulk.workerstate import JobConfig, forget, state_for
+    from envelope.s3 import EncryptedS3Client
+
+    files = make_tree(tmp_path / "src", [70_000, 9 << 20])  # one PUT; parts
+    config = JobConfig("encrypt", keys=(kek,), endpoint_url=s3_endpoint)
+    client = state_for(config).s3()
+    assert client.meta.config.retries["mode"] == "standard"
+    tries: dict[tuple[str, str], list[bytes]] = {}
+
+    def close_the_first_try(request: Any, **_: Any) -> None:
+        body = request.body
+        sent = bytes(body) if isinstance(body, (bytes, bytearray)) else body.read()  # as a send would
+        tries.setdefault((request.method, request.url), []).append(sent)
+        if len(tries[(request.method, request.url)]) == 1:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        if hasattr(body, "seek"):
+            body.seek(0)  # this try goes out: from the start
+
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register(f"before-send.s3.{operation}", close_the_first_try)
+    try:
+        for rel in files:
+            path = tmp_path / "src" / rel
+            item = Item(rel, str(path), f"s3://{s3.bucket}/rt/{rel}", path.stat().st_size, "stamp", False)
+            result = run_item(config, item)
+            assert result["outcome"] == "done", result["error"]
+    finally:
+        forget(config)
+    assert len(tries) == 1 + 2 and all(len(sent) == 2 for sent in tries.values())  # 2 parts of 8 MiB and less
+    assert all(first == again for first, again in tries.values())  # the same ciphertext sent again
+    opened = EncryptedS3Client(s3, keys=[kek])
+    assert {rel: opened.get_object(Bucket=s3.bucket, Key=f"rt/{rel}")["Body"].read() for rel in files} == files
+    assert not s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+
+
+def test_a_rewrap_that_left_an_incomplete_upload_has_it_aborted_on_resume(job, s3, kek, tmp_path) -> None:
+    from drop_proxy import serve
+
+    from envelope.s3 import EncryptedS3Client
+
+    new = f"raw-aes:{write_key_file(tmp_path / 'new', os.urandom(32))}"
+    plain = os.urandom(14 << 20)  # a new header and 5 MiB of body, then the body copied inside S3: parts
+    EncryptedS3Client(s3, keys=[kek]).put_object(Bucket=s3.bucket, Key="rwm/big", Body=plain)
+    proxy_gen = serve(job["endpoint_url"])
+    proxy, endpoint = next(proxy_gen)
+    try:  # the part copied inside S3 fails, and so does the abort: as if the worker had been killed
+        proxy.after = 0
+        proxy.cut = lambda line: line.startswith(b"DELETE") or (line.startswith(b"PUT") and b"partNumber=2" in line)
+        first = envelope.bulk.rewrap(f"s3://{s3.bucket}/rwm/", keys=[new], from_keys=[kek],
+                                     **{**job, "endpoint_url": endpoint})
+        assert (first.done, first.failed) == (0, 1)
+        assert len(s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])) == 1
+        book = SqliteManifest(first.manifest, first.job)
+        assert book.rows[f"s3://{s3.bucket}/rwm/big"]["multipart"]  # recorded before the upload started
+        book.close()
+        proxy.cut = lambda line: False
+        resumed = envelope.bulk.rewrap(None, resume=first.job, **job)  # the job's endpoint: the proxy
+    finally:
+        proxy_gen.close()
+    assert (resumed.done, resumed.failed) == (1, 0), resumed.failures
+    assert not s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
+    assert EncryptedS3Client(s3, keys=[new]).get_object(Bucket=s3.bucket, Key="rwm/big")["Body"].read() == plain

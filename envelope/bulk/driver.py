@@ -7,7 +7,11 @@ scheduler sees names, sizes and outcomes, nothing else).  Items are submitted
 in a window a few times the cluster's thread count, so a job of millions of
 objects does not hold millions of futures.  A failure of one object is its
 row; an error the driver itself cannot get past (no cluster, a manifest it
-cannot write) ends the job, and ``--resume`` picks it up.
+cannot write) ends the job, and ``--resume`` picks it up.  So does a key no
+object can be done with (a worker cannot open it, or the key manager refuses
+it): no more items are submitted, those in flight are recorded, and the job
+ends with that one error, as a batch of encrypt-file does, instead of a line
+per object.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import UsageError
+from .. import exceptions
+from ..exceptions import EnvelopeError, KeyringError, UsageError
 from ..optional import require
 from .manifest import FINISHED, REFUSED, Manifest, new_job_id, open_manifest
 from .plan import Item, Location, check_pair, parse_location, plan
 from .tasks import FAILED, run_item
-from .workerstate import JobConfig, forget
+from .workerstate import JobConfig, forget, s3_client
 
 #: Tasks in flight per worker thread: enough to keep every thread busy between results.
 WINDOW_PER_THREAD = 4
@@ -91,10 +96,7 @@ def _references(keys: Sequence[Any], what: str) -> tuple[str, ...]:
 
 
 def _boto(options: Options) -> Any:
-    from ..keyrings.aws_client import env_region
-
-    boto3 = require("boto3", "s3", "bulk jobs on S3")
-    return boto3.client("s3", region_name=options.region or env_region(), endpoint_url=options.endpoint_url)
+    return s3_client(options.region, options.endpoint_url)
 
 
 def _dask_client(client: Any, scheduler: str | None, workers: int | None, threads: int | None) -> tuple[Any, Any]:
@@ -237,6 +239,7 @@ def _execute(config: JobConfig, items: list[Item], book: Manifest, result: BulkR
             return future
 
         running = as_completed([submit(i) for i in itertools.islice(queue, window)])
+        stop: EnvelopeError | None = None
         try:
             for future in running:
                 item = by_key.pop(future.key)
@@ -246,7 +249,9 @@ def _execute(config: JobConfig, items: list[Item], book: Manifest, result: BulkR
                     answer = {"src": item.src, "outcome": FAILED, "error": f"{type(exc).__name__}: {exc}",
                               "bytes": 0, "kms_calls": 0, "key_ids": None}
                 future.release()
-                following = next(queue, None)
+                if stop is None and answer.get("setup"):
+                    stop = _stopped(result.job, answer)  # submit nothing more; record what is in flight
+                following = next(queue, None) if stop is None else None
                 if following is not None:
                     running.add(submit(following))
                 _tally(result, book.record(answer))
@@ -256,11 +261,23 @@ def _execute(config: JobConfig, items: list[Item], book: Manifest, result: BulkR
             for future in running.futures:
                 future.cancel()
             raise
+        if stop is not None:
+            raise stop
     finally:
         with contextlib.suppress(Exception):  # best effort: a worker lost now has nothing left to forget
             dask_client.run(forget, config)
         if owned is not None:
             owned.close()
+
+
+def _stopped(job: str, answer: dict[str, Any]) -> EnvelopeError:
+    """The one error a job ends with when no object can succeed: the worker's, of its class (a key error
+    by default), with the job to resume once the key is fixed (the items not run are still pending)."""
+    kind = getattr(exceptions, str(answer["setup"]), None)
+    if not (isinstance(kind, type) and issubclass(kind, EnvelopeError)):
+        kind = KeyringError
+    return kind(f"{answer['error']}; job {job} stopped, since no object can succeed with these keys "
+                f"(--resume {job} runs the rest)")
 
 
 def _tally(result: BulkResult, row: dict[str, Any]) -> None:

@@ -58,7 +58,8 @@ def _refused_row(refused: Refused) -> dict[str, Any]:
 
 
 def item_of(row: dict[str, Any]) -> Item:
-    return Item(row["rel"], row["src"], row["dst"], int(row["size"]), row["stamp"])
+    return Item(row["rel"], row["src"], row["dst"], int(row["size"]), row["stamp"],
+                multipart=bool(row.get("multipart")))
 
 
 class Manifest:

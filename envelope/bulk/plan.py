@@ -69,15 +69,15 @@ class Item:
     #: Whether the destination may exist already (an object listed there when the job was planned, a rerun):
     #: only then is it worth a HEAD to see whether it records this source.
     check: bool = True
+    #: Whether the task may start a multipart upload (recorded before it runs, so a rerun aborts what a killed
+    #: attempt left): an object encrypted into S3 at or above the threshold, an object rewrapped in place whose
+    #: body is copied in parts.
+    multipart: bool = False
 
     @property
     def mark(self) -> str:
         """What the destination records: a digest of the source's name and stamp (ASCII, for S3 metadata)."""
         return hashlib.sha256(f"{self.src}\0{self.stamp}".encode("utf-8", "surrogateescape")).hexdigest()[:40]
-
-    @property
-    def multipart(self) -> bool:
-        return self.dst is not None and self.dst.startswith(S3_SCHEME) and self.size >= MULTIPART_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,17 @@ def list_source(src: Location, s3: Any, sealed_only: bool) -> Iterator[tuple[str
             yield os.path.relpath(path, src.text).replace(os.sep, "/"), st.st_size, f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def _in_parts(operation: str, src: Location, dst: Location | None, size: int) -> bool:
+    """Whether the item's task may start a multipart upload (see :attr:`Item.multipart`)."""
+    if operation == "encrypt":
+        return dst is not None and dst.is_s3 and size >= MULTIPART_THRESHOLD
+    if operation == "rewrap" and src.is_s3:
+        from ..s3.rewrap import SINGLE_PUT_BODY
+
+        return size > SINGLE_PUT_BODY  # the whole object, header included: never less than its body
+    return False
+
+
 def plan(operation: str, src: Location, dst: Location | None, s3: Any, *, include: Sequence[str] = (),
          exclude: Sequence[str] = ()) -> tuple[list[Item], list[Refused]]:
     """The items of a job, and the objects refused (a name that would leave the destination)."""
@@ -172,7 +183,8 @@ def plan(operation: str, src: Location, dst: Location | None, s3: Any, *, includ
             except UsageError as exc:
                 refused.append(Refused(source, f"refusing to write {rel!r} under {dst.text}: {exc}"))
                 continue
-        items.append(Item(rel, source, target, size, stamp, existing is None or target in existing))
+        items.append(Item(rel, source, target, size, stamp, existing is None or target in existing,
+                          _in_parts(operation, src, dst, size)))
     if not items and not refused:
         raise UsageError(f"nothing to {operation} under {src.text}")
     return items, refused

@@ -11,14 +11,18 @@ again elsewhere, and ``--resume`` runs again what was not recorded done):
 * a destination appears whole or not at all: one PUT, a multipart upload
   completed only at the end (and aborted on failure), or a local file renamed
   into place once every chunk verified (:mod:`envelope.atomic`);
-* a multipart upload a job may start is in the manifest before the job runs
-  (its item, with ``multipart``); a task about to upload first aborts any
-  upload to its key left by an earlier, killed attempt;
+* a multipart upload a job may start (encrypt into S3, rewrap in place) is in
+  the manifest before the job runs (its item, with ``multipart``); a task
+  about to upload first aborts any upload to its key left by an earlier,
+  killed attempt;
 * rewrap reads the header first (one ranged GET) and skips an object already
   wrapped under exactly the new keys.
 
 Failures are returned, not raised: one object's failure is a row of the
-manifest, never the end of the job.
+manifest, never the end of the job, unless no object can succeed (the keys
+cannot be opened in this worker, or the key manager refuses the job's key):
+then the result says so (``setup``, the error's class) and the driver stops
+the job.
 """
 
 from __future__ import annotations
@@ -45,12 +49,20 @@ def run_item(config: JobConfig, item: Item) -> dict[str, Any]:
     """Do one item; the result is a small dict for the manifest (never plaintext, never a key)."""
     started, calls = time.monotonic(), MeteredKeyring.calls()
     result: dict[str, Any] = {"src": item.src, "dst": item.dst, "size": item.size, "bytes": 0, "error": None,
-                              "key_ids": None}
+                              "key_ids": None, "setup": None}
+    MeteredKeyring.forget_refusal()
     try:
         state = state_for(config)
-        outcome = _OPERATIONS[config.operation](state, item, result)
-    except Exception as exc:  # anything one object can raise is that object's failure
-        outcome, result["error"] = FAILED, _describe(exc)
+    except Exception as exc:  # the job's keys cannot be opened here: no object can succeed
+        state, result["error"], result["setup"] = None, _describe(exc), type(exc).__name__
+    outcome = FAILED
+    if state is not None:
+        try:
+            outcome = _OPERATIONS[config.operation](state, item, result)
+        except Exception as exc:  # anything one object can raise is that object's failure
+            result["error"] = _describe(exc)
+            if MeteredKeyring.refused():  # ... unless the key manager refused the job's own key
+                result["setup"] = type(exc).__name__
     result.update(outcome=outcome, kms_calls=MeteredKeyring.calls() - calls,
                   seconds=round(time.monotonic() - started, 4))
     return result
@@ -117,7 +129,7 @@ def _source(state: WorkerState, item: Item) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import _Readable
+    from ..s3.client import RawStreamingBody
 
     bucket, key = split_url(item.src)
     body = state.s3().get_object(Bucket=bucket, Key=key, IfMatch=item.stamp)["Body"]
@@ -125,7 +137,7 @@ def _source(state: WorkerState, item: Item) -> Any:
         if item.size < MULTIPART_THRESHOLD:  # read whole: a seekable body goes up in one PUT
             yield io.BytesIO(body.read())
         else:
-            yield _Readable(body)
+            yield RawStreamingBody(body)
     finally:
         body.close()
 
@@ -207,7 +219,7 @@ def _sealed(state: WorkerState, item: Item, *, whole: bool) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import _Readable
+    from ..s3.client import RawStreamingBody
     from ..s3.ranged import RangedObject
 
     bucket, key = split_url(item.src)
@@ -216,7 +228,7 @@ def _sealed(state: WorkerState, item: Item, *, whole: bool) -> Any:
         return
     body = state.s3().get_object(Bucket=bucket, Key=key, IfMatch=item.stamp)["Body"]
     try:
-        yield io.BufferedReader(_Readable(body), 1 << 20)
+        yield io.BufferedReader(RawStreamingBody(body), 1 << 20)
     finally:
         body.close()
 
@@ -241,6 +253,8 @@ def _rewrap(state: WorkerState, item: Item, result: dict[str, Any]) -> str:
         from ..s3.rewrap import rewrap_object
 
         bucket, key = split_url(item.src)
+        if item.multipart:
+            _abort_stale_uploads(state.s3(), bucket, key)
         done = rewrap_object(state.s3(), bucket, key, state.decrypting, state.encrypting,
                              context=config.context_dict)
         result["key_ids"] = [f"{w.provider}:{w.key_id}" for w in done["WrappedKeys"]]

@@ -9,7 +9,10 @@ would; nothing secret crosses the network in a task.
 
 Key manager calls go through :class:`MeteredKeyring`, which counts them (for
 the job's summary) and, with ``--max-kms-rps``, asks the cluster-wide
-:class:`KmsRateLimit` first.  With a cache, a process generates at most one
+:class:`KmsRateLimit` first.  It also notes a refusal of the job's own key to
+make or wrap a data key (unknown, disabled, access denied): every object asks
+the same of the same key, so none can be done and the job stops
+(:data:`KEY_REFUSALS`).  With a cache, a process generates at most one
 data key per cache window: concurrent tasks that miss wait for the one call
 in flight instead of each making their own.
 """
@@ -28,8 +31,13 @@ from typing import Any
 from .. import api
 from ..cache import CacheLimits, CachingKeyring, DataKeyCache
 from ..context import EncryptionContext
+from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, KeyUsageError
 from ..format import WrappedKey
 from ..keyrings.base import DataKey, Keyring, MultiKeyring
+
+#: What a key manager answers when the key itself cannot make or wrap a data key, whatever the object:
+#: a job's keys and context are the same for every object, so the first such answer ends the job.
+KEY_REFUSALS = (KeyNotFoundError, KeyStateError, AccessDeniedError, KeyUsageError)
 
 
 @dataclass(frozen=True)
@@ -110,9 +118,28 @@ class MeteredKeyring(Keyring):
         """Calls made so far by this thread."""
         return int(getattr(cls._counts, "n", 0))
 
+    @classmethod
+    def refused(cls) -> bool:
+        """Whether this thread's calls since :meth:`forget_refusal` include a refusal of the key to make or
+        wrap a data key (one of :data:`KEY_REFUSALS`)."""
+        return bool(getattr(cls._counts, "refused", False))
+
+    @classmethod
+    def forget_refusal(cls) -> None:
+        cls._counts.refused = False
+
     def _call(self) -> contextlib.AbstractContextManager[None]:
         MeteredKeyring._counts.n = self.calls() + 1
         return contextlib.nullcontext() if self._limit is None else self._limit.call()
+
+    @contextlib.contextmanager
+    def _wrapping(self) -> Iterator[None]:
+        with self._call():
+            try:
+                yield
+            except KEY_REFUSALS:
+                MeteredKeyring._counts.refused = True
+                raise
 
     @property
     def reference(self) -> str:
@@ -128,11 +155,11 @@ class MeteredKeyring(Keyring):
         return self._inner.matches(wrapped)
 
     def generate_data_key(self, context: EncryptionContext) -> tuple[bytearray, WrappedKey]:
-        with self._call():
+        with self._wrapping():
             return self._inner.generate_data_key(context)
 
     def wrap_data_key(self, plaintext: bytes | bytearray, context: EncryptionContext) -> WrappedKey:
-        with self._call():
+        with self._wrapping():
             return self._inner.wrap_data_key(plaintext, context)
 
     def unwrap_data_key(self, wrapped: WrappedKey, context: EncryptionContext) -> bytearray:
@@ -152,7 +179,11 @@ class _OneMissAtATime(CachingKeyring):
             return super().generate_data_key(context, plaintext_size)
 
 
-def _metered(keyring: MultiKeyring, limit: KmsRateLimit | None, cache: DataKeyCache | None) -> MultiKeyring:
+def _metered(keyring: MultiKeyring, limit: KmsRateLimit | None, cache: DataKeyCache | None, *,
+             encrypting: bool) -> MultiKeyring:
+    """*keyring*'s keys metered, cached; checked first as encrypt-file checks them (a keystore, a key file, an
+    alias: no key manager call), so a key that cannot work fails the worker's setup, not each object."""
+    keyring.prepare(encrypting)
     metered = MultiKeyring([MeteredKeyring(k, limit) for k in keyring.keyrings],
                            max_wrapped_keys=keyring.max_wrapped_keys)
     return metered if cache is None else _OneMissAtATime(metered, cache)
@@ -169,15 +200,15 @@ class WorkerState:
         self.cache = None if config.cache_max_age is None else DataKeyCache(CacheLimits(config.cache_max_age))
         keys: Sequence[str] | None = config.keys or None
         store = config.keystore
-        self.encrypting = _metered(api.encryption_keyring(keys, keystore=store), limit, self.cache) \
-            if config.operation in ("encrypt", "rewrap") else None
+        self.encrypting = _metered(api.encryption_keyring(keys, keystore=store), limit, self.cache,
+                                   encrypting=True) if config.operation in ("encrypt", "rewrap") else None
         if config.operation == "rewrap":  # opened with --from-key, else the local keystore or the new keys
             opening = api.decryption_keyring(config.from_keys or None, keystore=store)
             if not config.from_keys:
                 opening = MultiKeyring([*opening.keyrings, *api.encryption_keyring(keys, keystore=store).keyrings])
         else:
             opening = api.decryption_keyring(keys, keystore=store)
-        self.decrypting = _metered(opening, limit, self.cache)
+        self.decrypting = _metered(opening, limit, self.cache, encrypting=False)
         self._s3: Any = None
         self._lock = threading.Lock()
 
@@ -185,18 +216,31 @@ class WorkerState:
         """boto3's S3 client (thread-safe), made on first use: a local job never imports boto3."""
         with self._lock:
             if self._s3 is None:
-                from ..keyrings.aws_client import env_region
-                from ..optional import require
-
-                boto3 = require("boto3", "s3", "bulk jobs on S3")
-                self._s3 = boto3.client("s3", region_name=self.config.region or env_region(),
-                                        endpoint_url=self.config.endpoint_url)
+                self._s3 = s3_client(self.config.region, self.config.endpoint_url)
             return self._s3
 
     def encrypted(self, keyring: MultiKeyring) -> Any:
         from ..s3 import EncryptedS3Client
 
         return EncryptedS3Client(self.s3(), keys=keyring, context=self.config.context_dict, header_cache=0)
+
+
+def s3_client(region: str | None, endpoint_url: str | None) -> Any:
+    """boto3's S3 client for a job, with botocore's standard retries (``AWS_RETRY_MODE`` may ask for adaptive).
+
+    A request that fails on a transient error (a connection reset or closed,
+    a 500 or 503, throttling) is sent again: every body a job sends can be
+    sent twice (bytes, a part's buffer, a seekable spooled file) and is the
+    same ciphertext again, so a retry costs no object and changes no byte.
+    """
+    from ..keyrings.aws_client import env_region, retry_mode
+    from ..optional import require
+
+    boto3 = require("boto3", "s3", "bulk jobs on S3")
+    from botocore.config import Config
+
+    return boto3.client("s3", region_name=region or env_region(), endpoint_url=endpoint_url,
+                        config=Config(retries={"mode": retry_mode()}))
 
 
 _STATES: dict[JobConfig, WorkerState] = {}

@@ -19,7 +19,7 @@ import os
 import threading
 from typing import Any
 
-from ..exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
+from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyringError, KeyStateError, UsageError
 from ..optional import require
 
 #: botocore retry attempts (first try included) before throttling becomes an error.
@@ -82,16 +82,20 @@ def make_client(region: str | None, profile: str | None, session: Any = None) ->
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
-    mode = os.environ.get("AWS_RETRY_MODE", "standard")
-    if mode not in _RETRY_MODES:
-        mode = "standard"
     connect, read = timeouts()
-    config = Config(retries={"mode": mode, "total_max_attempts": max_attempts()},  # the first try included
+    config = Config(retries={"mode": retry_mode(), "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
         return session.client("kms", region_name=region, config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
+
+
+def retry_mode() -> str:
+    """``AWS_RETRY_MODE`` if it is ``standard`` or ``adaptive``, else ``standard``: never botocore's ``legacy``,
+    the default of older botocore, whose defaults differ from one version to the next."""
+    mode = os.environ.get("AWS_RETRY_MODE", "standard")
+    return mode if mode in _RETRY_MODES else "standard"
 
 
 def max_attempts() -> int:
@@ -191,7 +195,7 @@ def client_error(reference: str, operation: str, exc: Any) -> KeyringError:
     if code == "NotFoundException":
         return KeyNotFoundError(text)
     if code == "AccessDeniedException":
-        return KeyringError(f"{reference}: access denied to {operation} ({code}): {message}".rstrip(": "))
+        return AccessDeniedError(f"{reference}: access denied to {operation} ({code}): {message}".rstrip(": "))
     if code == "InvalidCiphertextException":
         return KeyringError(f"{reference}: wrong encryption context, or not this key's ciphertext ({code})")
     if code in ("ThrottlingException", "RequestLimitExceeded"):

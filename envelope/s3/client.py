@@ -238,7 +238,7 @@ class EncryptedS3Client:
         """An envelope object's body, from a whole-object GET, into *out*: chunks as they verify."""
         body = response["Body"]
         try:
-            src = cast(BinaryIO, _Readable(body))
+            src = cast(BinaryIO, RawStreamingBody(body))
             header, keys = open_header(src, self._decrypting, required_context=self._context)
             progress = None
             if callback is not None:  # told of sealed bytes read; plaintext is what boto3's callers count
@@ -396,8 +396,9 @@ class _Counter(io.RawIOBase):
         return n
 
 
-class _Readable(io.RawIOBase):
-    """botocore's StreamingBody as a raw binary stream."""
+class RawStreamingBody(io.RawIOBase):
+    """botocore's StreamingBody as a raw binary stream (``readinto``), for what reads a GET's body as a file:
+    the decrypting reader here, a bulk task's source or object to verify."""
 
     def __init__(self, body: Any) -> None:
         super().__init__()

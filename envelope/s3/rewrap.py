@@ -21,6 +21,9 @@ from .multipart import MIN_PART_SIZE
 from .ranged import RangedObject
 
 COPY_PART = 64 << 20  # each UploadPartCopy: large, S3 does the work
+#: A body up to this many bytes is read and put again with the new header in one PutObject; a larger one
+#: goes up as a multipart upload (the new header and the first part, then parts copied inside S3).
+SINGLE_PUT_BODY = MIN_PART_SIZE + COPY_PART // 8
 _KEPT = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl",
          "ServerSideEncryption", "SSEKMSKeyId", "StorageClass")
 
@@ -42,7 +45,7 @@ def rewrap_object(client: Any, bucket: str, key: str, unwrap: MultiKeyring, wrap
         extra["Tagging"] = urlencode([(t["Key"], t["Value"]) for t in tags])
     metadata = head.get("Metadata", {})
     body_size = size - body_start
-    if body_size <= MIN_PART_SIZE + COPY_PART // 8:  # small: one PutObject of the new bytes
+    if body_size <= SINGLE_PUT_BODY:  # small: one PutObject of the new bytes
         body = _read(client, bucket, key, etag, body_start, size - 1)
         response = client.put_object(Bucket=bucket, Key=key, Body=encoded + body, Metadata=metadata, **extra)
         return {"ETag": response["ETag"], "WrappedKeys": new.wrapped_keys}
