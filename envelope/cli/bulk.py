@@ -85,10 +85,12 @@ def cmd_bulk(args: argparse.Namespace) -> int:
                       max_kms_rps=args.max_kms_rps, endpoint_url=args.endpoint_url, region=args.region,
                       keystore=args.keystore, headers_only=getattr(args, "headers_only", False), force=args.force)
     bar = _Progress(show=not (args.quiet or args.json) and sys.stderr.isatty())
-    result = run(args.bulk_command, args.src, getattr(args, "dst", None), options=options, scheduler=args.scheduler,
-                 workers=args.workers, threads=args.threads, manifest=args.manifest, resume=args.resume,
-                 dry_run=args.dry_run, on_start=bar.start, on_result=bar.advance)
-    bar.close()
+    try:  # a job that stops (a key no object can use) ends its bar before the error line
+        result = run(args.bulk_command, args.src, getattr(args, "dst", None), options=options,
+                     scheduler=args.scheduler, workers=args.workers, threads=args.threads, manifest=args.manifest,
+                     resume=args.resume, dry_run=args.dry_run, on_start=bar.start, on_result=bar.advance)
+    finally:
+        bar.close()
     if args.dry_run:
         return _show_plan(args, result)
     summary = result.summary()
