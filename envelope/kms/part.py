@@ -17,7 +17,9 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
+from . import schema
 from .db import Call, Database
+from .model import KeyMetadata
 
 
 @dataclass(frozen=True)
@@ -55,4 +57,19 @@ class StorePart:
     def _authorize(self, call: Call, key_id: str, action: str, context: Mapping[str, str] | None, *,
                    delegation: Delegation | None = None, **facts: Any) -> None:
         """Return if the caller may perform *action* on *key_id*; raise AccessDeniedError otherwise."""
+        raise NotImplementedError
+
+    def _insert_key(self, conn: sqlite3.Connection, description: str, policy: dict[str, Any] | None = None,
+                    origin: str = "ENVELOPE", key_spec: str = schema.KEY_SPEC,
+                    key_usage: str = schema.KEY_USAGE,
+                    multi_region_role: str | None = None, key_id: str | None = None,
+                    primary_region: str | None = None) -> str:
+        """A new key's row (and its first backing key, unless it is a replica or awaits import); its id."""
+        raise NotImplementedError
+
+    def _metadata(self, conn: sqlite3.Connection, key_id: str) -> KeyMetadata:
+        """DescribeKey's answer for *key_id*, read inside the caller's transaction."""
+        raise NotImplementedError
+
+    def close(self) -> None:
         raise NotImplementedError

@@ -322,6 +322,9 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _open_region(self, path: Path, region: str) -> KeyStore:
+        return KeyStore(path, region=region, principal=self._db.principal)
+
     @contextlib.contextmanager
     def _operation(self, name: str, request: dict[str, Any]) -> Iterator[Call]:
         """One audited call, after any rotation or deletion that has come due (so none is ever skipped)."""
