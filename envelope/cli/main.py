@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    from ..kms.principal import PRINCIPAL_ENV, normalize
+    from ..kms.policy.principal import PRINCIPAL_ENV, normalize
 
     previous = os.environ.get(PRINCIPAL_ENV)
     try:

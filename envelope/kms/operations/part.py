@@ -3,7 +3,7 @@
 The keystore is one class assembled from mix-ins, one per family of KMS calls
 (naming, cryptography, policies, rotation, grants, imports, asymmetric keys,
 regions).  This base declares, once, the state and the hooks they share; the
-keystore itself (or :class:`~envelope.kms.key_policies.PolicyOperations`, for
+keystore itself (or :class:`~envelope.kms.operations.key_policies.PolicyOperations`, for
 the authorization hook) supplies them.  It is last in the method order, so a
 real definition anywhere wins over these stubs.
 """
@@ -12,22 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any
 
-from . import schema
-from .db import Call, Database
-from .model import KeyMetadata
-
-
-@dataclass(frozen=True)
-class Delegation:
-    """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
-
-    operations: tuple[str, ...]
-    constraints: Mapping[str, Mapping[str, str]]
+from ..policy.grants import Delegation
+from ..storage import schema
+from ..storage.db import Call, Database
+from ..model.keys import KeyMetadata
 
 
 class StorePart:
@@ -69,6 +61,11 @@ class StorePart:
 
     def _metadata(self, conn: sqlite3.Connection, key_id: str) -> KeyMetadata:
         """DescribeKey's answer for *key_id*, read inside the caller's transaction."""
+        raise NotImplementedError
+
+    def _new_key_policy(self, policy: str | Mapping[str, Any] | None, admins: Sequence[str],
+                        users: Sequence[str], bypass: bool) -> dict[str, Any]:
+        """The policy document of a key being created (checked against locking its author out)."""
         raise NotImplementedError
 
     def close(self) -> None:

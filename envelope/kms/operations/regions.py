@@ -20,10 +20,11 @@ import json
 import os
 from pathlib import Path
 
-from ..exceptions import UsageError
-from . import lifecycle, material
+from ...exceptions import UsageError
+from ..model import lifecycle
+from ..storage import material
 from .part import StorePart
-from .model import KeyMetadata
+from ..model.keys import KeyMetadata
 
 
 def replica_path(primary_path: Path, region: str) -> Path:

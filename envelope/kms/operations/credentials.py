@@ -8,7 +8,7 @@ each request with the secret (AWS Signature Version 4,
 recomputes the signature, and runs the call as the credential's principal.
 
 The secret is stored sealed under the keystore wrapping key, bound to its
-access key id, exactly as backing keys are (:mod:`envelope.kms.protection`):
+access key id, exactly as backing keys are (:mod:`envelope.kms.storage.protection`):
 a copy of the database alone gives no one a working credential.  It never
 appears in an audit row, an error, a repr or a log.
 
@@ -30,9 +30,9 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, UsageError
-from . import principal as _principal
-from .db import Call
+from ...exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, UsageError
+from ..policy import principal as _principal
+from ..storage.db import Call
 from .part import StorePart
 
 ENABLED, DISABLED = "Enabled", "Disabled"
