@@ -1,11 +1,13 @@
 """What every mix-in of :class:`~envelope.kms.store.KeyStore` may rely on.
 
 The keystore is one class assembled from mix-ins, one per family of KMS calls
-(naming, cryptography, policies, rotation, grants, imports, asymmetric keys,
-regions).  This base declares, once, the state and the hooks they share; the
-keystore itself (or :class:`~envelope.kms.operations.key_policies.PolicyOperations`, for
-the authorization hook) supplies them.  It is last in the method order, so a
-real definition anywhere wins over these stubs.
+(keys, naming, cryptography, policies, rotation, grants, imports, asymmetric
+keys, regions, credentials).  This base declares, once, the state and the hooks
+they share, so that no mix-in imports the keystore; the keystore itself,
+:class:`~envelope.kms.operations.key_policies.PolicyOperations` (authorization,
+a new key's policy) or :class:`~envelope.kms.operations.keys.KeyOperations` (a
+new key's row, a key's metadata) supplies them.  It is last in the method
+order, so a real definition anywhere wins over these stubs.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..model.keys import KeyMetadata
 from ..policy.grants import Delegation
 from ..storage import schema
 from ..storage.db import Call, Database
-from ..model.keys import KeyMetadata
 
 
 class StorePart:
