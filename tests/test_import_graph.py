@@ -15,14 +15,15 @@ The rules the graph applies:
   ``__init__`` imports at load time (outside functions) is imported too: an
   edge from the importer to each of those modules (``via P``).  From inside
   ``P`` it is not: ``P/__init__`` has already run;
-- a package ``__init__`` that re-exports lazily, through a module-level table
-  of names to submodules (``envelope/__init__.py``'s ``_LAZY``), imports those
-  submodules: so a submodule importing a name from the package ``__init__``
-  would close a circle, and is caught.
+- a module-level table whose every value names a module of the package
+  (relative to the table's package, or absolute) is imports by name: the lazy
+  re-exports of ``envelope/__init__.py`` (``_LAZY``), the command modules of
+  ``cli/main.py`` (``COMMAND_MODULES``), the keyring schemes of
+  ``keyrings/registry.py`` (``_BUILTIN``).  So a submodule importing a name
+  from the package ``__init__``, or a command module importing ``main``,
+  closes a circle and is caught.
 
-Imports by computed name (``importlib.import_module`` of the command modules
-or the keyring schemes) are not seen; they run from the top of their
-packages down, and their targets are registered, not imported back.
+Other imports by computed name are not seen.
 """
 
 from __future__ import annotations
@@ -62,17 +63,23 @@ def _base(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join([*parts, node.module] if node.module else parts)
 
 
-def _lazy_table(tree: ast.Module, package: str, modules: dict[str, Path]) -> Iterator[tuple[str, str]]:
-    """A package ``__init__``'s lazy re-exports: a module-level dict of names to its submodules."""
+def _import_tables(tree: ast.Module, package: str, modules: dict[str, Path]) -> Iterator[tuple[str, str]]:
+    """Module-level dicts whose every value names a module (relative to *package*, or absolute)."""
+    def named(value: ast.expr | None) -> str | None:
+        if not isinstance(value, ast.Constant) or not isinstance(value.value, str):
+            return None
+        for name in (f"{package}.{value.value}", value.value):
+            if name in modules:
+                return name
+        return None
+
     for stmt in tree.body:
         if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or not isinstance(stmt.value, ast.Dict):
             continue
-        pairs = list(zip(stmt.value.keys, stmt.value.values))
-        if pairs and all(isinstance(k, ast.Constant) and isinstance(k.value, str)
-                         and isinstance(v, ast.Constant) and isinstance(v.value, str)
-                         and f"{package}.{v.value}" in modules for k, v in pairs):
-            for key, value in pairs:
-                yield f"{package}.{value.value}", key.value  # type: ignore[union-attr]
+        pairs = [(key, named(value)) for key, value in zip(stmt.value.keys, stmt.value.values)]
+        if pairs and all(isinstance(k, ast.Constant) and isinstance(k.value, str) and target for k, target in pairs):
+            for key, target in pairs:
+                yield target, key.value  # type: ignore[misc, union-attr]
 
 
 def _imports(module: str, is_package: bool, node: ast.AST, modules: dict[str, Path]) -> Iterator[tuple[str, str]]:
@@ -126,9 +133,9 @@ def import_graph(root: Path, package: str) -> Graph:
         for node in ast.walk(trees[module]):
             for target, name in _imports(module, is_package, node, modules):
                 edge(module, target, name)
-        if is_package:
-            for target, name in _lazy_table(trees[module], module, modules):
-                edge(module, target, name)
+        package = module if is_package else module.rpartition(".")[0]
+        for target, name in _import_tables(trees[module], package, modules):
+            edge(module, target, name)
     return graph
 
 
@@ -223,6 +230,9 @@ def test_the_graph_sees_type_checking_lazy_and_package_imports(tmp_path: Path) -
     assert circles(graph) == ["pkg.other -(thing)-> pkg.sub.thing -(Other)-> pkg.other"]
     (pkg / "__init__.py").write_text('_LAZY = {"Thing": "uses_init"}\n')
     assert "pkg -(Thing)-> pkg.uses_init -(Thing)-> pkg" in circles(import_graph(pkg, "pkg"))
+    (pkg / "sub" / "main.py").write_text('COMMANDS = {"run": "thing", "x": "pkg.other"}\n')
+    (pkg / "other.py").write_text("from .sub.main import COMMANDS\n")  # a command module importing main
+    assert "pkg.other -(COMMANDS)-> pkg.sub.main -(x)-> pkg.other" in circles(import_graph(pkg, "pkg"))
 
 
 def test_the_graph_follows_a_package_init_run_by_a_submodule_import(tmp_path: Path) -> None:
