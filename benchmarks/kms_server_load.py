@@ -101,7 +101,7 @@ def _free_port() -> int:
 
 
 def start_envelope(work: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    from envelope.kms.credentials import create_credential
+    from envelope.kms.operations.credentials import create_credential
     from envelope.kms.store import KeyStore
 
     keystore = work / "keystore.db"

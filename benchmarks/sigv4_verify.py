@@ -25,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from envelope.kms import credentials
+from envelope.kms.operations import credentials
 from envelope.kms.store import KeyStore
 from envelope.server import sigv4
 

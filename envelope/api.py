@@ -1,69 +1,29 @@
 """The Python API: files and bytes in, files and bytes out.
 
 These functions add defaults and file handling on top of :mod:`envelope.stream`:
-key references are resolved through the keyring registry, output files are
-written atomically, and a missing ``keys`` means the local keystore.
+keys are chosen as :mod:`envelope.master_keys` chooses them (references through
+the keyring registry; no ``keys`` means the local keystore), and output files
+are written atomically.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
-from typing import BinaryIO
 
 from .atomic import STDIO, atomic_output, check_destination, open_input
 from .context import EncryptionContext
 from .engines import get_engine
 from .exceptions import RangeNotSatisfiableError, UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, read_header
-from .cache import CachingKeyring, DataKeyCache
-from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, Keyring, MultiKeyring
-from .keyrings.registry import DEFAULT_KEY_REFERENCE, resolve
+from .cache import DataKeyCache
+from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS
+from .master_keys import Keys, Notify, decryption_keyring, encryption_keyring
 from .pipeline import regular_size, write_all
+from .reader import open as open_envelope
 from .stream import Progress, decrypt_stream, encrypt_stream
 
 SUFFIX = ".envelope"
-KeySpec = str | Keyring
-#: Master keys: references, keyring objects, or a keyring already assembled (reused across many files).
-Keys = Sequence[KeySpec] | MultiKeyring
-Notify = Callable[[str], object]
-
-
-def _keyrings(keys: Keys, keystore: str | None, max_wrapped_keys: int) -> MultiKeyring:
-    if isinstance(keys, MultiKeyring):
-        return keys
-    options = {"keystore": keystore} if keystore else {}
-    return MultiKeyring((k if isinstance(k, Keyring) else resolve(k, **options) for k in keys),
-                        max_wrapped_keys=max_wrapped_keys)
-
-
-def _cached(keyring: MultiKeyring, cache: DataKeyCache | None) -> MultiKeyring:
-    if cache is None or isinstance(keyring, CachingKeyring):
-        return keyring
-    return CachingKeyring(keyring, cache)
-
-
-def encryption_keyring(keys: Keys | None, *, keystore: str | None = None, notify: Notify | None = None,
-                       cache: DataKeyCache | None = None) -> MultiKeyring:
-    """The keyring for encrypting; with no keys, the local default key, created on first use."""
-    if keys:
-        return _cached(_keyrings(keys, keystore, DEFAULT_MAX_WRAPPED_KEYS), cache)
-    from .keyrings.local import default_keyring
-
-    return _cached(MultiKeyring([default_keyring(keystore=keystore, notify=notify)]), cache)
-
-
-def decryption_keyring(keys: Keys | None, *, keystore: str | None = None, cache: DataKeyCache | None = None,
-                       max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> MultiKeyring:
-    """The keyring for decrypting; with no keys, any key of the local keystore."""
-    if keys:
-        return _cached(_keyrings(keys, keystore, max_wrapped_keys), cache)
-    from .keyrings.local import LocalKeyring
-
-    return _cached(MultiKeyring([LocalKeyring.discovery(keystore=keystore)], max_wrapped_keys=max_wrapped_keys),
-                   cache)
-
 
 def default_encrypted_name(path: str, suffix: str = SUFFIX) -> str:
     return STDIO if path == STDIO else path + suffix
@@ -158,8 +118,6 @@ def decrypt_range(
     *start* at or past it is :class:`RangeNotSatisfiableError`, naming the
     size, as S3's InvalidRange is.  Returns the byte count.
     """
-    from .reader import open as open_envelope
-
     if end is not None and not 0 <= start <= end:
         raise UsageError("a range needs 0 <= START <= END (or a negative START alone: the last bytes)")
     src_s, dst_s = os.fspath(src), os.fspath(dst)

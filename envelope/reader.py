@@ -30,6 +30,7 @@ from .exceptions import AuthenticationError, FormatError, UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, chunk_count, chunk_offset, plaintext_size, read_exactly
 from .kdf import FileKeys
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
+from .master_keys import decryption_keyring, encryption_keyring
 from .stream import BATCH_BYTES, open_header
 
 
@@ -205,8 +206,6 @@ def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: 
         raise UsageError(f"envelope.open supports modes 'rb', 'wb' and 'xb' (binary, no appending or "
                          f"updating in place), got {mode!r}")
     if keyring is None:
-        from .api import decryption_keyring
-
         keyring = decryption_keyring(keys, keystore=keystore, max_wrapped_keys=max_wrapped_keys)
     owned = isinstance(file, (str, os.PathLike))
     src: BinaryIO = io.open(os.fspath(file), "rb") if isinstance(file, (str, os.PathLike)) else file
@@ -223,7 +222,6 @@ def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: 
 def _open_writer(file: str | os.PathLike[str] | BinaryIO, mode: str, keyring: MultiKeyring | None, keys: Any,
                  context: EncryptionContext | None, keystore: str | None, engine: Engine,
                  chunk_size: int) -> io.BufferedWriter:
-    from .api import encryption_keyring
     from .writer import LocalDestination, StreamDestination, buffered
 
     if keyring is None:

@@ -76,7 +76,7 @@ def rewrap_file(
     The data key is unwrapped with *unwrap_keys* if given, else with any key of
     the local keystore or any of *keys*.  *context* pairs must be present.
     """
-    from .api import decryption_keyring, encryption_keyring
+    from .master_keys import decryption_keyring, encryption_keyring
 
     if not keys:
         raise UsageError("rewrap needs at least one --key to wrap the data key under")

@@ -51,7 +51,7 @@ class Served:
 
 def make_keystore(path: Path, principals: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     """A new keystore in :data:`REGION` owned by :data:`OWNER`, and an access key for each principal."""
-    from envelope.kms.credentials import create_credential
+    from envelope.kms.operations.credentials import create_credential
     from envelope.kms.store import KeyStore
 
     credentials = {}

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from envelope.cli.main import EXIT_KEY, EXIT_OK, EXIT_USAGE, main
-from envelope.kms import blob as kms_blob
-from envelope.kms.clock import ManualClock, parse_iso
+from envelope.kms.crypto import blob as kms_blob
+from envelope.kms.model.clock import ManualClock, parse_iso
 from envelope.kms.store import KeyStore
 
 Capsys = pytest.CaptureFixture[str]

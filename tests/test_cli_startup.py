@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envelope.cli.main import COMMAND_MODULES, build_parser
-from envelope.kms.model import key_id_bytes, key_id_from_bytes
+from envelope.kms.model.keys import key_id_bytes, key_id_from_bytes
 
 #: What encrypt-file and decrypt-file with the local keystore must not import: each
 #: belongs to another command, and together they were most of the start-up time.
@@ -24,7 +24,7 @@ NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3
 
 #: What the symmetric GenerateDataKey and Decrypt of the local keystore never use: RSA, EC and key
 #: serialization (asymmetric keys, the import of key material, ``rsa-public:`` keys) load on first use.
-NOT_FOR_SYMMETRIC_KEYS = ("envelope.kms.asymmetric", "envelope.keyrings.rsa_public",
+NOT_FOR_SYMMETRIC_KEYS = ("envelope.kms.crypto.asymmetric", "envelope.keyrings.rsa_public",
                           "cryptography.hazmat.primitives.asymmetric", "cryptography.hazmat.primitives.serialization")
 
 _PROBE = """

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from envelope.exceptions import KeyringError, UsageError
 from envelope.keyrings.raw_aes import MAX_KEY_FILE_SIZE, load_key_file
 from envelope.keyrings.registry import resolve
-from envelope.kms import policy
+from envelope.kms.policy import document as policy
 from keyfiles import write_key_file
 
 

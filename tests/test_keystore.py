@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from envelope.exceptions import FormatError, KeyNotFoundError, KeyringError, KeyStateError, UsageError
-from envelope.kms import blob as kms_blob
-from envelope.kms import schema
-from envelope.kms.model import DEFAULT_ALIAS
-from envelope.kms.paths import default_keystore_path
+from envelope.kms.crypto import blob as kms_blob
+from envelope.kms.storage import schema
+from envelope.kms.model.keys import DEFAULT_ALIAS
+from envelope.kms.storage.paths import default_keystore_path
 from envelope.kms.store import KeyStore
 
 UNWRAP_FAILURE = "wrong encryption context or corrupted ciphertext"

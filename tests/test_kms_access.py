@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envelope.exceptions import AccessDeniedError, KeyNotFoundError, UsageError
-from envelope.kms.clock import ManualClock
+from envelope.kms.model.clock import ManualClock
 from envelope.kms.store import KeyStore
 
 ROOT, CFO, ACCOUNTS, SYSADMIN = "admin", "cfo", "accounts", "sysadmin"

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from envelope.exceptions import KeyringError, UsageError
-from envelope.kms import asymmetric
+from envelope.kms.crypto import asymmetric
 
 Material = Callable[[str], bytearray]
 

@@ -12,8 +12,9 @@ import pytest
 
 from envelope.cli.main import main
 from envelope.exceptions import AccessDeniedError, KeyNotFoundError, KeyringError, KeyStateError, UsageError
-from envelope.kms import credentials, schema
-from envelope.kms.principal import ROOT, calling, calling_as, from_arn, to_arn
+from envelope.kms.operations import credentials
+from envelope.kms.storage import schema
+from envelope.kms.policy.principal import ROOT, calling, calling_as, from_arn, to_arn
 from envelope.kms.store import KeyStore
 
 

@@ -13,8 +13,8 @@ import envelope
 from envelope.cli.main import EXIT_KEY, EXIT_OK, main
 from envelope.exceptions import KeyringError
 from envelope.format import read_header
-from envelope.kms import blob as kms_blob
-from envelope.kms.clock import ManualClock
+from envelope.kms.crypto import blob as kms_blob
+from envelope.kms.model.clock import ManualClock
 from envelope.kms.store import KeyStore
 from envelope.rewrap import rewrap_file
 

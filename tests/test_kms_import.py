@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from envelope.cli.main import EXIT_KEY, EXIT_OK, main
 from envelope.exceptions import KeyringError, KeyStateError, UsageError
-from envelope.kms import blob as _blob
-from envelope.kms.clock import ManualClock
+from envelope.kms.crypto import blob as _blob
+from envelope.kms.model.clock import ManualClock
 from envelope.kms.store import KeyStore
 from keyfiles import write_key_file
 

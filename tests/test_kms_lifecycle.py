@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from envelope.exceptions import KeyNotFoundError, KeyringError, KeyStateError, UsageError
-from envelope.kms import blob as kms_blob
-from envelope.kms.clock import ManualClock, parse_iso
+from envelope.kms.crypto import blob as kms_blob
+from envelope.kms.model.clock import ManualClock, parse_iso
 from envelope.kms.store import KeyStore
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from envelope.exceptions import UsageError
-from envelope.kms import policy
-from envelope.kms.principal import normalize
+from envelope.kms.policy import document as policy
+from envelope.kms.policy.principal import normalize
 
 OWNER = "local:user/owner"
 ARN = "arn:envelope:kms:local:ks1:key/k1"

@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from envelope.exceptions import KeyringError
-from envelope.kms import blob as kms_blob
-from envelope.kms import schema
-from envelope.kms.protection import PASSPHRASE_ENV, key_file_path
+from envelope.kms.crypto import blob as kms_blob
+from envelope.kms.storage import schema
+from envelope.kms.storage.protection import PASSPHRASE_ENV, key_file_path
 from envelope.kms.store import KeyStore
 
 

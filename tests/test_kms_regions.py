@@ -9,7 +9,7 @@ import pytest
 
 from envelope.cli.main import EXIT_KEY, EXIT_OK, main
 from envelope.exceptions import KeyringError, UsageError
-from envelope.kms import blob as _blob
+from envelope.kms.crypto import blob as _blob
 from envelope.kms.store import KeyStore
 
 

@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSRequest, AWSResponse  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 
 from envelope.exceptions import AccessDeniedError, KeyNotFoundError  # noqa: E402
-from envelope.kms import credentials  # noqa: E402
+from envelope.kms.operations import credentials  # noqa: E402
 from envelope.kms.store import KeyStore  # noqa: E402
 from envelope.server import sigv4  # noqa: E402
 from envelope.server.errors import (  # noqa: E402
@@ -315,7 +315,7 @@ def test_the_secret_lookup_is_not_consulted_for_a_request_refused_on_its_form() 
 
 def test_a_signed_boto3_style_request_runs_as_its_principal_and_is_audited_with_key_and_source(
         tmp_path: Path) -> None:
-    from envelope.kms.principal import calling_as
+    from envelope.kms.policy.principal import calling_as
 
     with KeyStore(tmp_path / "keystore.db", principal="owner") as store:
         key = store.create_key(users=["alice"], admins=["owner"])

@@ -33,7 +33,7 @@ from .keys_common import (
 )
 
 if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
-    from ..kms.model import AuditEvent, KeyMetadata, RotationStatus
+    from ..kms.model.keys import AuditEvent, KeyMetadata, RotationStatus
     from ..kms.store import KeyStore
 
 
@@ -147,7 +147,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ..kms.protection import passphrase_source
+    from ..kms.storage.protection import passphrase_source
     from ..kms.store import KeyStore
 
     path = keystore_path(args)
@@ -328,7 +328,7 @@ def cmd_alias_list(args: argparse.Namespace) -> int:
 
 def parse_since(text: str) -> datetime:
     """``2026-11-01``, ``2026-11-01T12:00:00Z``, or an age: ``30m``, ``12h``, ``7d``."""
-    from ..kms.clock import parse_iso
+    from ..kms.model.clock import parse_iso
 
     match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
     try:
@@ -344,7 +344,7 @@ def parse_since(text: str) -> datetime:
 
 def _key_id(store: KeyStore, ref: str) -> str:
     """KEY for an alias target: an alias is accepted here and resolved to the key it names now."""
-    from ..kms.model import parse_reference
+    from ..kms.model.keys import parse_reference
 
     return store.resolve_key_id(ref) if parse_reference(ref).kind == "alias" else ref
 

@@ -1,6 +1,6 @@
 """``envelope keys get-policy|put-policy|grant …|whoami``: who may do what with a key.
 
-Key policies are JSON documents in AWS's shape (see :mod:`envelope.kms.policy`);
+Key policies are JSON documents in AWS's shape (see :mod:`envelope.kms.policy.document`);
 grants delegate some operations on one key to one principal.  Run any command
 as another principal with ``envelope --as PRINCIPAL keys …``.
 """

@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from ..kms.asymmetric import MAX_MESSAGE_BYTES
+from ..kms.crypto.asymmetric import MAX_MESSAGE_BYTES
 from .keys_common import OUTPUT, add_action, b64, emit, open_store, read_input, write_bytes
 
 EXIT_INVALID = 4  # as for any failed authentication (see envelope.cli.main)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..atomic import PRIVATE_MODE, STDIO, atomic_output
 from ..exceptions import UsageError
-from ..kms.paths import default_keystore_path
+from ..kms.storage.paths import default_keystore_path
 from ..pipeline import wait_readable, write_all
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def write_bytes(args: argparse.Namespace, data: bytes | bytearray, as_json: dict
 
 
 def wipe(buf: bytearray) -> None:
-    from ..kms.material import wipe as _wipe
+    from ..kms.storage.material import wipe as _wipe
 
     _wipe(buf)
 

@@ -4,7 +4,7 @@ An access key lets a client of the KMS server (``envelope keys serve``) prove
 who it is: AWS SDKs and the AWS CLI sign each request with it (Signature
 Version 4) exactly as they would for AWS.  ``create`` prints the secret access
 key once; the keystore keeps it sealed and never shows it again.  Only the
-keystore's owner manages access keys (see :mod:`envelope.kms.credentials`).
+keystore's owner manages access keys (see :mod:`envelope.kms.operations.credentials`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .keys_common import add_action, emit, open_store, table
 
 if TYPE_CHECKING:
-    from ..kms.credentials import Credential
+    from ..kms.operations.credentials import Credential
 
 _ID = (["access_key_id"], {"metavar": "ACCESS-KEY-ID", "help": "the access key id (EKIA...)"})
 
@@ -38,7 +38,7 @@ def register(actions: Any) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from ..kms.credentials import create_credential
+    from ..kms.operations.credentials import create_credential
 
     with open_store(args) as store:
         credential, secret = create_credential(store, args.holder)
@@ -50,7 +50,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..kms.credentials import list_credentials
+    from ..kms.operations.credentials import list_credentials
 
     with open_store(args) as store:
         found = list_credentials(store)
@@ -60,21 +60,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
-    from ..kms.credentials import disable_credential
+    from ..kms.operations.credentials import disable_credential
 
     with open_store(args) as store:
         return _show(args, disable_credential(store, args.access_key_id))
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
-    from ..kms.credentials import enable_credential
+    from ..kms.operations.credentials import enable_credential
 
     with open_store(args) as store:
         return _show(args, enable_credential(store, args.access_key_id))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from ..kms.credentials import delete_credential
+    from ..kms.operations.credentials import delete_credential
 
     with open_store(args) as store:
         delete_credential(store, args.access_key_id)

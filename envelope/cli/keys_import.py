@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..atomic import atomic_output, check_destination
 from ..exceptions import UsageError
-from ..kms.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
-from ..kms.paths import require_private_mode
+from ..kms.operations.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
+from ..kms.storage.paths import require_private_mode
 from ..pipeline import write_all
 from .keys_common import add_action, emit, open_store
 

@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--account {args.account!r} is not a 12-digit account id")
     uvicorn = require("uvicorn", "server", "envelope keys serve")
     require("botocore", "server", "envelope keys serve")
-    from ..kms.protection import PASSPHRASE_ENV
+    from ..kms.storage.protection import PASSPHRASE_ENV
     from ..kms.store import KeyStore
     from ..server.app import KmsApp
     from ..server.quotas import RateLimiter

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from ..kms import blob as _blob
-from ..kms.model import DATA_KEY_SPECS
+from ..kms.crypto import blob as _blob
+from ..kms.model.keys import DATA_KEY_SPECS
 from .keys_common import OUTPUT, add_action, b64, emit, open_store, read_input, wipe, write_bytes
 
 _CONTEXT = (["--context"], {"action": "append", "default": [], "metavar": "K=V",

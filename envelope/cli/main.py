@@ -237,8 +237,8 @@ def _global_environment(args: argparse.Namespace) -> Iterator[None]:
     Through the environment, so every keystore and AWS client the command
     opens sees them (boto3 reads AWS_REGION and AWS_PROFILE, as everywhere else).
     """
-    from ..kms.paths import KEYSTORE_ENV
-    from ..kms.principal import PRINCIPAL_ENV, normalize
+    from ..kms.storage.paths import KEYSTORE_ENV
+    from ..kms.policy.principal import PRINCIPAL_ENV, normalize
 
     names = (PRINCIPAL_ENV, KEYSTORE_ENV, "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE")
     before = {name: os.environ.get(name) for name in names}

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING
 from ..context import EncryptionContext
 from ..exceptions import KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, WrappedKey
-from ..kms import blob as _blob
-from ..kms import principal as _principal
-from ..kms.model import DEFAULT_ALIAS, is_key_id, parse_reference
-from ..kms.paths import default_keystore_path
+from ..kms.crypto import blob as _blob
+from ..kms.policy import principal as _principal
+from ..kms.model.keys import DEFAULT_ALIAS, is_key_id, parse_reference
+from ..kms.storage.paths import default_keystore_path
 from ..kms.store import KeyStore
 from .base import Keyring
 

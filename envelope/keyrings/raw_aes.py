@@ -25,7 +25,7 @@ from .. import context as _context
 from ..context import EncryptionContext
 from ..exceptions import KeyNotFoundError, KeyringError, UsageError
 from ..format import DATA_KEY_SIZE, NONCE_SIZE, WrappedKey
-from ..kms.paths import require_private_mode
+from ..kms.storage.paths import require_private_mode
 from .base import Keyring
 
 PROVIDER = "raw-aes"

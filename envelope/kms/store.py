@@ -7,17 +7,21 @@ KMS, and code (and people) moving between the two meet no surprises:
 - a master key never leaves the keystore; callers get data keys and blobs;
 - keys are named by id, ARN or alias; aliases move (manual rotation), ids never;
 - a key is ``Enabled``, ``Disabled`` or ``PendingDeletion``, and only an
-  ``Enabled`` key does cryptography (:mod:`envelope.kms.lifecycle`);
+  ``Enabled`` key does cryptography (:mod:`envelope.kms.model.lifecycle`);
 - rotation adds backing keys under the same id and keeps the old ones, so
-  every blob ever sealed still opens (:mod:`envelope.kms.material`);
+  every blob ever sealed still opens (:mod:`envelope.kms.storage.material`);
 - deletion is scheduled 7 to 30 days ahead and can be cancelled until then;
 - every call, successful or refused, leaves a row in the audit trail.
 
-This module holds the key and lifecycle calls; aliases and tags are in
-:mod:`envelope.kms.naming`, and the cryptographic calls (GenerateDataKey,
-Encrypt, Decrypt, ReEncrypt, GenerateRandom) in :mod:`envelope.kms.crypto`,
-both mixed into the same class.  Backing keys are sealed at rest under the keystore
-wrapping key (:mod:`envelope.kms.protection`).  Every write is one SQLite
+The class is assembled here from one mix-in per family of calls, in
+:mod:`envelope.kms.operations` (the keys themselves, aliases and tags,
+cryptography, policies, rotation, grants, imports, asymmetric keys, regions,
+access keys); this module adds opening the file, resolving key references,
+maintenance and the audit trail.  Below the operations: the key model
+(:mod:`envelope.kms.model`), the policy engine (:mod:`envelope.kms.policy`),
+the storage (:mod:`envelope.kms.storage`: backing keys are sealed at rest under
+the keystore wrapping key) and the cryptography over key material
+(:mod:`envelope.kms.crypto`).  Every write is one SQLite
 ``BEGIN IMMEDIATE`` transaction, so a crash or a concurrent process never sees
 half a key, and due rotations and deletions run before any call that could be
 affected by them (as well as on :meth:`KeyStore.maintain`).
@@ -26,65 +30,51 @@ affected by them (as well as on :meth:`KeyStore.maintain`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import KeyNotFoundError, KeyringError, UsageError
-from . import imports, lifecycle, material, schema
-from . import grants as _grants
-from . import policy as _policy
-from .clock import Clock, SystemClock, parse_iso
-from .crypto import CryptoOperations
-from .grants import GrantOperations
-from .part import Delegation
-from .asymmetric_ops import AsymmetricOperations
-from .credentials import CredentialOperations
-from .imports import ImportOperations
-from .key_policies import PolicyOperations
-from .regions import RegionOperations
-from .rotation import RotationOperations
-from .naming import NamingOperations, insert_alias, tags_of
-from .db import Call, Database
-from .model import (
-    DEFAULT_ALIAS,
-    MAX_TAGS_PER_KEY,
-    AuditEvent,
-    DeletionSchedule,
-    KeyMetadata,
-    MaintenanceReport,
-    check_new_alias,
-    check_region,
-    check_tags,
-    key_arn,
-    new_key_id,
-    parse_reference,
-)
-from .paths import check_private, create_keystore_file, default_keystore_path
-from .protection import key_file_path
-
-MAX_DESCRIPTION_SIZE = 8192
+from ..exceptions import KeyNotFoundError, KeyringError
+from .model import lifecycle
+from .model.clock import Clock, SystemClock, parse_iso
+from .model.keys import DEFAULT_ALIAS, AuditEvent, KeyMetadata, MaintenanceReport, check_region, parse_reference
+from .operations import imports
+from .operations.asymmetric_ops import AsymmetricOperations
+from .operations.credentials import CredentialOperations
+from .operations.crypto import CryptoOperations
+from .operations.grants import GrantOperations
+from .operations.imports import ImportOperations
+from .operations.key_policies import PolicyOperations
+from .operations.keys import KeyOperations
+from .operations.naming import NamingOperations, insert_alias
+from .operations.regions import RegionOperations
+from .operations.rotation import RotationOperations
+from .policy import grants as _grants
+from .policy.grants import Delegation
+from .storage import material
+from .storage.db import Call, Database
+from .storage.paths import check_private, create_keystore_file, default_keystore_path
+from .storage.protection import key_file_path
 
 StrPath = str | os.PathLike[str]
 
 
-class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOperations, GrantOperations,
-               ImportOperations, AsymmetricOperations, RegionOperations, CredentialOperations):
+class KeyStore(KeyOperations, PolicyOperations, NamingOperations, CryptoOperations, RotationOperations,
+               GrantOperations, ImportOperations, AsymmetricOperations, RegionOperations, CredentialOperations):
     """One local keystore file.  Open it, call KMS operations, close it.
 
     ``create=False`` opens only an existing keystore and raises
     :class:`KeyNotFoundError` otherwise, so looking a key up on a machine that
     has none does not leave an empty database behind.  *clock* decides what
-    "now" is for schedules (tests pass a :class:`~envelope.kms.clock.ManualClock`).
+    "now" is for schedules (tests pass a :class:`~envelope.kms.model.clock.ManualClock`).
     *passphrase* protects a new keystore with a passphrase instead of a key
     file, and opens an existing passphrase keystore; without it
     ``$ENVELOPE_KEYSTORE_PASSPHRASE`` or a terminal prompt is used.
     *principal* is who calls (default ``$ENVELOPE_PRINCIPAL``, else the OS
-    user; see :mod:`envelope.kms.principal`): key policies and grants decide
+    user; see :mod:`envelope.kms.policy.principal`): key policies and grants decide
     what it may do.  *via* names the envelope component making the calls, for
     ``kms:ViaService`` conditions.  *region* names the region of a new
     keystore (default ``local``) and must match an existing one's.
@@ -137,98 +127,6 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
         with self._db.reading() as conn:
             return str(conn.execute("SELECT value FROM meta WHERE name = 'protection'").fetchone()[0])
 
-    # -- keys --------------------------------------------------------------------------------------
-
-    def create_key(self, description: str = "", alias: str | None = None,
-                   tags: Mapping[str, str] | None = None, *, policy: str | Mapping[str, Any] | None = None,
-                   admins: Sequence[str] = (), users: Sequence[str] = (), origin: str = "ENVELOPE",
-                   key_spec: str = schema.KEY_SPEC, key_usage: str | None = None, multi_region: bool = False,
-                   bypass_policy_lockout_safety_check: bool = False) -> KeyMetadata:
-        """CreateKey: a new Enabled symmetric key with fresh material, optionally with an alias and tags.
-
-        The key policy is *policy*, or with *admins* / *users* the console's
-        administrators-and-users policy, or else the default (the keystore
-        owner and the caller may do everything).  *origin* ``EXTERNAL`` makes
-        a key without material, ``PendingImport`` until ImportKeyMaterial.
-        *key_spec* ``RSA_2048|3072|4096``, ``ECC_NIST_P256|P384`` or
-        ``HMAC_256|384|512`` with *key_usage* makes an asymmetric or HMAC key
-        (:mod:`envelope.kms.asymmetric_ops`).  *multi_region* makes the primary
-        of a multi-Region key (id ``mrk-…``; see :mod:`envelope.kms.regions`).
-        """
-        _check_description(description)
-        if origin not in schema.KEY_ORIGINS:
-            raise UsageError(f"unknown key origin {origin!r} (known: {', '.join(schema.KEY_ORIGINS)})")
-        if key_spec == schema.KEY_SPEC:
-            if key_usage not in (None, schema.KEY_USAGE):
-                raise UsageError(f"a {schema.KEY_SPEC} key is for {schema.KEY_USAGE}, not {key_usage}")
-            key_usage = schema.KEY_USAGE
-        else:
-            from . import asymmetric  # pyca/cryptography's RSA and EC code: only for such keys
-            key_usage = asymmetric.check_spec(key_spec, key_usage)
-            if origin != "ENVELOPE":
-                raise UsageError(f"only symmetric keys take imported material, not {key_spec}")
-        document = self._new_key_policy(policy, admins, users, bypass_policy_lockout_safety_check)
-        tag_map = check_tags(tags or {})
-        if len(tag_map) > MAX_TAGS_PER_KEY:
-            raise UsageError(f"a key has at most {MAX_TAGS_PER_KEY} tags")
-        if alias is not None:
-            check_new_alias(alias)
-        with self._operation("CreateKey", {"description": description, "alias": alias, "origin": origin,
-                                           "key_spec": key_spec, "key_usage": key_usage,
-                                           "multi_region": multi_region,
-                                           "tag_keys": sorted(tag_map)}) as call:
-            key_id = self._insert_key(call.conn, description, document, origin, key_spec, key_usage,
-                                      "PRIMARY" if multi_region else None)
-            call.key_id = key_id
-            if alias is not None:
-                insert_alias(call.conn, alias, key_id, self._db.timestamp())
-                call.also("CreateAlias", key_id, {"alias": alias, "target": key_id})
-            call.conn.executemany("INSERT INTO tags (key_id, tag_key, tag_value) VALUES (?, ?, ?)",
-                                  [(key_id, k, v) for k, v in tag_map.items()])
-            return self._metadata(call.conn, key_id)
-
-    def list_keys(self) -> list[KeyMetadata]:
-        """ListKeys, with each key's metadata (oldest first)."""
-        with self._operation("ListKeys", {}) as call:
-            rows = call.conn.execute("SELECT key_id FROM keys ORDER BY rowid").fetchall()
-            return [self._metadata(call.conn, row[0]) for row in rows]
-
-    def describe_key(self, ref: str) -> KeyMetadata:
-        """DescribeKey: *ref* is a key id, a key or alias ARN, or ``alias/NAME``; any state."""
-        with self._operation("DescribeKey", {"key": ref}) as call:
-            return self._metadata(call.conn, self._resolve_in(call, ref))
-
-    def update_key_description(self, ref: str, description: str) -> KeyMetadata:
-        _check_description(description)
-        with self._operation("UpdateKeyDescription", {"key": ref, "description": description}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.require(call.conn, key_id, "UpdateKeyDescription",
-                              (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
-            call.conn.execute("UPDATE keys SET description = ?, updated_at = ? WHERE key_id = ?",
-                              (description, self._db.timestamp(), key_id))
-            return self._metadata(call.conn, key_id)
-
-    def enable_key(self, ref: str) -> KeyMetadata:
-        """EnableKey: a Disabled key may be used again."""
-        return self._set_enabled(ref, True)
-
-    def disable_key(self, ref: str) -> KeyMetadata:
-        """DisableKey: the key refuses every cryptographic operation until enabled; nothing is lost."""
-        return self._set_enabled(ref, False)
-
-    def schedule_key_deletion(self, ref: str, pending_window_days: int | None = None) -> DeletionSchedule:
-        """ScheduleKeyDeletion: after 7-30 days (default 30) the key's material is destroyed for good."""
-        with self._operation("ScheduleKeyDeletion", {"key": ref, "pending_window_days": pending_window_days}) as call:
-            return lifecycle.schedule_deletion(call.conn, self._resolve_in(call, ref), pending_window_days,
-                                               self._db.now())
-
-    def cancel_key_deletion(self, ref: str) -> KeyMetadata:
-        """CancelKeyDeletion: the key survives, ``Disabled``; enable it to use it again."""
-        with self._operation("CancelKeyDeletion", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.cancel_deletion(call.conn, key_id, self._db.now())
-            return self._metadata(call.conn, key_id)
-
     def maintain(self) -> MaintenanceReport:
         """Perform every due automatic rotation and scheduled deletion; each is audited on its own.
 
@@ -270,17 +168,17 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Group commit: the calls made inside commit together, durable only once it exits
-        (see :meth:`envelope.kms.db.Database.batch`)."""
+        (see :meth:`envelope.kms.storage.db.Database.batch`)."""
         return self._db.batch()
 
     def serving(self, deferred_sync: bool = False) -> contextlib.AbstractContextManager[None]:
         """For a long-lived server: SQLite's write-ahead log while inside, the rollback journal after
-        (see :meth:`envelope.kms.db.Database.write_ahead_log`; with *deferred_sync*, call
+        (see :meth:`envelope.kms.storage.db.Database.write_ahead_log`; with *deferred_sync*, call
         :meth:`sync_log` before acknowledging anything committed)."""
         return self._db.write_ahead_log(deferred_sync)
 
     def sync_log(self) -> None:
-        """Make every call committed so far durable (see :meth:`envelope.kms.db.Database.sync_log`)."""
+        """Make every call committed so far durable (see :meth:`envelope.kms.storage.db.Database.sync_log`)."""
         self._db.sync_log()
 
     def key_kind(self, ref: str) -> tuple[str, str, str]:
@@ -322,6 +220,9 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _open_region(self, path: Path, region: str) -> KeyStore:
+        return KeyStore(path, region=region, principal=self._db.principal)
+
     @contextlib.contextmanager
     def _operation(self, name: str, request: dict[str, Any]) -> Iterator[Call]:
         """One audited call, after any rotation or deletion that has come due (so none is ever skipped)."""
@@ -358,12 +259,6 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
                 rotated.append(key_id)
                 call.also("RotateKey", key_id, {"trigger": "automatic rotation", "version": version})
         return MaintenanceReport(tuple(rotated), tuple(deletions))
-
-    def _set_enabled(self, ref: str, enabled: bool) -> KeyMetadata:
-        with self._operation("EnableKey" if enabled else "DisableKey", {"key": ref}) as call:
-            key_id = self._resolve_in(call, ref)
-            lifecycle.set_enabled(call.conn, key_id, enabled, self._db.now())
-            return self._metadata(call.conn, key_id)
 
     def _resolve_in(self, call: Call, ref: str, action: str | None = None, *,
                     delegation: Delegation | None = None, **facts: Any) -> str:
@@ -404,65 +299,9 @@ class KeyStore(PolicyOperations, NamingOperations, CryptoOperations, RotationOpe
             raise KeyNotFoundError(f"key {parsed.value} does not exist in the local keystore at {self.path}")
         return parsed.value
 
-    def _insert_key(self, conn: sqlite3.Connection, description: str, policy: dict[str, Any] | None = None,
-                    origin: str = "ENVELOPE", key_spec: str = schema.KEY_SPEC,
-                    key_usage: str = schema.KEY_USAGE, multi_region_role: str | None = None,
-                    key_id: str | None = None, primary_region: str | None = None) -> str:
-        key_id = key_id or new_key_id(multi_region=multi_region_role is not None)
-        now = self._db.timestamp()
-        conn.execute(
-            "INSERT INTO keys (key_id, arn, description, created_at, state, origin, key_spec, key_usage, policy,"
-            " updated_at, multi_region_role, primary_region) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key_id, key_arn(self.keystore_id, key_id, self.region), description, now,
-             lifecycle.PENDING_IMPORT if origin == "EXTERNAL" else lifecycle.ENABLED, origin, key_spec,
-             key_usage, json.dumps(policy or _policy.default_policy(self._db.owner, self._db.principal)), now,
-             multi_region_role, primary_region or (self.region if multi_region_role else None)),
-        )
-        if multi_region_role == "REPLICA":
-            pass  # its material arrives from the primary (envelope.kms.regions)
-        elif key_spec != schema.KEY_SPEC:
-            from . import asymmetric
-            private = asymmetric.generate(key_spec)
-            try:
-                conn.execute("INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
-                             " VALUES (?, 1, ?, 'ENVELOPE', NULL, ?)",
-                             (key_id, self._db.wrapping_key(conn).seal(key_id, 1, private), now))
-            finally:
-                material.wipe(private)
-        elif origin == "ENVELOPE":
-            material.add_version(conn, self._db.wrapping_key(conn), key_id, "ENVELOPE", None, now)
-        return key_id
-
-    def _metadata(self, conn: sqlite3.Connection, key_id: str) -> KeyMetadata:
-        row = conn.execute(
-            "SELECT key_id, arn, description, created_at, state, origin, key_spec, key_usage, key_manager,"
-            " rotation_enabled, deletion_date, rotation_period_days, next_rotation_date, multi_region_role,"
-            " primary_region FROM keys WHERE key_id = ?",
-            (key_id,),
-        ).fetchone()
-        if row is None:
-            raise KeyNotFoundError(f"key {key_id} does not exist in the local keystore at {self.path}")
-        aliases = tuple(r[0] for r in conn.execute(
-            "SELECT alias_name FROM aliases WHERE key_id = ? ORDER BY alias_name", (key_id,)))
-        (versions,) = conn.execute("SELECT count(*) FROM key_material WHERE key_id = ?", (key_id,)).fetchone()
-        return KeyMetadata(
-            key_id=row[0], arn=row[1], description=row[2], created_at=row[3], state=row[4], origin=row[5],
-            key_spec=row[6], key_usage=row[7], key_manager=row[8], aliases=aliases, backing_versions=int(versions),
-            rotation_enabled=bool(row[9]), deletion_date=row[10], rotation_period_days=row[11],
-            next_rotation_date=row[12], tags=tags_of(conn, key_id), multi_region=row[13] is not None,
-            multi_region_role=row[13], primary_region=row[14],
-        )
-
-
 
 _DEFAULT_DESCRIPTION = "envelope default key (created on first use)"
 
-
-def _check_description(description: str) -> None:
-    if not isinstance(description, str):
-        raise UsageError("a key description must be a string")
-    if len(description) > MAX_DESCRIPTION_SIZE:
-        raise UsageError(f"a key description is at most {MAX_DESCRIPTION_SIZE} characters")
 
 
 __all__ = ["KeyStore"]

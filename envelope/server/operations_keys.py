@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..kms.model import KeyMetadata
-from ..kms.principal import from_arn
+from ..kms.model.keys import KeyMetadata
+from ..kms.policy.principal import from_arn
 from . import errors
 from .wire import Wire
 
@@ -27,7 +27,7 @@ _DEFAULT_LIMIT = 100
 
 def metadata(meta: KeyMetadata, wire: Wire) -> dict[str, Any]:
     """AWS's KeyMetadata of a keystore key."""
-    from ..kms import asymmetric
+    from ..kms.crypto import asymmetric
 
     symmetric = meta.key_spec == "SYMMETRIC_DEFAULT"
     hmac = meta.key_spec.startswith("HMAC_")

@@ -13,9 +13,9 @@ milliseconds on a virtual disk, so it is shared (group commit):
 
 - the requests that queue up while one batch runs form the next batch, each
   in its own savepoint of one transaction
-  (:meth:`~envelope.kms.db.Database.batch`), committed once;
+  (:meth:`~envelope.kms.storage.db.Database.batch`), committed once;
 - the commit only writes SQLite's write-ahead log; a second thread fsyncs the
-  log (:meth:`~envelope.kms.db.Database.sync_log`) and only then answers the
+  log (:meth:`~envelope.kms.storage.db.Database.sync_log`) and only then answers the
   calls of every batch committed before that fsync began, while the keystore
   thread already runs the next batch.
 
@@ -152,7 +152,7 @@ class KeystoreRunner:
 
     def run(self, request: Request) -> bytes:
         """One request, start to finish; raises an :class:`~.errors.AwsError` for any refusal."""
-        from ..kms.principal import calling_as
+        from ..kms.policy.principal import calling_as
 
         caller = self._authenticate(self.store, request, self.wire.region)
         operation = self.model.operation(request.headers.get("x-amz-target"), OPERATIONS)
@@ -171,7 +171,7 @@ class KeystoreRunner:
 
 
 def _verify_signature(store: KeyStore, request: Request, region: str) -> Caller:
-    from ..kms import credentials
+    from ..kms.operations import credentials
     from . import sigv4
 
     return sigv4.verify(request.method, request.path, request.query, request.headers, request.body,

@@ -2,7 +2,7 @@
 
 The text goes through the registry (envelope.keyrings.registry.resolve, every
 scheme's from_reference) and the local keystore's own reference parser
-(envelope.kms.model.parse_reference).  Non-UTF-8 bytes arrive as surrogate
+(envelope.kms.model.keys.parse_reference).  Non-UTF-8 bytes arrive as surrogate
 escapes, as they do in sys.argv.  Nothing here may reach a network or a
 keystore: building a keyring only parses; raw-aes and rsa-public read the named
 key file, so the fuzzer runs in a scratch directory holding a few of them.
@@ -18,7 +18,7 @@ import tempfile
 
 from envelope.exceptions import KeyringError, UsageError
 from envelope.keyrings.registry import resolve
-from envelope.kms.model import parse_reference
+from envelope.kms.model.keys import parse_reference
 
 NAME = "key_reference"
 ALLOWED = (KeyringError, UsageError)

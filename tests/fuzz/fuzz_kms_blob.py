@@ -1,4 +1,4 @@
-"""Fuzz target: the local KMS ciphertext blob parser (envelope.kms.blob.parse).
+"""Fuzz target: the local KMS ciphertext blob parser (envelope.kms.crypto.blob.parse).
 
 blob.py promises FormatError and nothing else, before any key lookup.  A blob
 that parses must re-encode to its own bytes (the prefix is authenticated as
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from envelope.exceptions import FormatError
-from envelope.kms import blob
+from envelope.kms.crypto import blob
 
 NAME = "kms_blob"
 ALLOWED = (FormatError,)

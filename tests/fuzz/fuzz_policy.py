@@ -1,4 +1,4 @@
-"""Fuzz target: key policies (envelope.kms.policy): parsing, then evaluating.
+"""Fuzz target: key policies (envelope.kms.policy.document): parsing, then evaluating.
 
 A policy is written by a key's administrator and evaluated on every call to
 the key, so both halves must be bounded: parse refuses with UsageError, and a
@@ -13,7 +13,7 @@ import json
 import sys
 
 from envelope.exceptions import UsageError
-from envelope.kms import policy
+from envelope.kms.policy import document as policy
 
 NAME = "policy"
 ALLOWED = (UsageError,)

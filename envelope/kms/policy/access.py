@@ -33,11 +33,11 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 
-from ..context import EncryptionContext
-from ..exceptions import AccessDeniedError
+from ...context import EncryptionContext
+from ...exceptions import AccessDeniedError
 from . import grants as _grants
-from . import policy as _policy
-from .part import Delegation
+from . import document as _policy
+from .grants import Delegation
 
 #: Calls any principal may make without a key policy's say (as IAM-only calls in AWS).
 UNSCOPED = frozenset({"CreateKey", "ListKeys", "ListAliases", "GenerateRandom", "Maintain"})

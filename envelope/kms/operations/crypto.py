@@ -20,15 +20,16 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .. import context as _context
-from ..context import EncryptionContext
-from ..exceptions import FormatError, IncorrectKeyError, InvalidCiphertextError, UsageError
-from . import blob as _blob
-from . import lifecycle, material
+from ... import context as _context
+from ...context import EncryptionContext
+from ...exceptions import FormatError, IncorrectKeyError, InvalidCiphertextError, UsageError
+from ..crypto import blob as _blob
+from ..model import lifecycle
+from ..storage import material
 from .asymmetric_ops import require_symmetric
-from .db import Call
+from ..storage.db import Call
 from .part import StorePart
-from .model import DATA_KEY_SPECS
+from ..model.keys import DATA_KEY_SPECS
 
 #: NumberOfBytes range of GenerateDataKey and GenerateRandom, as in AWS KMS.
 MAX_DATA_KEY_BYTES = 1024

@@ -24,10 +24,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from .. import context as _context
-from ..context import EncryptionContext
-from ..exceptions import FormatError
-from .model import is_multi_region, key_id_bytes, key_id_from_bytes
+from ... import context as _context
+from ...context import EncryptionContext
+from ...exceptions import FormatError
+from ..model.keys import is_multi_region, key_id_bytes, key_id_from_bytes
 
 BLOB_VERSION = 1
 BLOB_VERSION_MRK = 2  # the same layout; the key id is a multi-Region key's

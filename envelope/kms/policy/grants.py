@@ -1,4 +1,9 @@
-"""Grants: permissions on one key delegated to one principal, a mix-in of :class:`~envelope.kms.store.KeyStore`.
+"""Grants: permissions on one key delegated to one principal, and how a grant is judged.
+
+The calls that make and end grants (CreateGrant, ListGrants, RetireGrant,
+RevokeGrant) are :class:`~envelope.kms.operations.grants.GrantOperations`;
+this module holds what a grant is and what it allows, which
+:mod:`envelope.kms.policy.access` asks on every key-scoped call.
 
 A grant is how a key's owner lets a service or a colleague use the key for a
 while without editing the key policy: it names a grantee, the operations it
@@ -36,12 +41,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import context as _context
-from ..context import EncryptionContext
-from ..exceptions import AccessDeniedError, GrantTokenError, KeyNotFoundError, UsageError
-from . import lifecycle
-from . import principal as _principal
-from .part import Delegation, StorePart
+from ... import context as _context
+from ...context import EncryptionContext
+from ...exceptions import GrantTokenError, KeyNotFoundError, UsageError
 
 #: Operations a grant may allow (AWS's list, for the key types this keystore has).
 GRANT_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
@@ -53,6 +55,14 @@ _CONTEXT_OPERATIONS = {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKey
 _CONSTRAINT_KINDS = ("EncryptionContextEquals", "EncryptionContextSubset")
 MAX_GRANTS_PER_KEY = 50_000  # AWS's quota; also bounds a listing
 _TOKEN_PREFIX = "envgt1."
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
+
+    operations: tuple[str, ...]
+    constraints: Mapping[str, Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -74,87 +84,6 @@ class Grant:
                 "Constraints": self.constraints, "CreationDate": self.created_at}
 
 
-class GrantOperations(StorePart):
-    """CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant."""
-
-    def create_grant(self, ref: str, grantee_principal: str, operations: Iterable[str], *,
-                     retiring_principal: str | None = None, constraints: Mapping[str, Mapping[str, str]] | None = None,
-                     name: str | None = None) -> tuple[str, str]:
-        """CreateGrant: returns ``(grant_id, grant_token)``; the grant works at once."""
-        grantee = _principal.normalize(grantee_principal)
-        retiring = _principal.normalize(retiring_principal) if retiring_principal else None
-        ops = _check_operations(operations)
-        checked = _check_constraints(constraints)
-        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 256):
-            raise UsageError("a grant name is 1 to 256 characters")
-        request = {"key": ref, "grantee": grantee, "operations": list(ops), "retiring": retiring,
-                   "constraint_kinds": sorted(checked), "name": name}
-        with self._operation("CreateGrant", request) as call:
-            facts: dict[str, Any] = {"kms:GrantOperations": list(ops), "kms:GranteePrincipal": grantee,
-                                     "kms:GrantIsForAWSResource": False}
-            if checked:
-                facts["kms:GrantConstraintType"] = sorted(checked)
-            key_id = self._resolve_in(call, ref, None, delegation=Delegation(ops, checked), **facts)
-            lifecycle.require(call.conn, key_id, "CreateGrant",
-                              (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT))
-            (count,) = call.conn.execute("SELECT count(*) FROM grants WHERE key_id = ?", (key_id,)).fetchone()
-            if count >= MAX_GRANTS_PER_KEY:
-                raise UsageError(f"key {key_id} already has {MAX_GRANTS_PER_KEY} grants")
-            grant_id = os.urandom(32).hex()
-            token = _TOKEN_PREFIX + base64.urlsafe_b64encode(bytes.fromhex(grant_id) + os.urandom(32)).decode()
-            call.conn.execute(
-                "INSERT INTO grants (grant_id, key_id, name, grantee_principal, retiring_principal, operations,"
-                " constraints, created_at, issuing_principal, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (grant_id, key_id, name, grantee, retiring, json.dumps(list(ops)), json.dumps(checked),
-                 self._db.timestamp(), self._db.principal, _sha256(token)))
-            call.request["grant_id"] = grant_id
-            return grant_id, token
-
-    def list_grants(self, ref: str, grant_id: str | None = None, grantee_principal: str | None = None) -> list[Grant]:
-        """ListGrants: a key's grants (oldest first), optionally one grant or one grantee's."""
-        with self._operation("ListGrants", {"key": ref, "grant_id": grant_id}) as call:
-            key_id = self._resolve_in(call, ref)
-            grants = [g for g in _grants_of(call.conn, "key_id = ?", (key_id,))
-                      if (grant_id is None or g.grant_id == grant_id)
-                      and (grantee_principal is None or g.grantee_principal == _principal.normalize(grantee_principal))]
-            return grants
-
-    def list_retirable_grants(self, retiring_principal: str | None = None) -> list[Grant]:
-        """ListRetirableGrants: grants the principal (default: the caller) may retire."""
-        who = _principal.normalize(retiring_principal) if retiring_principal else self._db.principal
-        with self._operation("ListRetirableGrants", {"retiring": who}) as call:
-            return _grants_of(call.conn, "retiring_principal = ?", (who,))
-
-    def retire_grant(self, grant_token: str | None = None, *, key: str | None = None,
-                     grant_id: str | None = None) -> None:
-        """RetireGrant, by token or by key and grant id: the grant's end, by those it names."""
-        with self._operation("RetireGrant", {"key": key, "grant_id": grant_id}) as call:
-            if grant_token is not None:
-                grant = _grant_by_token(call.conn, grant_token)
-            elif key is not None and grant_id is not None:
-                grant = _one_grant(call.conn, self._resolve_any(call, key), grant_id)
-            else:
-                raise UsageError("RetireGrant needs a grant token, or a key and a grant id")
-            call.key_id = grant.key_id
-            call.request["grant_id"] = grant.grant_id
-            caller = self._db.principal
-            allowed = (caller == grant.retiring_principal or caller == self._db.owner
-                       or (caller == grant.grantee_principal and "RetireGrant" in grant.operations))
-            if not allowed:
-                raise AccessDeniedError(f"{caller} may not RetireGrant {grant.grant_id}: only its retiring "
-                                        "principal, its grantee (when the grant allows RetireGrant) or the keystore "
-                                        "owner may")
-            call.conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant.grant_id,))
-
-    def revoke_grant(self, ref: str, grant_id: str) -> None:
-        """RevokeGrant: the key's administrators end a grant at once."""
-        with self._operation("RevokeGrant", {"key": ref, "grant_id": grant_id}) as call:
-            key_id = self._resolve_in(call, ref)
-            _one_grant(call.conn, key_id, grant_id)
-            call.conn.execute("DELETE FROM grants WHERE grant_id = ?", (grant_id,))
-
-
-
 def allows(conn: sqlite3.Connection, key_id: str, principal: str, operation: str,
            context: EncryptionContext | None, delegation: Delegation | None = None) -> bool:
     """Whether some grant lets *principal* call *operation* on *key_id* with *context*.
@@ -162,7 +91,7 @@ def allows(conn: sqlite3.Connection, key_id: str, principal: str, operation: str
     A grant that allows CreateGrant lets its grantee create only grants that
     it covers (*delegation*: the grant being created; without one, none).
     """
-    for grant in _grants_of(conn, "key_id = ? AND grantee_principal = ?", (key_id, principal)):
+    for grant in grants_of(conn, "key_id = ? AND grantee_principal = ?", (key_id, principal)):
         if operation not in grant.operations:
             continue
         if operation == "CreateGrant" and (delegation is None or not _covers(grant, delegation)):
@@ -178,7 +107,7 @@ def check_tokens(conn: sqlite3.Connection, tokens: Sequence[str], key_id: str) -
     if len(tokens) > 10:
         raise UsageError("at most 10 grant tokens per request")
     for token in tokens:
-        if _grant_by_token(conn, token).key_id != key_id:
+        if grant_by_token(conn, token).key_id != key_id:
             raise GrantTokenError("a grant token given is for another key")
 
 
@@ -210,7 +139,7 @@ def _covers(parent: Grant, child: Delegation) -> bool:
         and _constraints_hold(parent.constraints, subset)
 
 
-def _check_operations(operations: Iterable[str]) -> tuple[str, ...]:
+def check_operations(operations: Iterable[str]) -> tuple[str, ...]:
     ops = tuple(dict.fromkeys(operations))
     if not ops:
         raise UsageError("a grant needs at least one operation")
@@ -220,7 +149,7 @@ def _check_operations(operations: Iterable[str]) -> tuple[str, ...]:
     return ops
 
 
-def _check_constraints(constraints: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, str]]:
+def check_constraints(constraints: Mapping[str, Mapping[str, str]] | None) -> dict[str, dict[str, str]]:
     checked: dict[str, dict[str, str]] = {}
     for kind, pairs in (constraints or {}).items():
         if kind not in _CONSTRAINT_KINDS:
@@ -229,7 +158,7 @@ def _check_constraints(constraints: Mapping[str, Mapping[str, str]] | None) -> d
     return checked
 
 
-def _grants_of(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Grant]:
+def grants_of(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> list[Grant]:
     rows = conn.execute(
         "SELECT grant_id, key_id, name, grantee_principal, retiring_principal, issuing_principal, operations,"
         f" constraints, created_at FROM grants WHERE {where} ORDER BY rowid", params).fetchall()
@@ -237,20 +166,26 @@ def _grants_of(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) ->
             for r in rows]
 
 
-def _one_grant(conn: sqlite3.Connection, key_id: str, grant_id: str) -> Grant:
-    found = _grants_of(conn, "key_id = ? AND grant_id = ?", (key_id, grant_id))
+def one_grant(conn: sqlite3.Connection, key_id: str, grant_id: str) -> Grant:
+    found = grants_of(conn, "key_id = ? AND grant_id = ?", (key_id, grant_id))
     if not found:
         raise KeyNotFoundError(f"grant {grant_id} does not exist on key {key_id} (retired, revoked or never made)")
     return found[0]
 
 
-def _grant_by_token(conn: sqlite3.Connection, token: str) -> Grant:
+def grant_by_token(conn: sqlite3.Connection, token: str) -> Grant:
     if not isinstance(token, str) or not token.startswith(_TOKEN_PREFIX) or len(token) > 8192:
         raise GrantTokenError("invalid grant token")
-    found = _grants_of(conn, "token_sha256 = ?", (_sha256(token),))
+    found = grants_of(conn, "token_sha256 = ?", (_sha256(token),))
     if not found:
         raise GrantTokenError("invalid grant token: its grant was retired or revoked, or it was never issued here")
     return found[0]
+
+
+def new_token(grant_id: str) -> tuple[str, str]:
+    """A grant token naming *grant_id*, and the SHA-256 stored in its place."""
+    token = _TOKEN_PREFIX + base64.urlsafe_b64encode(bytes.fromhex(grant_id) + os.urandom(32)).decode()
+    return token, _sha256(token)
 
 
 def _sha256(token: str) -> str:

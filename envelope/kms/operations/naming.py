@@ -13,10 +13,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 
-from ..exceptions import AlreadyExistsError, KeyNotFoundError, UsageError
-from . import lifecycle
+from ...exceptions import AlreadyExistsError, KeyNotFoundError, UsageError
+from ..model import lifecycle
 from .part import StorePart
-from .model import MAX_TAGS_PER_KEY, AliasEntry, check_new_alias, check_tags, parse_reference
+from ..model.keys import MAX_TAGS_PER_KEY, AliasEntry, check_new_alias, check_tags, parse_reference
 
 _NAMEABLE = (lifecycle.ENABLED, lifecycle.DISABLED, lifecycle.PENDING_IMPORT)
 

@@ -24,7 +24,7 @@ whose date passed several periods ago rotates once, not once per period.
 On-demand rotation does not move the automatic schedule.
 
 Everything due-dated is compared against the store's clock
-(:mod:`envelope.kms.clock`); :func:`due` finds the work and the store performs
+(:mod:`envelope.kms.model.clock`); :func:`due` finds the work and the store performs
 it, on ``maintain`` or lazily before any other operation.  Functions here run
 inside the caller's transaction.
 """
@@ -34,9 +34,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-from ..exceptions import KeyStateError, UsageError
+from ...exceptions import KeyStateError, UsageError
 from .clock import iso, parse_iso
-from .model import DeletionSchedule
+from .keys import DeletionSchedule
 
 ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT = "Enabled", "Disabled", "PendingDeletion", "PendingImport"
 

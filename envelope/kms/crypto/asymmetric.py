@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ..exceptions import InvalidCiphertextError, UsageError
+from ...exceptions import InvalidCiphertextError, UsageError
 
 #: Key spec -> the key usages it allows, the first being the default.
 KEY_SPECS: dict[str, tuple[str, ...]] = {

@@ -7,7 +7,7 @@ condition match.  Supported, so that a policy written for AWS KMS reads the
 same here:
 
 - ``Principal``: ``"*"``, or ``{"Local": …}`` / ``{"AWS": …}`` with one
-  principal or a list (see :mod:`envelope.kms.principal`);
+  principal or a list (see :mod:`envelope.kms.policy.principal`);
 - ``Action``: ``kms:Decrypt``, with ``*`` and ``?`` wildcards, case-insensitive;
 - ``Resource``: ``*`` or ARN patterns;
 - ``Condition``: the ``String[Not]Equals[IgnoreCase]``, ``String[Not]Like``,
@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import UsageError
+from ...exceptions import UsageError
 from . import principal as _principal
 
 MAX_POLICY_SIZE = 32 * 1024

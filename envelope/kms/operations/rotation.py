@@ -1,8 +1,8 @@
 """Rotation: new backing keys under the same key id, on a schedule or on demand; a mix-in of the keystore.
 
 The rules (periods, which keys may rotate, when the next one is due) are in
-:mod:`envelope.kms.lifecycle`; the backing keys themselves in
-:mod:`envelope.kms.material`.  Due automatic rotations run lazily before any
+:mod:`envelope.kms.model.lifecycle`; the backing keys themselves in
+:mod:`envelope.kms.storage.material`.  Due automatic rotations run lazily before any
 call and from ``maintain`` (:mod:`envelope.kms.store`).
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import lifecycle, material
+from ..model import lifecycle
+from ..storage import material
 from .part import StorePart
-from .model import KeyRotation, RotationStatus
+from ..model.keys import KeyRotation, RotationStatus
 
 
 class RotationOperations(StorePart):

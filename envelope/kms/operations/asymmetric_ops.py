@@ -6,7 +6,7 @@ life, chosen at creation, and the private or secret half never leaves the
 keystore: GetPublicKey exports the public half of an asymmetric key (so anyone
 can encrypt to it or verify its signatures offline), and everything needing
 the private half is a call.  The cryptography itself is in
-:mod:`envelope.kms.asymmetric`, imported by each call that needs it: that
+:mod:`envelope.kms.crypto.asymmetric`, imported by each call that needs it: that
 module loads pyca/cryptography's RSA, EC and serialization code, which the
 symmetric calls every encrypt-file and decrypt-file makes never use, and which
 was a large part of their start-up time.  This module adds states, policies and audit.
@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import KeyUsageError, UsageError
-from . import lifecycle, material
+from ...exceptions import KeyUsageError, UsageError
+from ..model import lifecycle
+from ..storage import material
 from .part import StorePart
-from .schema import KEY_SPEC as SYMMETRIC_DEFAULT
+from ..storage.schema import KEY_SPEC as SYMMETRIC_DEFAULT
 
 MESSAGE_TYPES = ("RAW", "DIGEST")
 
@@ -45,7 +46,7 @@ class AsymmetricOperations(StorePart):
 
     def get_public_key(self, ref: str) -> PublicKeyInfo:
         """GetPublicKey: the public half of an RSA or ECC key, with what it may be used for."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         with self._private("GetPublicKey", ref, {}, usages=("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
                            states=(lifecycle.ENABLED, lifecycle.DISABLED)) as (key_id, spec, usage, private):
             return PublicKeyInfo(key_id, spec, usage, asymmetric.public_key(spec, private),
@@ -54,7 +55,7 @@ class AsymmetricOperations(StorePart):
 
     def sign(self, ref: str, message: bytes, signing_algorithm: str, message_type: str = "RAW") -> bytes:
         """Sign: a signature over *message* (``RAW``, at most 4096 bytes) or its digest (``DIGEST``)."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         _check_message_type(message_type)
         with self._private("Sign", ref, {"algorithm": signing_algorithm, "message_type": message_type},
                            usages=("SIGN_VERIFY",)) as (_, spec, _usage, private):
@@ -64,7 +65,7 @@ class AsymmetricOperations(StorePart):
                message_type: str = "RAW") -> bool:
         """Verify (AWS's name; ``verify`` is the keystore's consistency check): anyone with the public
         key can do the same offline."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         _check_message_type(message_type)
         with self._private("Verify", ref, {"algorithm": signing_algorithm, "message_type": message_type},
                            usages=("SIGN_VERIFY",)) as (_, spec, _usage, private):
@@ -73,21 +74,21 @@ class AsymmetricOperations(StorePart):
 
     def generate_mac(self, ref: str, message: bytes, mac_algorithm: str) -> bytes:
         """GenerateMac: an HMAC of up to 4096 bytes under an HMAC key."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         with self._private("GenerateMac", ref, {"algorithm": mac_algorithm},
                            usages=("GENERATE_VERIFY_MAC",)) as (_, spec, _usage, secret):
             return asymmetric.generate_mac(spec, secret, message, mac_algorithm)
 
     def verify_mac(self, ref: str, message: bytes, mac: bytes, mac_algorithm: str) -> bool:
         """VerifyMac: whether *mac* is the HMAC of *message* (compared in constant time)."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         with self._private("VerifyMac", ref, {"algorithm": mac_algorithm},
                            usages=("GENERATE_VERIFY_MAC",)) as (_, spec, _usage, secret):
             return asymmetric.verify_mac(spec, secret, message, mac, mac_algorithm)
 
     def encrypt_asymmetric(self, ref: str, plaintext: bytes, encryption_algorithm: str) -> bytes:
         """Encrypt with an RSA ENCRYPT_DECRYPT key (RSA-OAEP): small secrets only, no encryption context."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         with self._private("Encrypt", ref, {"algorithm": encryption_algorithm},
                            usages=("ENCRYPT_DECRYPT",)) as (_, spec, _usage, private):
             public = asymmetric.public_key(spec, private)
@@ -95,7 +96,7 @@ class AsymmetricOperations(StorePart):
 
     def decrypt_asymmetric(self, ref: str, ciphertext: bytes, encryption_algorithm: str) -> bytearray:
         """Decrypt what was encrypted to an RSA key's public half, here or offline; zero the result."""
-        from . import asymmetric
+        from ..crypto import asymmetric
         with self._private("Decrypt", ref, {"algorithm": encryption_algorithm},
                            usages=("ENCRYPT_DECRYPT",)) as (_, spec, _usage, private):
             return asymmetric.decrypt(spec, private, ciphertext, encryption_algorithm)

@@ -19,15 +19,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..exceptions import UsageError
-from . import lifecycle, material
+from ...exceptions import UsageError
+from ..model import lifecycle
+from ..storage import material
 from .part import StorePart
-from .model import KeyMetadata
-
-if TYPE_CHECKING:
-    from .store import KeyStore
+from ..model.keys import KeyMetadata
 
 
 def replica_path(primary_path: Path, region: str) -> Path:
@@ -38,6 +35,13 @@ def replica_path(primary_path: Path, region: str) -> Path:
 class RegionOperations(StorePart):
     """ReplicateKey."""
 
+    def _open_region(self, path: Path, region: str) -> RegionOperations:
+        """The keystore at *path* in *region* (created if missing), called as this one's principal.
+
+        The keystore class supplies it, so this mix-in need not import the class it is part of.
+        """
+        raise NotImplementedError
+
     def replicate_key(self, ref: str, region: str, replica_keystore: str | os.PathLike[str] | None = None,
                       description: str | None = None) -> KeyMetadata:
         """ReplicateKey: make (or bring up to date) *ref*'s replica in *region*'s keystore.
@@ -46,8 +50,6 @@ class RegionOperations(StorePart):
         ``keystore-REGION.db`` beside this one; it is created, in *region*, if
         it does not exist.  Run again after rotating the primary.
         """
-        from .store import KeyStore
-
         if region == self.region:
             raise UsageError(f"a replica must be in another region than its primary ({self.region})")
         target_path = Path(replica_keystore) if replica_keystore is not None else replica_path(self.path, region)
@@ -67,31 +69,34 @@ class RegionOperations(StorePart):
                             "SELECT version, sealed, rotation_type, created_at FROM key_material WHERE key_id = ?"
                             " ORDER BY version", (key_id,))]
         try:
-            with KeyStore(target_path, region=region, principal=self._db.principal) as target:
-                return _receive(target, key_id, self.region, spec, usage,
-                                own_description if description is None else description, policy, versions)
+            target = self._open_region(target_path, region)
+            try:
+                return target._receive(key_id, self.region, spec, usage,
+                                       own_description if description is None else description, policy, versions)
+            finally:
+                target.close()
         finally:
             for _, clear, _, _ in versions:
                 material.wipe(clear)
 
-
-def _receive(target: KeyStore, key_id: str, primary_region: str, spec: str, usage: str, description: str,
-             policy: str, versions: list[tuple[int, bytearray, str | None, str]]) -> KeyMetadata:
-    """The replica's side, in its own keystore and transaction: the key row once, then missing versions."""
-    with target._operation("ReplicateKey", {"key": key_id, "primary_region": primary_region}) as call:
-        call.key_id = key_id
-        exists = call.conn.execute("SELECT multi_region_role FROM keys WHERE key_id = ?", (key_id,)).fetchone()
-        if exists is None:
-            target._insert_key(call.conn, description, json.loads(policy), "ENVELOPE", spec, usage, "REPLICA",
-                               key_id=key_id, primary_region=primary_region)
-        elif exists[0] != "REPLICA":
-            raise UsageError(f"key {key_id} already exists in the keystore at {target.path} and is not a replica")
-        have = {int(r[0]) for r in call.conn.execute("SELECT version FROM key_material WHERE key_id = ?", (key_id,))}
-        wrapping = target._db.wrapping_key(call.conn)
-        for version, clear, rotation, created in versions:
-            if version not in have:
-                call.conn.execute(
-                    "INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
-                    " VALUES (?, ?, ?, 'ENVELOPE', ?, ?)",
-                    (key_id, version, wrapping.seal(key_id, version, clear), rotation, created))
-        return target._metadata(call.conn, key_id)
+    def _receive(self, key_id: str, primary_region: str, spec: str, usage: str, description: str,
+                 policy: str, versions: list[tuple[int, bytearray, str | None, str]]) -> KeyMetadata:
+        """The replica's side, in its own keystore and transaction: the key row once, then missing versions."""
+        with self._operation("ReplicateKey", {"key": key_id, "primary_region": primary_region}) as call:
+            call.key_id = key_id
+            exists = call.conn.execute("SELECT multi_region_role FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            if exists is None:
+                self._insert_key(call.conn, description, json.loads(policy), "ENVELOPE", spec, usage, "REPLICA",
+                                   key_id=key_id, primary_region=primary_region)
+            elif exists[0] != "REPLICA":
+                raise UsageError(f"key {key_id} already exists in the keystore at {self.path} and is not a replica")
+            have = {int(r[0]) for r in call.conn.execute("SELECT version FROM key_material WHERE key_id = ?",
+                                                         (key_id,))}
+            wrapping = self._db.wrapping_key(call.conn)
+            for version, clear, rotation, created in versions:
+                if version not in have:
+                    call.conn.execute(
+                        "INSERT INTO key_material (key_id, version, sealed, origin, rotation_type, created_at)"
+                        " VALUES (?, ?, ?, 'ENVELOPE', ?, ?)",
+                        (key_id, version, wrapping.seal(key_id, version, clear), rotation, created))
+            return self._metadata(call.conn, key_id)

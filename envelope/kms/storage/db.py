@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import EnvelopeError, KeyringError
-from . import principal as _principal
+from ...exceptions import EnvelopeError, KeyringError
+from ..policy import principal as _principal
 from . import protection, schema
-from .clock import Clock, iso
-from .model import DEFAULT_REGION, AuditEvent
+from ..model.clock import Clock, iso
+from ..model.keys import DEFAULT_REGION, AuditEvent
 from .protection import PassphraseSource, WrappingKey
 
 _BUSY_TIMEOUT = 30.0  # seconds to wait for another process's transaction
@@ -79,7 +79,7 @@ class Database:
 
     @property
     def principal(self) -> str:
-        """Who calls now: the principal of the innermost :func:`~envelope.kms.principal.calling_as`, else ours."""
+        """Who calls now: the innermost :func:`~envelope.kms.policy.principal.calling_as`'s principal, else ours."""
         caller = _principal.calling()
         return caller.principal if caller is not None else self._own_principal
 
@@ -249,7 +249,7 @@ class Database:
     def audit(self, conn: sqlite3.Connection, call: Call, ok: bool, error: str | None) -> None:
         """Append one audit row.  The request holds non-secret parameters only; the context, keys only.
 
-        A call made through :func:`~envelope.kms.principal.calling_as` also
+        A call made through :func:`~envelope.kms.policy.principal.calling_as` also
         records the caller's source address and access key id.
         """
         caller = _principal.calling()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from collections.abc import Mapping
 from typing import Any
 
-from ..exceptions import UsageError
+from ...exceptions import UsageError
 
 ALIAS_PREFIX = "alias/"
 #: Like AWS's ``alias/aws/``: names under it belong to the tool, not the user.

@@ -38,8 +38,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ..exceptions import KeyringError
-from .model import key_id_bytes
+from ...exceptions import KeyringError
+from ..model.keys import key_id_bytes
 from .paths import FILE_MODE, check_private
 
 PASSPHRASE_ENV = "ENVELOPE_KEYSTORE_PASSPHRASE"
@@ -214,8 +214,8 @@ def _create_or_read_key_file(path: Path) -> bytes:
     """
     if path.exists():
         return _read_key_file(path)
-    from ..atomic import atomic_output
-    from ..exceptions import OutputExistsError
+    from ...atomic import atomic_output
+    from ...exceptions import OutputExistsError
 
     key = os.urandom(WRAPPING_KEY_SIZE)
     try:

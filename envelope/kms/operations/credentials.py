@@ -8,7 +8,7 @@ each request with the secret (AWS Signature Version 4,
 recomputes the signature, and runs the call as the credential's principal.
 
 The secret is stored sealed under the keystore wrapping key, bound to its
-access key id, exactly as backing keys are (:mod:`envelope.kms.protection`):
+access key id, exactly as backing keys are (:mod:`envelope.kms.storage.protection`):
 a copy of the database alone gives no one a working credential.  It never
 appears in an audit row, an error, a repr or a log.
 
@@ -28,15 +28,12 @@ import os
 import re
 import secrets
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, UsageError
-from . import principal as _principal
-from .db import Call
+from ...exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, UsageError
+from ..policy import principal as _principal
+from ..storage.db import Call
 from .part import StorePart
-
-if TYPE_CHECKING:
-    from .store import KeyStore
 
 ENABLED, DISABLED = "Enabled", "Disabled"
 ACCESS_KEY_PREFIX = "EKIA"
@@ -163,27 +160,27 @@ def _new_access_key_id() -> str:
 # -- the functions the server and the command line call --------------------------------------------
 
 
-def create_credential(store: KeyStore, principal: str) -> tuple[Credential, str]:
+def create_credential(store: CredentialOperations, principal: str) -> tuple[Credential, str]:
     """A new access key for *principal*: the credential and its secret (returned this once)."""
     return store.create_credential(principal)
 
 
-def list_credentials(store: KeyStore) -> list[Credential]:
+def list_credentials(store: CredentialOperations) -> list[Credential]:
     return store.list_credentials()
 
 
-def disable_credential(store: KeyStore, access_key_id: str) -> Credential:
+def disable_credential(store: CredentialOperations, access_key_id: str) -> Credential:
     return store.set_credential_state(access_key_id, DISABLED)
 
 
-def enable_credential(store: KeyStore, access_key_id: str) -> Credential:
+def enable_credential(store: CredentialOperations, access_key_id: str) -> Credential:
     return store.set_credential_state(access_key_id, ENABLED)
 
 
-def delete_credential(store: KeyStore, access_key_id: str) -> None:
+def delete_credential(store: CredentialOperations, access_key_id: str) -> None:
     store.delete_credential(access_key_id)
 
 
-def secret_for(store: KeyStore, access_key_id: str) -> tuple[str, bytes]:
+def secret_for(store: CredentialOperations, access_key_id: str) -> tuple[str, bytes]:
     """(principal, secret) of an Enabled access key; KeyNotFoundError if unknown, KeyStateError if disabled."""
     return store.credential_secret(access_key_id)

@@ -1,7 +1,7 @@
 """GetKeyPolicy and PutKeyPolicy, and the policy a new key starts with: a mix-in of the keystore.
 
-What a policy may say and how it is judged is :mod:`envelope.kms.policy`; who
-is asking, on each call, is :mod:`envelope.kms.access`.  This module is the
+What a policy may say and how it is judged is :mod:`envelope.kms.policy.document`; who
+is asking, on each call, is :mod:`envelope.kms.policy.access`.  This module is the
 keystore's side: storing policies, and refusing one that would lock its author
 out (AWS KMS's lockout safety check, bypassable on purpose).
 """
@@ -12,12 +12,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..exceptions import UsageError
-from . import access, lifecycle
-from . import policy as _policy
-from .db import Call
-from .part import Delegation, StorePart
-from .model import key_arn
+from ...exceptions import UsageError
+from ..policy import access
+from ..model import lifecycle
+from ..policy import document as _policy
+from ..storage.db import Call
+from ..policy.grants import Delegation
+from .part import StorePart
+from ..model.keys import key_arn
 
 
 class PolicyOperations(StorePart):

@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..exceptions import UsageError
+from ...exceptions import UsageError
 
 PRINCIPAL_ENV = "ENVELOPE_PRINCIPAL"
 ROOT = "local:root"

@@ -39,11 +39,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
-from ..exceptions import KeyringError, UsageError
-from . import lifecycle, material
-from .clock import iso, parse_iso
+from ...exceptions import KeyringError, UsageError
+from ..model import lifecycle
+from ..storage import material
+from ..model.clock import iso, parse_iso
 from .part import StorePart
-from .schema import MATERIAL_SIZE
+from ..storage.schema import MATERIAL_SIZE
 
 WRAPPING_KEY_SPECS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
 WRAPPING_ALGORITHMS: dict[str, Callable[[], hashes.HashAlgorithm]] = {"RSAES_OAEP_SHA_256": hashes.SHA256,

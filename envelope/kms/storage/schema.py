@@ -7,7 +7,7 @@ ones:
 - ``keys``: one row per master key (its id, ARN, state, origin, policy, the
   scheduled deletion date and the rotation settings).
 - ``key_material``: the backing keys, each sealed under the keystore wrapping
-  key (:mod:`envelope.kms.protection`).  A key has one row per backing
+  key (:mod:`envelope.kms.storage.protection`).  A key has one row per backing
   version; rotation adds a version, the newest seals, every version still
   opens what it sealed.  Imported material (origin ``EXTERNAL``) may carry an
   expiry.
@@ -46,7 +46,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from ..exceptions import UsageError
+from ...exceptions import UsageError
 from .protection import WrappingKey
 
 SCHEMA_VERSION = 5
@@ -234,8 +234,8 @@ def _to_v1(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
 
 def _to_v3(conn: sqlite3.Connection, wrapping: WrappingKeySource) -> None:
     """Principals and policies become enforced: a stored policy that does not parse gives way to the owner's."""
-    from . import policy as _policy
-    from .principal import ROOT
+    from ..policy import document as _policy
+    from ..policy.principal import ROOT
 
     _run(conn, _V3)
     owner_only = json.dumps(_policy.default_policy(ROOT, ROOT))

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..exceptions import KeyringError
+from ...exceptions import KeyringError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700

@@ -2,9 +2,9 @@
 
 A master key is a name (its key id) for a list of backing keys.  Version 1 is
 made with the key; each rotation appends one.  The newest version seals every
-new blob; a blob records the version that sealed it (:mod:`envelope.kms.blob`),
+new blob; a blob records the version that sealed it (:mod:`envelope.kms.crypto.blob`),
 so rotation never strands an old ciphertext.  Rows hold each backing key sealed
-under the keystore wrapping key (:mod:`envelope.kms.protection`); the clear
+under the keystore wrapping key (:mod:`envelope.kms.storage.protection`); the clear
 material exists only in a ``bytearray`` for the length of one call, and is
 zeroed after it.
 
@@ -20,10 +20,10 @@ import sqlite3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..context import EncryptionContext
-from ..exceptions import InvalidCiphertextError, KeyringError
-from . import blob as _blob
-from .model import KeyRotation
+from ...context import EncryptionContext
+from ...exceptions import InvalidCiphertextError, KeyringError
+from ..crypto import blob as _blob
+from ..model.keys import KeyRotation
 from .protection import WrappingKey
 from .schema import MATERIAL_SIZE
 
