@@ -80,14 +80,17 @@ def measure_envelope(fs: Any, path: str, read: Callable[[Any], Any]) -> tuple[fl
     return time.perf_counter() - start, fs.stats.bytes_read - fetched, fs.stats.chunks - chunks
 
 
-def backends(work: Path, table: Any, chunk: int, key: str) -> Any:
+def backends(work: Path, table: Any, chunk: int, key: str, which: str) -> Any:
     """(name, plain fs, plain path, envelope fs, envelope path) for local files, then moto S3."""
     plain_local = str(work / "plain.parquet")
     pq.write_table(table, plain_local, row_group_size=table.num_rows // 10, compression="none")
     enc = fsspec.filesystem("envelope", keys=key, chunk_size=chunk)
     with enc.open(str(work / "sealed.parquet"), "wb") as f:
         f.write(Path(plain_local).read_bytes())
-    yield "local", fsspec.filesystem("file"), plain_local, enc, str(work / "sealed.parquet")
+    if which in ("all", "local"):
+        yield "local", fsspec.filesystem("file"), plain_local, enc, str(work / "sealed.parquet")
+    if which == "local":
+        return
 
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
     server, endpoint = start_server()
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=800_000)
     parser.add_argument("--chunk", type=int, default=256 << 10)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--backends", choices=["all", "local", "s3"], default="all")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -125,7 +129,7 @@ def main() -> None:
         key_file.write_bytes(os.urandom(32))
         key_file.chmod(0o600)
         key = f"raw-aes:{key_file}"
-        for name, plain_fs, plain_path, enc_fs, enc_path in backends(work, table, args.chunk, key):
+        for name, plain_fs, plain_path, enc_fs, enc_path in backends(work, table, args.chunk, key, args.backends):
             size = plain_fs.size(plain_path)
             for label, read in READS.items():
                 measure_plain(plain_fs, plain_path, read)
