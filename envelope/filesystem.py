@@ -23,6 +23,9 @@ files written; the inner filesystem's own options, as fsspec nests them.
 
 Reads have no readahead beyond whole chunks: a read decrypts the chunks it
 covers (the reader keeps the last one for the next small read), nothing more.
+The final chunk, which proves a file's length (and holds a Parquet footer), is
+read on the first open of that ciphertext and kept with the proof for
+``cache_max_age``: later opens read only the header.
 Sizes (``info``, ``ls``, ``size``) are plaintext sizes, computed from each
 file's header and length without any key; the reader proves them on open.
 A file that is not an envelope file (an empty ``_SUCCESS`` marker) is listed

@@ -20,7 +20,8 @@ own one-chunk buffer, kept for the next small read.  A failed chunk leaves
 zeros, not unauthenticated bytes, in the caller's buffer.
 
 What is authenticated and when: the header (commitment and MAC) and the final
-chunk on open; every other chunk when it is first read.  Reading a range
+chunk on open (or, the final chunk, on an earlier open of the same ciphertext);
+every other chunk when it is first read.  Reading a range
 proves that range and the length, not the rest of the file.  A chunk that
 fails authentication fails the reader for good: every later read raises the
 same error.
@@ -168,13 +169,12 @@ class DecryptingReader(SeekableReader):
         self._cached = memoryview(self._chunk_buf)
         self._final: bytes | None = None  # the final chunk's plaintext, once opened (tails are read often)
         self.chunks_opened = 0  # chunks decrypted so far (what a read plan cost)
+        self._ends = ends
         proven = ends.get(self.header, self._total) if ends is not None else None
         if proven is not None and len(proven) == self.size - self._last * self._chunk:
             self._final = proven
         elif not length_proven:
             self._prove_length()
-            if ends is not None and self._final is not None:
-                ends.put(self.header, self._total, self._final)
 
     @property
     def source(self) -> BinaryIO:
@@ -256,7 +256,6 @@ class DecryptingReader(SeekableReader):
                 f"stream is truncated, extended or damaged: chunk {self._last}, final by the file's length, "
                 "failed authentication", chunk_index=self._last)
             raise self._failure from None
-        self._final = bytes(self._cached)
 
     def _open_chunks(self, first: int, last: int, out: memoryview | None) -> int:
         """Open chunks first..last into *out*, or (one chunk) into the chunk cache; return the plaintext length.
@@ -284,6 +283,10 @@ class DecryptingReader(SeekableReader):
         self.chunks_opened += last - first + 1
         if out is None:
             self._cached = dst[:n]
+        if final:  # kept (here, and for later opens) whenever it opens, on open or (length proven) on a read
+            self._final = bytes(dst[(last - first) * self._chunk : n])
+            if self._ends is not None:
+                self._ends.put(self.header, self._total, self._final)
         return n
 
     def _read_sealed(self, start: int, length: int) -> memoryview:

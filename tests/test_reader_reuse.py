@@ -189,3 +189,20 @@ def test_every_range_reads_back_whichever_way_the_end_was_proven(chunk_at_end: s
                                (5 * C, 4 * C), (len(DATA) - 1, 5), (17, 3)):
             f.seek(offset)
             assert f.read(length) == DATA[offset:offset + length]
+
+
+def test_a_final_chunk_first_opened_by_a_read_is_kept_for_later_opens() -> None:
+    """An S3 object whose header is cached (length proven) but whose end was dropped: a read of the end keeps it."""
+    from envelope.stream import open_header
+
+    ends = ProvenEnds()
+    raw = DecryptingReader(io.BytesIO(BLOB), None, opened=open_header(io.BytesIO(BLOB), KEY), length_proven=True,
+                           ends=ends)
+    assert raw.chunks_opened == 0
+    f = io.BufferedReader(raw, buffer_size=C)
+    f.seek(LAST * C - 5)
+    assert f.read(10) == DATA[LAST * C - 5:LAST * C + 5]
+    engine = RecordingEngine()
+    again = DecryptingReader(io.BytesIO(BLOB), KEY, ends=ends, engine=engine)
+    again.seek(-50, os.SEEK_END)
+    assert again.read() == DATA[-50:] and engine.calls == []
