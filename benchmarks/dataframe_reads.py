@@ -19,7 +19,9 @@ S3 server on 127.0.0.1 (envelope's boto3 S3 filesystem, unencrypted, against
 (``cache_type="none"``), as envelope's does.  For each read: ciphertext bytes
 read (for the unencrypted file, bytes read), chunks decrypted, and the median
 wall time over --runs rounds, the two files read alternately in each round
-after one warm-up read each (the encrypted file's header, data key and proven
+after one warm-up read each; also the ratio of the median CPU times (the
+process's, every thread's: the engine's and pyarrow's), which a loaded machine
+disturbs less than wall time (the encrypted file's header, data key and proven
 final chunk are then cached, as they are for every later read in a process).
 
     python benchmarks/dataframe_reads.py --runs 7 --out benchmarks/results/dataframes.md
@@ -71,12 +73,12 @@ READS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def measure_plain(fs: Any, path: str, read: Callable[[Any], Any]) -> tuple[float, int]:
-    start = time.perf_counter()
+def measure_plain(fs: Any, path: str, read: Callable[[Any], Any]) -> tuple[float, float, int]:
+    start, cpu = time.perf_counter(), time.process_time()
     with fs.open(path, "rb", cache_type="none") as f:
         counted = CountedReader(f)
         read(counted)
-    return time.perf_counter() - start, counted.count
+    return time.perf_counter() - start, time.process_time() - cpu, counted.count
 
 
 def forget_proven_ends(fs: Any) -> None:
@@ -87,14 +89,16 @@ def forget_proven_ends(fs: Any) -> None:
             ends.clear()
 
 
-def measure_envelope(fs: Any, path: str, read: Callable[[Any], Any], first_open: bool) -> tuple[float, int, int]:
+def measure_envelope(fs: Any, path: str, read: Callable[[Any], Any],
+                     first_open: bool) -> tuple[float, float, int, int]:
     if first_open:
         forget_proven_ends(fs)
     chunks, fetched = fs.stats.chunks, fs.stats.bytes_read
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with fs.open(path, "rb") as f:
         read(f)
-    return time.perf_counter() - start, fs.stats.bytes_read - fetched, fs.stats.chunks - chunks
+    return (time.perf_counter() - start, time.process_time() - cpu, fs.stats.bytes_read - fetched,
+            fs.stats.chunks - chunks)
 
 
 def backends(work: Path, table: Any, chunk: int, key: str, which: str) -> Any:
@@ -152,16 +156,19 @@ def main() -> None:
                 measure_plain(plain_fs, plain_path, read)
                 first_open = label.endswith("not kept")
                 measure_envelope(enc_fs, enc_path, read, first_open)
-                plain_t, enc_t = [], []
+                plain_t, enc_t, plain_c, enc_c = [], [], [], []
                 for _ in range(args.runs):
-                    t, plain_bytes = measure_plain(plain_fs, plain_path, read)
+                    t, c, plain_bytes = measure_plain(plain_fs, plain_path, read)
                     plain_t.append(t)
-                    t, enc_bytes, chunks = measure_envelope(enc_fs, enc_path, read, first_open)
+                    plain_c.append(c)
+                    t, c, enc_bytes, chunks = measure_envelope(enc_fs, enc_path, read, first_open)
                     enc_t.append(t)
+                    enc_c.append(c)
                 p, e = statistics.median(plain_t), statistics.median(enc_t)
+                cpu = statistics.median(enc_c) / max(statistics.median(plain_c), 1e-9)
                 rows.append(f"| {name} | {label} | {plain_bytes / 1e6:.2f} MB | {enc_bytes / 1e6:.2f} MB "
                             f"({enc_bytes / plain_bytes:.2f}x) | {chunks} | {p * 1e3:.1f} ms | {e * 1e3:.1f} ms "
-                            f"({e / p:.2f}x) |")
+                            f"({e / p:.2f}x) | {cpu:.2f}x |")
                 print(rows[-1], flush=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
@@ -175,8 +182,8 @@ def main() -> None:
         "    python benchmarks/dataframe_reads.py --runs %d --out benchmarks/results/dataframes.md" % args.runs,
         "",
         "| backend | read | bytes, unencrypted | bytes, encrypted | chunks decrypted | time, unencrypted | "
-        "time, encrypted |",
-        "|---|---|---|---|---|---|---|",
+        "time, encrypted | CPU time, encrypted |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         *NOTES.splitlines(),
