@@ -23,6 +23,9 @@ files written; the inner filesystem's own options, as fsspec nests them.
 
 Reads have no readahead beyond whole chunks: a read decrypts the chunks it
 covers (the reader keeps the last one for the next small read), nothing more.
+The final chunk, which proves a file's length (and holds a Parquet footer), is
+read on the first open of that ciphertext and kept with the proof for
+``cache_max_age``: later opens read only the header.
 Sizes (``info``, ``ls``, ``size``) are plaintext sizes, computed from each
 file's header and length without any key; the reader proves them on open.
 A file that is not an envelope file (an empty ``_SUCCESS`` marker) is listed
@@ -37,14 +40,15 @@ import io
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Callable, TypeVar, cast
 
 from . import api
 from .cache import CacheLimits, DataKeyCache
+from .engines import Engine, get_engine
 from .exceptions import FormatError, UsageError
 from .format import DEFAULT_CHUNK_SIZE, Header, plaintext_size, read_header
 from .optional import require
-from .reader import DecryptingReader
+from .reader import DecryptingReader, ProvenEnds
 from .s3.header_cache import DEFAULT_MAX_AGE
 from .writer import Destination, LocalDestination, buffered
 
@@ -84,7 +88,15 @@ class ReadStats:
 _STATS_LOCK = threading.Lock()
 
 
-_KEY_CACHES: dict[float, DataKeyCache] = {}
+_SHARED: dict[tuple[str, float], Any] = {}
+_T = TypeVar("_T")
+
+
+def _shared(kind: str, max_age: float, make: Callable[[], _T]) -> _T:
+    with _STATS_LOCK:
+        if (kind, max_age) not in _SHARED:
+            _SHARED[kind, max_age] = make()
+        return cast(_T, _SHARED[kind, max_age])
 
 
 def shared_key_cache(max_age: float) -> DataKeyCache:
@@ -96,10 +108,19 @@ def shared_key_cache(max_age: float) -> DataKeyCache:
     partitioned by keyring and the identity behind it (:mod:`envelope.cache`),
     so one set of keys never receives what another unwrapped.
     """
-    with _STATS_LOCK:
-        if max_age not in _KEY_CACHES:
-            _KEY_CACHES[max_age] = DataKeyCache(CacheLimits(max_age=max_age))
-        return _KEY_CACHES[max_age]
+    return _shared("keys", max_age, lambda: DataKeyCache(CacheLimits(max_age=max_age)))
+
+
+def shared_proven_ends(max_age: float) -> ProvenEnds:
+    """One cache of proven final chunks per age limit, for every local or inner file opened in the process.
+
+    Like the data keys, so that a file opened again (pyarrow opens it twice, a
+    query once per column or row group) reads and opens no final chunk.  A hit
+    needs the header authenticated under the opener's own keys first
+    (:class:`~envelope.reader.ProvenEnds`), so sharing hands no one plaintext
+    they could not decrypt.  S3 objects keep theirs with their headers.
+    """
+    return _shared("ends", max_age, lambda: ProvenEnds(max_age=max_age))
 
 
 def key_list(keys: Any) -> list[Any] | None:
@@ -139,6 +160,8 @@ class EnvelopeFileSystem(_Chained):
         self._keys, self._context = key_list(keys), context_dict(context)
         self._keystore, self.chunk_size = keystore, int(chunk_size)
         self._key_cache = shared_key_cache(float(cache_max_age))
+        self._ends = shared_proven_ends(float(cache_max_age))
+        self._engine: Engine | None = None  # chosen on the first read (ENVELOPE_ENGINE), then kept
         self._lock = threading.Lock()
         self._keyrings: dict[str, Any] = {}
         self._sizes: dict[tuple[str, Any, int], int] = {}  # (path, version, stored size) -> plaintext size
@@ -293,13 +316,18 @@ class EnvelopeFileSystem(_Chained):
             src = self._source(name)
             try:
                 raw = DecryptingReader(src, self._keyring("decrypt"), required_context=self._context,
-                                       close_source=True)
+                                       close_source=True, ends=self._ends, engine=self._read_engine())
             except BaseException:
                 src.close()
                 raise
         with _STATS_LOCK:
             self.stats.opens += 1
         return PlaintextFile(raw, self.stats)
+
+    def _read_engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = get_engine()
+        return self._engine
 
     def _source(self, name: str, block_size: int | None = None) -> BinaryIO:
         """The ciphertext of a local or inner file, seekable, with its bytes read counted."""

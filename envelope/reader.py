@@ -9,10 +9,19 @@ flag, proves it (formats/envelope-v1.md, "Random access").  So the reader
 opens the chunk the file's length says is last, as last, when it is opened,
 before it believes the length for anything (a seek from the end, a read that
 stops at the end): a file cut or extended by any number of bytes fails at open.
-That chunk's plaintext is kept, so reading the end later costs nothing more.
+That chunk's plaintext is kept, so reading the end later costs nothing more,
+and with a :class:`ProvenEnds` it outlives the reader: a later open of the same
+ciphertext (pyarrow opens a file more than once) skips the proof and the read.
+
+Reads that cover whole chunks are opened straight into the caller's buffer, from
+one reused buffer of ciphertext: no plaintext copy, no fresh allocation per
+read.  Only a chunk the read starts or ends inside is opened into the reader's
+own one-chunk buffer, kept for the next small read.  A failed chunk leaves
+zeros, not unauthenticated bytes, in the caller's buffer.
 
 What is authenticated and when: the header (commitment and MAC) and the final
-chunk on open; every other chunk when it is first read.  Reading a range
+chunk on open (or, the final chunk, on an earlier open of the same ciphertext);
+every other chunk when it is first read.  Reading a range
 proves that range and the length, not the rest of the file.  A chunk that
 fails authentication fails the reader for good: every later read raises the
 same error.
@@ -22,6 +31,9 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+import time
+from collections import OrderedDict
 from typing import Any, BinaryIO
 
 from .context import EncryptionContext
@@ -31,7 +43,11 @@ from .format import DEFAULT_CHUNK_SIZE, Header, chunk_count, chunk_offset, plain
 from .kdf import FileKeys
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS, MultiKeyring
 from .master_keys import decryption_keyring, encryption_keyring
+from .pipeline import fill
 from .stream import BATCH_BYTES, open_header
+
+#: Plaintext of final chunks one :class:`ProvenEnds` keeps, at most (each entry is at most one chunk).
+PROVEN_ENDS_BYTES = 16 << 20
 
 
 class SeekableReader(io.RawIOBase):
@@ -59,17 +75,73 @@ class SeekableReader(io.RawIOBase):
         return self._pos
 
 
+class ProvenEnds:
+    """Final chunks already opened as final, per ciphertext, so a later open of it skips the proof.
+
+    Keyed by the authenticated header (file id and MAC) and the ciphertext's
+    length.  A file's chunk keys are its own (derived from its data key and
+    random file id), so one stream alone has a final chunk that opens under
+    them; once it opened as final at the index a length implies, every
+    ciphertext with that header and that length has that plaintext length and
+    that final chunk.  A lookup comes only after the caller's own keyring
+    unwrapped the data key, the header authenticated and the required context
+    matched, so a hit gives nothing its caller could not decrypt itself.
+    Bounded in bytes and, like the data keys, in age; oldest used out first.
+    """
+
+    def __init__(self, max_bytes: int = PROVEN_ENDS_BYTES, max_age: float | None = None) -> None:
+        self._max_bytes, self._max_age = max_bytes, max_age
+        self._items: OrderedDict[tuple[bytes, bytes, int], tuple[bytes, float]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, header: Header, total: int) -> bytes | None:
+        ident = (header.file_id, header.mac, total)
+        with self._lock:
+            hit = self._items.get(ident)
+            if hit is None:
+                return None
+            if self._max_age is not None and time.monotonic() - hit[1] >= self._max_age:
+                self._drop(ident)
+                return None
+            self._items.move_to_end(ident)
+            return hit[0]
+
+    def put(self, header: Header, total: int, final: bytes) -> None:
+        if len(final) > self._max_bytes:
+            return
+        ident = (header.file_id, header.mac, total)
+        with self._lock:
+            self._drop(ident)
+            self._items[ident] = (final, time.monotonic())
+            self._bytes += len(final)
+            while self._bytes > self._max_bytes:
+                self._drop(next(iter(self._items)))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def _drop(self, ident: tuple[bytes, bytes, int]) -> None:
+        hit = self._items.pop(ident, None)
+        if hit is not None:
+            self._bytes -= len(hit[0])
+
+
 class DecryptingReader(SeekableReader):
     """Raw, seekable plaintext over a seekable envelope ciphertext stream."""
 
     def __init__(self, src: BinaryIO, keyring: MultiKeyring | None, *,
                  required_context: EncryptionContext | None = None, engine: Engine | None = None,
                  close_source: bool = False, opened: tuple[Header, FileKeys] | None = None,
-                 length_proven: bool = False) -> None:
+                 length_proven: bool = False, ends: ProvenEnds | None = None) -> None:
         """*opened* is a header already read and authenticated, with its keys (then *keyring* is unused).
 
         *length_proven*: this very ciphertext's final chunk was already opened as final by an
         earlier reader (an S3 object version, pinned by its ETag), so it is not fetched again.
+        *ends*: final chunks proven by earlier readers; this one's is taken from there, or
+        proven and put there.
         """
         super().__init__()
         self._src, self._close_source = src, close_source
@@ -92,11 +164,17 @@ class DecryptingReader(SeekableReader):
         self._pos = 0
         self._failure: AuthenticationError | None = None
         self._batch_chunks = max(1, BATCH_BYTES // self._chunk)
-        self._cached_index = -1  # the last chunk opened, kept for small sequential reads
-        self._cached = bytearray()
-        self._final: bytearray | None = None  # the final chunk's plaintext, once opened (tails are read often)
+        self._sealed = bytearray()  # ciphertext read, reused by every read (grown to the largest)
+        self._chunk_buf = bytearray()  # one chunk's plaintext, reused
+        self._cached_index = -1  # the chunk whose plaintext _cached is, kept for small sequential reads
+        self._cached = memoryview(self._chunk_buf)
+        self._final: bytes | None = None  # the final chunk's plaintext, once opened (tails are read often)
         self.chunks_opened = 0  # chunks decrypted so far (what a read plan cost)
-        if not length_proven:
+        self._ends = ends
+        proven = ends.get(self.header, self._total) if ends is not None else None
+        if proven is not None and len(proven) == self.size - self._last * self._chunk:
+            self._final = proven
+        elif not length_proven:
             self._prove_length()
 
     @property
@@ -107,26 +185,43 @@ class DecryptingReader(SeekableReader):
     # -- io.RawIOBase --------------------------------------------------------------
 
     def readinto(self, buffer: Any) -> int:
+        """Fill *buffer* from the position, at most up to the next chunk boundary a read needs.
+
+        Whole chunks are opened straight into *buffer*; a chunk the read starts
+        or ends inside is opened into the one-chunk cache and copied from there.
+        """
         if self._failure is not None:
             raise self._failure
         out = memoryview(buffer).cast("B")
         want = min(len(out), self.size - self._pos)
         if want <= 0:
             return 0
-        first = self._pos // self._chunk
+        first, skip = divmod(self._pos, self._chunk)
         if first == self._cached_index:
-            plain, start_index = self._cached, first
-        elif first == self._last and self._final is not None:
-            plain, start_index = self._final, first
-        else:
-            needed = (self._pos + want - 1) // self._chunk
-            last = min(needed, first + self._batch_chunks - 1)
-            if needed > last and hasattr(self._src, "prefetch"):
-                # A read of many batches: a remote source fetches their ciphertext in one request.
-                end = self._total if needed == self._last else chunk_offset(self._header_size, self._chunk, needed + 1)
-                self._src.prefetch(chunk_offset(self._header_size, self._chunk, first), end)
-            plain, start_index = self._open_chunks(first, last), first
-        skip = self._pos - start_index * self._chunk
+            return self._copy(out, self._cached, skip, want)
+        if first == self._last and self._final is not None:
+            return self._copy(out, self._final, skip, want)
+        needed = (self._pos + want - 1) // self._chunk
+        if needed > first and hasattr(self._src, "prefetch"):
+            # A read of several chunks: a remote source fetches their ciphertext in one request.
+            end = self._total if needed == self._last else chunk_offset(self._header_size, self._chunk, needed + 1)
+            self._src.prefetch(chunk_offset(self._header_size, self._chunk, first), end)
+        if skip == 0:
+            # Chunks whose plaintext lies wholly inside the caller's buffer: the final one (even short)
+            # when the read reaches the end, unless its plaintext is already at hand.
+            last = needed if self._pos + want == self.size else first + want // self._chunk - 1
+            last = min(last, first + self._batch_chunks - 1)
+            if last == self._last and self._final is not None:
+                last -= 1
+            if last >= first:
+                n = self._open_chunks(first, last, out)
+                self._pos += n
+                return n
+        n = self._open_chunks(first, first, None)
+        self._cached_index = first
+        return self._copy(out, self._cached, skip, want)
+
+    def _copy(self, out: memoryview, plain: Any, skip: int, want: int) -> int:
         n = min(want, len(plain) - skip)
         out[:n] = memoryview(plain)[skip : skip + n]
         self._pos += n
@@ -145,7 +240,8 @@ class DecryptingReader(SeekableReader):
 
     def close(self) -> None:
         if not self.closed:
-            self._cached, self._final = bytearray(), None
+            self._cached_index, self._final = -1, None
+            self._cached, self._chunk_buf, self._sealed = memoryview(b""), bytearray(), bytearray()
             if self._close_source:
                 self._src.close()
         super().close()
@@ -155,34 +251,56 @@ class DecryptingReader(SeekableReader):
     def _prove_length(self) -> None:
         """Open the final chunk as final: until it verifies, the length is only the file's say-so."""
         try:
-            self._final = self._open_chunks(self._last, self._last)
+            self._open_chunks(self._last, self._last, None)
         except AuthenticationError:
             self._failure = AuthenticationError(
                 f"stream is truncated, extended or damaged: chunk {self._last}, final by the file's length, "
                 "failed authentication", chunk_index=self._last)
             raise self._failure from None
 
-    def _open_chunks(self, first: int, last: int) -> bytearray:
-        """Open chunks first..last; cache the final one for the next small read."""
+    def _open_chunks(self, first: int, last: int, out: memoryview | None) -> int:
+        """Open chunks first..last into *out*, or (one chunk) into the chunk cache; return the plaintext length.
+
+        On a failure the plaintext region written is zeroed and the reader fails for good.
+        """
         final = last == self._last
         start = chunk_offset(self._header_size, self._chunk, first)
         end = self._total if final else chunk_offset(self._header_size, self._chunk, last + 1)
-        self._src.seek(start)
-        sealed = read_exactly(self._src, end - start)
-        plain = bytearray(len(sealed))
+        sealed = self._read_sealed(start, end - start)
+        if out is None:
+            if not self._chunk_buf:
+                self._chunk_buf = bytearray(self._chunk)
+            self._cached_index = -1  # overwritten from here on: nothing valid until it verifies
+            dst = memoryview(self._chunk_buf)
+        else:
+            dst = out[: (last - first) * self._chunk + (self.size - last * self._chunk if final else self._chunk)]
         try:
-            n = self._engine.open(self._keys.payload, first, sealed, plain, self._chunk, final)
-        except AuthenticationError as exc:
-            self._failure = exc
+            n = self._engine.open(self._keys.payload, first, sealed, dst, self._chunk, final)
+        except BaseException as exc:
+            dst[:] = bytes(len(dst))
+            if isinstance(exc, AuthenticationError):
+                self._failure = exc
             raise
-        del plain[n:]
         self.chunks_opened += last - first + 1
-        self._cached_index = last
-        self._cached = plain[(last - first) * self._chunk :]
-        if last != first:
-            # The next read starts after this batch or inside its last chunk.
-            return plain
-        return self._cached
+        if out is None:
+            self._cached = dst[:n]
+        if final:  # kept (here, and for later opens) whenever it opens, on open or (length proven) on a read
+            self._final = bytes(dst[(last - first) * self._chunk : n])
+            if self._ends is not None:
+                self._ends.put(self.header, self._total, self._final)
+        return n
+
+    def _read_sealed(self, start: int, length: int) -> memoryview:
+        """Ciphertext bytes [start, start + length), read into the reused buffer (fewer only at its end)."""
+        if len(self._sealed) < length:
+            self._sealed = bytearray(length)
+        view = memoryview(self._sealed)[:length]
+        self._src.seek(start)
+        if hasattr(self._src, "readinto"):
+            return view[: fill(self._src, view)]
+        data = read_exactly(self._src, length)
+        view[: len(data)] = data
+        return view[: len(data)]
 
 
 def open(file: str | os.PathLike[str] | BinaryIO, mode: str = "rb", *, keyring: MultiKeyring | None = None,

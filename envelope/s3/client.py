@@ -36,7 +36,7 @@ from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_s
 from ..kdf import FileKeys
 from ..keyrings.base import refuse_pickle
 from ..pipeline import read_into, wait_readable, write_all
-from ..reader import DecryptingReader
+from ..reader import DecryptingReader, ProvenEnds
 from ..stream import encrypt_stream, open_body, open_header, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, DEFAULT_MAX_AGE, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
@@ -68,6 +68,8 @@ class EncryptedS3Client:
         self.legacy_unauthenticated_ranges = legacy_unauthenticated_ranges
         self._client = client
         self._headers = HeaderCache(header_cache, header_max_age)
+        # Final chunks proven, kept with the headers: a cached object's tail costs no GET.
+        self._ends = ProvenEnds(max_age=header_max_age) if header_cache > 0 else None
         self._context = dict(context or {})
         self._chunk_size = chunk_size
         self._encrypting = api.encryption_keyring(keys, keystore=keystore)
@@ -315,7 +317,7 @@ class EncryptedS3Client:
         source = RangedObject(self._client, ident[0], ident[1], entry.size, entry.etag,
                               window=entry.header.chunk_size + TAG_SIZE, extra=extra)
         # An entry is kept only once its object's final chunk verified: the length is proven.
-        return self._reader(source, (entry.header, keys), length_proven=True)
+        return self._reader(source, (entry.header, keys), length_proven=True, ends=self._ends)
 
     def _open_first(self, source: RangedObject, ident: Ident | None) -> DecryptingReader:
         """Open an object read by :meth:`RangedObject.first`; with *ident*, keep its header and key."""
@@ -324,17 +326,19 @@ class EncryptedS3Client:
         header, keys, data_key = unwrap_header(cast(BinaryIO, source), self._decrypting,
                                                required_context=self._context)
         try:
-            reader = self._reader(source, (header, keys))  # proves the length: opens the final chunk
+            # Proves the length: opens the final chunk (unless this very ciphertext's already opened).
+            reader = self._reader(source, (header, keys), ends=self._ends)
             self._headers.put(ident, source.etag, source.size, header, data_key)
         finally:
             data_key[:] = bytes(len(data_key))
         return reader
 
     def _reader(self, source: RangedObject, opened: tuple[Any, FileKeys] | None, *,
-                length_proven: bool = False) -> DecryptingReader:
-        """The plaintext view of *source*; unless *length_proven*, its final chunk is fetched and opened now."""
+                length_proven: bool = False, ends: ProvenEnds | None = None) -> DecryptingReader:
+        """The plaintext view of *source*; unless *length_proven* (or in *ends*), its final chunk is fetched
+        and opened now."""
         return DecryptingReader(cast(BinaryIO, source), self._decrypting, required_context=self._context,
-                                opened=opened, length_proven=length_proven)
+                                opened=opened, length_proven=length_proven, ends=ends)
 
     def _read_range(self, reader: DecryptingReader, bucket: str, key: str, text: str) -> dict[str, Any]:
         source = cast(RangedObject, reader.source)
