@@ -205,7 +205,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     pairs = _outputs(args, api.default_decrypted_name)
     cache = _cache(args)
     keyring = _Once(lambda: api.decryption_keyring(args.key, keystore=args.keystore, cache=cache,
-                                                   max_wrapped_keys=args.max_wrapped_keys), encrypting=False)
+                                                   max_wrapped_keys=args.max_wrapped_keys, notify=_notice(args)),
+                    encrypting=False)
     if args.range is not None:
         if len(pairs) > 1:
             raise UsageError("--range takes one input file")
