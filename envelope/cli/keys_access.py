@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
 from . import kms_shapes as aws_json
 from .keys_common import KEY_HELP, add_action, aws_file, either, emit, key_reference, open_store, read_policy, table
+
+if TYPE_CHECKING:
+    from ..kms.grants import Grant
 
 
 def register(actions: Any) -> None:
@@ -29,6 +33,8 @@ def register(actions: Any) -> None:
         (["--bypass-policy-lockout-safety-check"], {"action": "store_true",
                                                     "help": "allow a policy that locks you out of the key"}),
         aws=["put-key-policy"], key=KEY_HELP)
+    add(actions, "policies", cmd_policies, "list a key's policy names (a key has one: default)",
+        aws=["list-key-policies"], key=KEY_HELP)
 
     grant = actions.add_parser("grant", help="create, list, retire or revoke grants",
                                description="Grants delegate operations on one key to one principal.")
@@ -56,6 +62,9 @@ def register(actions: Any) -> None:
             (["--key", "--key-id"], {"metavar": "KEY", "type": key_reference,
                                      "help": "with --grant-id: the grant's key"}),
             (["--grant-id"], {"metavar": "ID", "help": "with --key: the grant id"}))
+        add(parent, "retirable" if parent is verbs else "list-retirable-grants", cmd_grant_retirable,
+            "list the grants PRINCIPAL (default: you) may retire",
+            (["--retiring-principal"], {"metavar": "PRINCIPAL", "help": "whose retirable grants (default: yours)"}))
         revoke = add(parent, "revoke" + prefix, cmd_grant_revoke, "revoke a grant (key administrators)",
                      key=KEY_HELP)
         either(revoke, "grant_id", "GRANT-ID", ["--grant-id"], "the grant to revoke")
@@ -108,16 +117,34 @@ def cmd_grant_create(args: argparse.Namespace) -> int:
                                                                    f"grant token  {token}"])
 
 
+def cmd_policies(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        answer = aws_json.call(store, "ListKeyPolicies", KeyId=args.key)
+    return aws_json.show(answer) if args.json else emit(args, {}, answer["PolicyNames"])
+
+
 def cmd_grant_list(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         if args.json:
             return aws_json.show(aws_json.call(store, "ListGrants", KeyId=args.key, GranteePrincipal=args.grantee))
         grants = store.list_grants(args.key, grantee_principal=args.grantee)
-    rows = [(g.grant_id[:16] + "…", g.grantee_principal, ",".join(g.operations),
+    return emit(args, {}, _grant_table(grants) or f"no grants on {args.key}")
+
+
+def cmd_grant_retirable(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        who = args.retiring_principal or store.principal
+        if args.json:
+            return aws_json.show(aws_json.call(store, "ListRetirableGrants", RetiringPrincipal=who))
+        grants = store.list_retirable_grants(who)
+    return emit(args, {}, _grant_table(grants, with_key=True) or f"no grants {who} may retire")
+
+
+def _grant_table(grants: Sequence[Grant], with_key: bool = False) -> list[str]:
+    rows = [(g.grant_id[:16] + "…", *([g.key_id] if with_key else []), g.grantee_principal, ",".join(g.operations),
              _constraint_text(g.constraints), g.retiring_principal or "-") for g in grants]
-    return emit(args, {},
-                table(("GRANT ID", "GRANTEE", "OPERATIONS", "CONSTRAINTS", "RETIRING"), rows) if rows
-                else f"no grants on {args.key}")
+    header = ("GRANT ID", *(["KEY ID"] if with_key else []), "GRANTEE", "OPERATIONS", "CONSTRAINTS", "RETIRING")
+    return table(header, rows) if rows else []
 
 
 def cmd_grant_retire(args: argparse.Namespace) -> int:

@@ -80,8 +80,8 @@ def cmd_import_parameters(args: argparse.Namespace) -> int:
 def cmd_import_material(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         store.import_key_material(args.key, _read(args.token), _read(args.material), args.valid_to)
-    if args.json:
-        return aws_json.show({})  # aws kms: no members
+        if args.json:
+            return aws_json.show({"KeyId": aws_json.wire_of(store).key_arn(store.resolve_key_id(args.key))})
     return emit(args, {}, f"key material imported into {args.key}")
 
 
@@ -104,9 +104,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_delete_material(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "DeleteImportedKeyMaterial", KeyId=args.key))
         store.delete_imported_key_material(args.key)
+        if args.json:
+            return aws_json.show({"KeyId": aws_json.wire_of(store).key_arn(store.resolve_key_id(args.key))})
     return emit(args, {}, f"imported key material of {args.key} deleted")
 
 
