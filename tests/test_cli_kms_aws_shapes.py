@@ -333,7 +333,7 @@ ALIASES = {
     "create-key": "create", "list-keys": "list", "describe-key": "describe",
     "update-key-description": "set-description", "enable-key": "enable", "disable-key": "disable",
     "enable-key-rotation": "enable-rotation", "disable-key-rotation": "disable-rotation",
-    "get-key-rotation-status": "rotation-status", "list-key-rotations": "rotations",
+    "get-key-rotation-status": "rotation-status", "list-key-rotations": "rotation-status",
     "rotate-key-on-demand": "rotate", "schedule-key-deletion": "schedule-deletion",
     "cancel-key-deletion": "cancel-deletion", "tag-resource": "tag", "untag-resource": "untag",
     "list-resource-tags": "tags", "replicate-key": "replicate", "get-key-policy": "get-policy",

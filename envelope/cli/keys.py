@@ -21,12 +21,14 @@ from ..context import parse_pairs
 from ..exceptions import UsageError
 from . import kms_shapes as aws_json
 from .keys_common import (
+    AWS_TAGS,
     KEY_HELP,
     KEYSTORE_HELP,
     Handler,
     Option,
     add_action,
     aws_file,
+    aws_tags,
     either,
     emit,
     key_reference,
@@ -39,7 +41,6 @@ from .keys_common import (
 
 if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
     from ..kms.model import AuditEvent, KeyMetadata, RotationStatus
-    from ..kms.store import KeyStore
 
 
 def register(sub: Any) -> None:
@@ -64,7 +65,7 @@ def register(sub: Any) -> None:
            (["--description"], {"default": "", "metavar": "TEXT", "help": "what the key is for"}),
            (["--alias"], {"metavar": "alias/NAME", "help": "also give the key this alias"}),
            (["--tag"], {"action": "append", "default": [], "metavar": "K=V", "help": "tag (repeatable)"}),
-           _AWS_TAGS,
+           AWS_TAGS,
            (["--policy"], {"metavar": "FILE", "type": aws_file,
                            "help": "the key policy, a JSON file (default: owner and creator have full access)"}),
            (["--admin"], {"action": "append", "default": [], "metavar": "PRINCIPAL",
@@ -98,9 +99,7 @@ def register(sub: Any) -> None:
     action("disable-rotation", cmd_disable_rotation, "stop automatic rotation (backing keys are kept)",
            aws=["disable-key-rotation"])
     action("rotation-status", cmd_rotation_status, "show the rotation schedule and every backing key",
-           aws=["get-key-rotation-status"])
-    action("rotations", cmd_rotations, "list the key's rotations (its backing keys after the first)",
-           aws=["list-key-rotations"])
+           aws=["get-key-rotation-status", LIST_ROTATIONS])
     action("rotate", cmd_rotate, "rotate now: a new backing key; older ones keep decrypting",
            aws=["rotate-key-on-demand"])
     action("schedule-deletion", cmd_schedule_deletion, "schedule the key's destruction after a waiting period",
@@ -110,7 +109,7 @@ def register(sub: Any) -> None:
     action("cancel-deletion", cmd_cancel_deletion, "cancel a scheduled deletion (the key comes back Disabled)",
            aws=["cancel-key-deletion"])
     action("maintain", cmd_maintain, "perform due automatic rotations and scheduled deletions", key=False)
-    action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "*", "metavar": "K=V"}), _AWS_TAGS,
+    action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "*", "metavar": "K=V"}), AWS_TAGS,
            aws=["tag-resource"])
     action("untag", cmd_untag, "remove tags from a key", (["tag_keys"], {"nargs": "*", "metavar": "TAG-KEY"}),
            (["--tag-keys"], {"dest": "aws_tag_keys", "nargs": "+", "default": [], "metavar": "TAG-KEY",
@@ -132,26 +131,9 @@ def register(sub: Any) -> None:
            aws=["replicate-key"])
     action("check", cmd_check, "check the keystore's consistency (integrity, states, every backing key)", key=False)
 
-    alias = actions.add_parser("alias", help="create, update, delete or list aliases (aws kms: create-alias, "
-                                             "update-alias, delete-alias, list-aliases)",
-                               description="Aliases name keys; update one to rotate keys on your own schedule.")
-    verbs = alias.add_subparsers(dest="alias_command", metavar="VERB", parser_class=type(keys))
-    verbs.required = True
-    for verb, handler, text in (("create", cmd_alias_create, "create ALIAS for KEY"),
-                                ("update", cmd_alias_update, "point ALIAS at KEY instead")):
-        for parent, name in ((verbs, verb), (actions, f"{verb}-alias")):
-            p = add_action(parent, name, handler, text + " (ALIAS is alias/NAME; alias/aws/ is reserved)")
-            _alias_name(p)
-            either(p, "key", "KEY", ["--target-key-id"], KEY_HELP, type=key_reference)
-    for parent, name in ((verbs, "delete"), (actions, "delete-alias")):
-        _alias_name(add_action(parent, name, cmd_alias_delete, "delete ALIAS (the key is untouched)"))
-    for parent, name in ((verbs, "list"), (actions, "list-aliases")):
-        add_action(parent, name, cmd_alias_list, "list aliases, or only KEY's",
-                   (["--key", "--key-id"], {"metavar": "KEY", "type": key_reference, "help": KEY_HELP}))
+    from . import keys_access, keys_aliases, keys_asymmetric, keys_import, keys_serve, kms_ops
 
-    from . import keys_access, keys_asymmetric, keys_import, keys_serve, kms_ops
-
-    for module in (kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
+    for module in (keys_aliases, kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
         module.register(actions)
 
     from . import keys_credentials  # access keys for the KMS server's signed requests
@@ -159,12 +141,8 @@ def register(sub: Any) -> None:
     keys_credentials.register(actions)
 
 
-_AWS_TAGS: Option = (["--tags"], {"dest": "aws_tags", "nargs": "+", "default": [], "metavar": "TagKey=K,TagValue=V",
-                                  "help": "tags in aws kms's shorthand"})
-
-
-def _alias_name(p: argparse.ArgumentParser) -> None:
-    either(p, "alias", "ALIAS", ["--alias-name"], "alias/NAME")
+#: aws kms's verb that lists a key's rotations (``rotation-status --json`` is its schedule).
+LIST_ROTATIONS = "list-key-rotations"
 
 
 # -- actions ---------------------------------------------------------------------------------------
@@ -277,15 +255,9 @@ def cmd_disable_rotation(args: argparse.Namespace) -> int:
 
 def cmd_rotation_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "GetKeyRotationStatus", KeyId=args.key))
-        return _show_rotation(args, store.get_key_rotation_status(args.key))
-
-
-def cmd_rotations(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "ListKeyRotations", KeyId=args.key))
+        if args.json:  # aws kms answers the two verbs with two shapes: the schedule, or the rotations
+            operation = "ListKeyRotations" if args.keys_command == LIST_ROTATIONS else "GetKeyRotationStatus"
+            return aws_json.show(aws_json.call(store, operation, KeyId=args.key))
         return _show_rotation(args, store.get_key_rotation_status(args.key))
 
 
@@ -376,42 +348,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_alias_create(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "CreateAlias", AliasName=args.alias,
-                                               TargetKeyId=_key_id(store, args.key)))
-        entry = store.create_alias(args.alias, _key_id(store, args.key))
-    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
-
-
-def cmd_alias_update(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "UpdateAlias", AliasName=args.alias,
-                                               TargetKeyId=_key_id(store, args.key)))
-        entry = store.update_alias(args.alias, _key_id(store, args.key))
-    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
-
-
-def cmd_alias_delete(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "DeleteAlias", AliasName=args.alias))
-        store.delete_alias(args.alias)
-    return emit(args, {"deleted": args.alias}, f"deleted {args.alias}")
-
-
-def cmd_alias_list(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "ListAliases", KeyId=args.key))
-        entries = store.list_aliases(args.key)
-    return emit(args, [e.to_dict() for e in entries],
-                table(("ALIAS", "KEY ID", "CREATED"), [(e.alias_name, e.key_id, e.created_at) for e in entries])
-                if entries else "no aliases")
-
-
 # -- helpers ---------------------------------------------------------------------------------------
 
 
@@ -429,24 +365,6 @@ def parse_since(text: str) -> datetime:
         raise UsageError(f"--since {text!r} is out of range") from None
     except ValueError:
         raise UsageError(f"--since {text!r}: give an ISO 8601 date or time, or an age like 30m, 12h, 7d") from None
-
-
-def aws_tags(items: Sequence[str]) -> dict[str, str]:
-    """``--tags TagKey=K,TagValue=V ...``, aws kms's shorthand, as a dict."""
-    tags = {}
-    for item in items:
-        fields = dict(part.partition("=")[::2] for part in item.split(",", 1))
-        if set(fields) != {"TagKey", "TagValue"}:
-            raise UsageError(f"--tags {item!r}: expected TagKey=K,TagValue=V")
-        tags[fields["TagKey"]] = fields["TagValue"]
-    return tags
-
-
-def _key_id(store: KeyStore, ref: str) -> str:
-    """KEY for an alias target: an alias is accepted here and resolved to the key it names now."""
-    from ..kms.model import parse_reference
-
-    return store.resolve_key_id(ref) if parse_reference(ref).kind == "alias" else ref
 
 
 def _show_key(args: argparse.Namespace, meta: KeyMetadata) -> int:

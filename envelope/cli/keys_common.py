@@ -80,6 +80,22 @@ def aws_file(text: str) -> str:
     return text
 
 
+#: Tags in aws kms's shorthand (``--tags TagKey=K,TagValue=V ...``), beside an action's own K=V.
+AWS_TAGS: Option = (["--tags"], {"dest": "aws_tags", "nargs": "+", "default": [], "metavar": "TagKey=K,TagValue=V",
+                                 "help": "tags in aws kms's shorthand"})
+
+
+def aws_tags(items: Sequence[str]) -> dict[str, str]:
+    """``--tags TagKey=K,TagValue=V ...``, aws kms's shorthand, as a dict."""
+    tags = {}
+    for item in items:
+        fields = dict(part.partition("=")[::2] for part in item.split(",", 1))
+        if set(fields) != {"TagKey", "TagValue"}:
+            raise UsageError(f"--tags {item!r}: expected TagKey=K,TagValue=V")
+        tags[fields["TagKey"]] = fields["TagValue"]
+    return tags
+
+
 def common(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: when not given after the action, keep the value given before it (envelope keys --keystore P list).
     p.add_argument("--keystore", metavar="PATH", default=argparse.SUPPRESS, help=KEYSTORE_HELP)
