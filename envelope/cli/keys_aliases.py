@@ -23,10 +23,11 @@ def register(actions: Any) -> None:
                                description="Aliases name keys; update one to rotate keys on your own schedule.")
     verbs = alias.add_subparsers(dest="alias_command", metavar="VERB", parser_class=type(alias))
     verbs.required = True
-    for verb, handler, text in (("create", cmd_alias_create, "create ALIAS for KEY"),
-                                ("update", cmd_alias_update, "point ALIAS at KEY instead")):
+    for verb, operation, text in (("create", "CreateAlias", "create ALIAS for KEY"),
+                                  ("update", "UpdateAlias", "point ALIAS at KEY instead")):
         for parent, name in ((verbs, verb), (actions, f"{verb}-alias")):
-            p = add_action(parent, name, handler, text + " (ALIAS is alias/NAME; alias/aws/ is reserved)")
+            p = add_action(parent, name, cmd_alias_point, text + " (ALIAS is alias/NAME; alias/aws/ is reserved)")
+            p.set_defaults(alias_operation=operation)
             _alias_name(p)
             either(p, "key", "KEY", ["--target-key-id"], KEY_HELP, type=key_reference)
     for parent, name in ((verbs, "delete"), (actions, "delete-alias")):
@@ -40,21 +41,14 @@ def _alias_name(p: argparse.ArgumentParser) -> None:
     either(p, "alias", "ALIAS", ["--alias-name"], "alias/NAME")
 
 
-def cmd_alias_create(args: argparse.Namespace) -> int:
+def cmd_alias_point(args: argparse.Namespace) -> int:
+    """CreateAlias or UpdateAlias: ALIAS names KEY (an alias given as KEY means the key it names now)."""
     with open_store(args) as store:
+        target = _key_id(store, args.key)
         if args.json:
-            return aws_json.show(aws_json.call(store, "CreateAlias", AliasName=args.alias,
-                                               TargetKeyId=_key_id(store, args.key)))
-        entry = store.create_alias(args.alias, _key_id(store, args.key))
-    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
-
-
-def cmd_alias_update(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "UpdateAlias", AliasName=args.alias,
-                                               TargetKeyId=_key_id(store, args.key)))
-        entry = store.update_alias(args.alias, _key_id(store, args.key))
+            return aws_json.show(aws_json.call(store, args.alias_operation, AliasName=args.alias, TargetKeyId=target))
+        point = store.create_alias if args.alias_operation == "CreateAlias" else store.update_alias
+        entry = point(args.alias, target)
     return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
 
 
