@@ -1,8 +1,13 @@
 """``envelope keys``: the local KMS from the command line, one action per KMS call.
 
 Thin over :class:`envelope.kms.store.KeyStore`.  KEY is a key id, a key ARN
-or ``alias/NAME`` everywhere.  Every action takes ``--json``; without it the
-output is for people (a key id alone where a script wants one: ``create``).
+or ``alias/NAME`` everywhere (``local:`` in front is allowed, as ``--key``
+spells it), given as KEY or as ``--key-id KEY``.  Each action also answers to
+the ``aws kms`` verb of its operation and to aws kms's option names, so
+commands and scripts written for ``aws kms`` run here.  Every action takes
+``--json``: the AWS response's shape (:mod:`.kms_shapes`), where there is
+one; without it the output is for people (a key id alone where a script
+wants one: ``create``).
 ``--keystore PATH`` (on the group or on any action) overrides
 ``$ENVELOPE_KEYSTORE`` and the per-user default.  Only ``init`` and ``create``
 may create the keystore file; the other actions report a missing one.  The
