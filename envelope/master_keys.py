@@ -23,11 +23,11 @@ Keys = Sequence[KeySpec] | MultiKeyring
 Notify = Callable[[str], object]
 
 
-def _keyrings(keys: Keys, keystore: str | None, max_wrapped_keys: int) -> MultiKeyring:
+def _keyrings(keys: Keys, keystore: str | None, max_wrapped_keys: int, notify: Notify | None = None) -> MultiKeyring:
     if isinstance(keys, MultiKeyring):
         return keys
     options = {"keystore": keystore} if keystore else {}
-    return MultiKeyring((k if isinstance(k, Keyring) else resolve(k, **options) for k in keys),
+    return MultiKeyring((k if isinstance(k, Keyring) else resolve(k, notify, **options) for k in keys),
                         max_wrapped_keys=max_wrapped_keys)
 
 
@@ -41,17 +41,18 @@ def encryption_keyring(keys: Keys | None, *, keystore: str | None = None, notify
                        cache: DataKeyCache | None = None) -> MultiKeyring:
     """The keyring for encrypting; with no keys, the local default key, created on first use."""
     if keys:
-        return _cached(_keyrings(keys, keystore, DEFAULT_MAX_WRAPPED_KEYS), cache)
+        return _cached(_keyrings(keys, keystore, DEFAULT_MAX_WRAPPED_KEYS, notify), cache)
     from .keyrings.local import default_keyring
 
     return _cached(MultiKeyring([default_keyring(keystore=keystore, notify=notify)]), cache)
 
 
 def decryption_keyring(keys: Keys | None, *, keystore: str | None = None, cache: DataKeyCache | None = None,
-                       max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS) -> MultiKeyring:
-    """The keyring for decrypting; with no keys, any key of the local keystore."""
+                       max_wrapped_keys: int = DEFAULT_MAX_WRAPPED_KEYS, notify: Notify | None = None) -> MultiKeyring:
+    """The keyring for decrypting; with no keys, any key of the local keystore.  *notify* hears
+    the notices of key references (a local key given without its scheme)."""
     if keys:
-        return _cached(_keyrings(keys, keystore, max_wrapped_keys), cache)
+        return _cached(_keyrings(keys, keystore, max_wrapped_keys, notify), cache)
     from .keyrings.local import LocalKeyring
 
     return _cached(MultiKeyring([LocalKeyring.discovery(keystore=keystore)], max_wrapped_keys=max_wrapped_keys),

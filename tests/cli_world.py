@@ -28,12 +28,15 @@ def arguments_where(wanted: Callable[[argparse.Action], bool]) -> set[tuple[str,
     """(command words, dest) of every argument of every CLI command that *wanted* picks: the parser
     itself is walked, so a new command is found without anyone listing it."""
     found: set[tuple[str, str]] = set()
+    walked: set[int] = set()
 
     def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for name, child in action.choices.items():
-                    walk(child, (*words, name))
+                    if id(child) not in walked:  # an alias (keys create-key) is the parser already walked
+                        walked.add(id(child))
+                        walk(child, (*words, name))
             elif wanted(action):
                 found.add((" ".join(words), action.dest))
 

@@ -34,7 +34,7 @@ def assert_one_line_error(err: str, *fragments: str) -> None:
 def create(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ignore[type-arg]
     code, out, _ = run(capsys, "keys", "create", "--json", *extra)
     assert code == EXIT_OK
-    return json.loads(out)  # type: ignore[no-any-return]
+    return json.loads(out)["KeyMetadata"]  # type: ignore[no-any-return]
 
 
 def test_create_prints_just_the_key_id_for_scripts(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
@@ -49,8 +49,10 @@ def test_create_prints_just_the_key_id_for_scripts(capsys: pytest.CaptureFixture
 
 def test_create_json_is_machine_readable(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
     meta = create(capsys, "--alias", "alias/app")
-    assert meta["aliases"] == ["alias/app"] and meta["state"] == "Enabled"
-    assert meta["arn"].endswith(f":key/{meta['key_id']}")
+    assert meta["KeyState"] == "Enabled" and meta["Enabled"] is True
+    assert meta["Arn"].endswith(f":key/{meta['KeyId']}")
+    code, out, _ = run(capsys, "keys", "list-aliases", "--key-id", meta["KeyId"], "--json")
+    assert [a["AliasName"] for a in json.loads(out)["Aliases"]] == ["alias/app"]
 
 
 def test_list_shows_every_key_as_table_and_json(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
@@ -59,12 +61,12 @@ def test_list_shows_every_key_as_table_and_json(capsys: pytest.CaptureFixture[st
     code, out, _ = run(capsys, "keys", "list")
     lines = out.splitlines()
     assert code == EXIT_OK and lines[0].split()[:3] == ["KEY", "ID", "STATE"]
-    assert a["key_id"] in lines[1] and "alias/one" in lines[1] and "first" in lines[1]
-    assert b["key_id"] in lines[2]
+    assert a["KeyId"] in lines[1] and "alias/one" in lines[1] and "first" in lines[1]
+    assert b["KeyId"] in lines[2]
     code, out, _ = run(capsys, "keys", "list", "--json")
     listing = json.loads(out)
-    assert [k["key_id"] for k in listing["keys"]] == [a["key_id"], b["key_id"]]
-    assert listing["keystore"] == str(ks_path)
+    assert listing == {"Keys": [{"KeyId": a["KeyId"], "KeyArn": a["Arn"]}, {"KeyId": b["KeyId"], "KeyArn": b["Arn"]}],
+                       "Truncated": False}
 
 
 def test_list_without_a_keystore_says_so_and_creates_nothing(capsys: pytest.CaptureFixture[str],
@@ -72,18 +74,18 @@ def test_list_without_a_keystore_says_so_and_creates_nothing(capsys: pytest.Capt
     code, out, _ = run(capsys, "keys", "list")
     assert code == EXIT_OK and "no local keystore" in out
     code, out, _ = run(capsys, "keys", "list", "--json")
-    assert code == EXIT_OK and json.loads(out)["keys"] == []
+    assert code == EXIT_OK and json.loads(out) == {"Keys": [], "Truncated": False}
     assert not ks_path.exists()
 
 
-@pytest.mark.parametrize("form", ["key_id", "arn", "alias"])
+@pytest.mark.parametrize("form", ["KeyId", "Arn", "alias"])
 def test_describe_accepts_id_arn_or_alias(capsys: pytest.CaptureFixture[str], ks_path: Path, form: str) -> None:
     meta = create(capsys, "--alias", "alias/d")
     ref = "alias/d" if form == "alias" else meta[form]
     code, out, _ = run(capsys, "keys", "describe", ref, "--json")
-    assert code == EXIT_OK and json.loads(out) == meta
+    assert code == EXIT_OK and json.loads(out) == {"KeyMetadata": meta}
     code, out, _ = run(capsys, "keys", "describe", ref)
-    assert code == EXIT_OK and meta["arn"] in out
+    assert code == EXIT_OK and meta["Arn"] in out
 
 
 def test_describe_unknown_alias_exits_5_with_one_line(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
@@ -110,10 +112,10 @@ def test_describe_malformed_reference_is_a_usage_error(capsys: pytest.CaptureFix
 
 def test_alias_creates_a_name_the_key_answers_to(capsys: pytest.CaptureFixture[str], ks_path: Path) -> None:
     meta = create(capsys)
-    code, out, _ = run(capsys, "keys", "alias", "create", "alias/new", meta["key_id"])
-    assert code == EXIT_OK and out.strip() == f"alias/new -> {meta['key_id']}"
+    code, out, _ = run(capsys, "keys", "alias", "create", "alias/new", meta["KeyId"])
+    assert code == EXIT_OK and out.strip() == f"alias/new -> {meta['KeyId']}"
     code, out, _ = run(capsys, "keys", "describe", "alias/new", "--json")
-    assert json.loads(out)["aliases"] == ["alias/new"]
+    assert json.loads(out)["KeyMetadata"]["KeyId"] == meta["KeyId"]
 
 
 @pytest.mark.parametrize(("alias", "message"), [
@@ -125,7 +127,7 @@ def test_alias_creates_a_name_the_key_answers_to(capsys: pytest.CaptureFixture[s
 def test_alias_rule_violations_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], ks_path: Path,
                                                     alias: str, message: str) -> None:
     meta = create(capsys, "--alias", "alias/taken")
-    code, out, err = run(capsys, "keys", "alias", "create", alias, meta["key_id"])
+    code, out, err = run(capsys, "keys", "alias", "create", alias, meta["KeyId"])
     assert code == EXIT_USAGE and out == ""
     assert_one_line_error(err, message)
 
@@ -136,7 +138,7 @@ def test_create_with_a_reserved_alias_exits_2_and_creates_no_key(capsys: pytest.
     assert code == EXIT_USAGE
     assert_one_line_error(err, "reserved")
     code, out, _ = run(capsys, "keys", "list", "--json")
-    assert json.loads(out)["keys"] == []
+    assert json.loads(out)["Keys"] == []
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
@@ -148,7 +150,7 @@ def test_keystore_option_overrides_the_environment(capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, *argv)
     assert code == EXIT_OK and other.exists() and not ks_path.exists()
     code, out2, _ = run(capsys, "keys", "list", "--json", "--keystore", str(other))
-    assert json.loads(out2)["keys"][0]["key_id"] == json.loads(out)["key_id"]
+    assert json.loads(out2)["Keys"][0]["KeyId"] == json.loads(out)["KeyMetadata"]["KeyId"]
 
 
 def test_keystore_open_to_others_exits_5_with_chmod_advice(capsys: pytest.CaptureFixture[str],

@@ -74,7 +74,34 @@ def refused(capsys: Capsys, expected_code: int, *argv: str, fragments: tuple[str
 
 
 def create_key(capsys: Capsys, *extra: str) -> str:
-    return str(ok_json(capsys, "keys", "create", *extra)["key_id"])
+    return str(ok_json(capsys, "keys", "create", *extra)["KeyMetadata"]["KeyId"])
+
+
+def describe(capsys: Capsys, ref: str) -> Any:
+    """``keys describe REF --json``: AWS's KeyMetadata."""
+    return ok_json(capsys, "keys", "describe", ref)["KeyMetadata"]
+
+
+def tags_of(capsys: Capsys, ref: str) -> dict[str, str]:
+    return {t["TagKey"]: t["TagValue"] for t in ok_json(capsys, "keys", "tags", ref)["Tags"]}
+
+
+def aliases_of(capsys: Capsys, key: str) -> list[str]:
+    return [a["AliasName"] for a in ok_json(capsys, "keys", "alias", "list", "--key", key)["Aliases"]]
+
+
+def rotation_types(capsys: Capsys, key: str) -> list[str]:
+    return [r["RotationType"] for r in ok_json(capsys, "keys", "list-key-rotations", key)["Rotations"]]
+
+
+def key_of(arn: str) -> str:
+    """The key id at the end of a key ARN (AWS's responses name keys by ARN)."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def silent_json(capsys: Capsys, *argv: str) -> None:
+    """An action whose AWS response has no members prints nothing with --json, as aws kms does."""
+    assert ok(capsys, *argv, "--json") == ""
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -129,7 +156,7 @@ def test_init_json_reports_key_file_protection(capsys: Capsys, ks_path: Path) ->
     assert info["protection"] == "key-file" and info["keystore"] == str(ks_path)
     assert isinstance(info["keystore_id"], str) and info["keystore_id"]
     key = create_key(capsys)
-    assert ok_json(capsys, "keys", "describe", key)["arn"].startswith(f"arn:envelope:kms:local:{info['keystore_id']}:")
+    assert describe(capsys, key)["Arn"].startswith(f"arn:envelope:kms:local:{info['keystore_id']}:")
 
 
 def test_init_again_refuses_with_exit_2_and_keeps_the_keystore(capsys: Capsys, ks_path: Path) -> None:
@@ -137,7 +164,7 @@ def test_init_again_refuses_with_exit_2_and_keeps_the_keystore(capsys: Capsys, k
     key = create_key(capsys)
     refused(capsys, EXIT_USAGE, "keys", "init", fragments=("already exists", str(ks_path)))
     refused(capsys, EXIT_USAGE, "keys", "init", "--passphrase", fragments=("already exists",))
-    assert ok_json(capsys, "keys", "describe", key)["state"] == "Enabled"
+    assert describe(capsys, key)["KeyState"] == "Enabled"
 
 
 def test_init_passphrase_without_a_passphrase_source_exits_2_and_creates_nothing(capsys: Capsys,
@@ -163,9 +190,9 @@ def test_passphrase_keystore_needs_the_passphrase_for_crypto_but_not_for_listing
     refused(capsys, EXIT_KEY, "keys", "generate-data-key", key, "--json", fragments=("passphrase",))
     # Metadata needs no wrapping key.
     listing = ok_json(capsys, "keys", "list")
-    assert [k["key_id"] for k in listing["keys"]] == [key]
+    assert [k["KeyId"] for k in listing["Keys"]] == [key]
     assert key in ok(capsys, "keys", "list")
-    assert ok_json(capsys, "keys", "describe", "alias/pp")["key_id"] == key
+    assert describe(capsys, "alias/pp")["KeyId"] == key
 
     monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
     refused(capsys, EXIT_KEY, "keys", "decrypt", "--in", str(blob), "-o", str(tmp_path / "x"),
@@ -182,21 +209,21 @@ def test_create_with_alias_description_and_tags_prints_only_the_key_id(capsys: C
              "--tag", "owner=ops", "--tag", "env=prod")
     assert out.count("\n") == 1
     key = out.strip()
-    meta = ok_json(capsys, "keys", "describe", key)
-    assert meta["key_id"] == key
-    assert meta["aliases"] == ["alias/app"] and meta["description"] == "app data"
-    assert meta["tags"] == {"owner": "ops", "env": "prod"}
-    assert meta["state"] == "Enabled" and meta["backing_versions"] == 1
+    meta = describe(capsys, key)
+    assert meta["KeyId"] == key
+    assert aliases_of(capsys, key) == ["alias/app"] and meta["Description"] == "app data"
+    assert tags_of(capsys, key) == {"owner": "ops", "env": "prod"}
+    assert meta["KeyState"] == "Enabled" and rotation_types(capsys, key) == []
 
 
 @pytest.mark.parametrize("form", ["id", "alias", "arn"])
 def test_describe_by_id_alias_or_arn_shows_state_and_tags(capsys: Capsys, ks_path: Path, form: str) -> None:
     key = create_key(capsys, "--alias", "alias/described", "--tag", "owner=ops", "--tag", "env=prod")
-    arn = ok_json(capsys, "keys", "describe", key)["arn"]
+    arn = describe(capsys, key)["Arn"]
     ref = {"id": key, "alias": "alias/described", "arn": arn}[form]
-    meta = ok_json(capsys, "keys", "describe", ref)
-    assert meta["key_id"] == key and meta["state"] == "Enabled"
-    assert meta["tags"] == {"env": "prod", "owner": "ops"}
+    meta = describe(capsys, ref)
+    assert meta["KeyId"] == key and meta["KeyState"] == "Enabled"
+    assert tags_of(capsys, ref) == {"env": "prod", "owner": "ops"}
     text = ok(capsys, "keys", "describe", ref)
     lines = dict(line.split(":", 1) for line in text.splitlines())
     assert lines["key id"].strip() == key
@@ -216,9 +243,8 @@ def test_set_description_replaces_it(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys, "--description", "old")
     text = ok(capsys, "keys", "set-description", key, "new words")
     assert "new words" in text and "old" not in text
-    meta = ok_json(capsys, "keys", "set-description", key, "newer")
-    assert meta["description"] == "newer"
-    assert ok_json(capsys, "keys", "describe", key)["description"] == "newer"
+    silent_json(capsys, "keys", "set-description", key, "newer")
+    assert describe(capsys, key)["Description"] == "newer"
 
 
 # -- enable and disable ----------------------------------------------------------------------------
@@ -229,7 +255,8 @@ def test_disabled_key_refuses_encrypt_with_exit_5_and_works_again_after_enable(
     key = create_key(capsys)
     blob = encrypt_to(capsys, tmp_path, key, b"before")
     assert ok(capsys, "keys", "disable", key).strip() == f"key {key} is Disabled"
-    assert ok_json(capsys, "keys", "disable", key)["state"] == "Disabled"  # repeating is not an error
+    silent_json(capsys, "keys", "disable", key)  # repeating is not an error
+    assert describe(capsys, key)["KeyState"] == "Disabled" and describe(capsys, key)["Enabled"] is False
     src = write(tmp_path / "p", b"data")
     refused(capsys, EXIT_KEY, "keys", "encrypt", key, "--in", str(src), "-o", str(tmp_path / "o"),
             fragments=(key, "Disabled", f"envelope keys enable {key}"))
@@ -238,7 +265,8 @@ def test_disabled_key_refuses_encrypt_with_exit_5_and_works_again_after_enable(
     refused(capsys, EXIT_KEY, "keys", "generate-data-key", key, "--json", fragments=(key, "Disabled"))
     assert not (tmp_path / "o").exists()
 
-    assert ok_json(capsys, "keys", "enable", key)["state"] == "Enabled"
+    silent_json(capsys, "keys", "enable", key)
+    assert describe(capsys, key)["KeyState"] == "Enabled"
     assert ok(capsys, "keys", "enable", key).strip() == f"key {key} is Enabled"
     assert decrypt_bytes(capsys, tmp_path, encrypt_to(capsys, tmp_path, key, b"after", name="b2")) == b"after"
     assert decrypt_bytes(capsys, tmp_path, blob) == b"before"
@@ -252,24 +280,24 @@ def test_enable_rotation_period_outside_90_to_2560_exits_2(capsys: Capsys, ks_pa
     key = create_key(capsys)
     refused(capsys, EXIT_USAGE, "keys", "enable-rotation", key, "--period-days", days,
             fragments=("90 to 2560",))
-    assert ok_json(capsys, "keys", "rotation-status", key)["rotation_enabled"] is False
+    assert ok_json(capsys, "keys", "rotation-status", key)["KeyRotationEnabled"] is False
 
 
 @pytest.mark.parametrize("days", [90, 2560])
 def test_enable_rotation_accepts_the_bounds_of_the_period(capsys: Capsys, ks_path: Path, days: int) -> None:
     key = create_key(capsys)
-    status = ok_json(capsys, "keys", "enable-rotation", key, "--period-days", str(days))
-    assert status["rotation_enabled"] is True and status["rotation_period_days"] == days
-    assert close_to(status["next_rotation_date"], datetime.now(timezone.utc) + timedelta(days=days))
+    silent_json(capsys, "keys", "enable-rotation", key, "--period-days", str(days))
+    status = ok_json(capsys, "keys", "rotation-status", key)
+    assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == days
+    assert close_to(status["NextRotationDate"], datetime.now(timezone.utc) + timedelta(days=days))
 
 
 def test_rotation_status_text_and_json_follow_enable_and_disable(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
     status = ok_json(capsys, "keys", "rotation-status", key)
-    assert status["key_id"] == key and status["rotation_enabled"] is False
-    assert status["rotation_period_days"] is None and status["next_rotation_date"] is None
-    assert [r["version"] for r in status["rotations"]] == [1]
-    assert status["rotations"][0]["rotation_type"] is None
+    assert key_of(status["KeyId"]) == key and status["KeyRotationEnabled"] is False
+    assert "RotationPeriodInDays" not in status and "NextRotationDate" not in status
+    assert rotation_types(capsys, key) == []  # AWS lists rotations, not the original backing key
     lines = ok(capsys, "keys", "rotation-status", key).splitlines()
     assert lines[0] == f"key {key}: automatic rotation disabled"
     assert lines[1].startswith("  backing key 1: ") and lines[1].endswith("(original)")
@@ -277,19 +305,19 @@ def test_rotation_status_text_and_json_follow_enable_and_disable(capsys: Capsys,
     text = ok(capsys, "keys", "enable-rotation", key, "--period-days", "180")
     assert text.startswith(f"key {key}: automatic rotation enabled, every 180 days, next on ")
     status = ok_json(capsys, "keys", "rotation-status", key)
-    assert status["rotation_enabled"] is True and status["rotation_period_days"] == 180
-    assert close_to(status["next_rotation_date"], datetime.now(timezone.utc) + timedelta(days=180))
-    described = ok_json(capsys, "keys", "describe", key)
-    assert described["rotation_enabled"] is True and described["next_rotation_date"] == status["next_rotation_date"]
+    assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 180
+    assert close_to(status["NextRotationDate"], datetime.now(timezone.utc) + timedelta(days=180))
 
-    disabled = ok_json(capsys, "keys", "disable-rotation", key)
-    assert disabled["rotation_enabled"] is False and disabled["next_rotation_date"] is None
+    silent_json(capsys, "keys", "disable-rotation", key)
+    disabled = ok_json(capsys, "keys", "rotation-status", key)
+    assert disabled["KeyRotationEnabled"] is False and "NextRotationDate" not in disabled
     assert "automatic rotation disabled" in ok(capsys, "keys", "rotation-status", key)
 
 
 def test_enable_rotation_defaults_to_365_days(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
-    assert ok_json(capsys, "keys", "enable-rotation", key)["rotation_period_days"] == 365
+    silent_json(capsys, "keys", "enable-rotation", key)
+    assert ok_json(capsys, "keys", "rotation-status", key)["RotationPeriodInDays"] == 365
 
 
 def test_rotate_adds_backing_keys_and_old_blobs_still_decrypt(capsys: Capsys, ks_path: Path,
@@ -298,16 +326,16 @@ def test_rotate_adds_backing_keys_and_old_blobs_still_decrypt(capsys: Capsys, ks
     old = encrypt_to(capsys, tmp_path, key, b"sealed by version 1", "a=1", name="old")
     assert kms_blob.parse(old.read_bytes()).backing_version == 1
 
-    rotation = ok_json(capsys, "keys", "rotate", key)
-    assert rotation["key_id"] == key and rotation["version"] == 2 and rotation["rotation_type"] == "ON_DEMAND"
+    assert ok_json(capsys, "keys", "rotate", key) == {"KeyId": key}
+    assert rotation_types(capsys, key) == ["ON_DEMAND"]
     text = ok(capsys, "keys", "rotate", "alias/rot")
     assert text.strip() == (f"key {key} rotated: backing key 3 now encrypts; older ones still decrypt")
 
-    status = ok_json(capsys, "keys", "rotation-status", key)
-    assert [(r["version"], r["rotation_type"]) for r in status["rotations"]] == \
-        [(1, None), (2, "ON_DEMAND"), (3, "ON_DEMAND")]
-    assert status["rotation_enabled"] is False  # on-demand rotation does not switch the schedule on
-    assert ok_json(capsys, "keys", "describe", key)["backing_versions"] == 3
+    assert rotation_types(capsys, key) == ["ON_DEMAND", "ON_DEMAND"]
+    lines = ok(capsys, "keys", "rotation-status", key).splitlines()
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["backing key 1", "backing key 2", "backing key 3"]
+    # on-demand rotation does not switch the schedule on
+    assert ok_json(capsys, "keys", "rotation-status", key)["KeyRotationEnabled"] is False
 
     new = encrypt_to(capsys, tmp_path, key, b"sealed by version 3", "a=1", name="new")
     assert kms_blob.parse(new.read_bytes()).backing_version == 3
@@ -315,7 +343,7 @@ def test_rotate_adds_backing_keys_and_old_blobs_still_decrypt(capsys: Capsys, ks
     assert decrypt_bytes(capsys, tmp_path, new, "--context", "a=1") == b"sealed by version 3"
     # Re-encrypting under the same key moves the old blob to the newest backing key.
     moved = ok_json(capsys, "keys", "re-encrypt", "--in", str(old), "--to", key, "--context", "a=1")
-    assert kms_blob.parse(b64(moved["ciphertext_blob"])).backing_version == 3
+    assert kms_blob.parse(b64(moved["CiphertextBlob"])).backing_version == 3
 
 
 def test_rotate_a_disabled_key_exits_5(capsys: Capsys, ks_path: Path) -> None:
@@ -335,9 +363,9 @@ def test_maintain_performs_a_due_automatic_rotation(capsys: Capsys, ks_path: Pat
 
     assert ok_json(capsys, "keys", "maintain") == {"rotated": [key], "deleted": []}
     status_json = ok_json(capsys, "keys", "rotation-status", key)
-    assert [(r["version"], r["rotation_type"]) for r in status_json["rotations"]] == [(1, None), (2, "AUTOMATIC")]
-    assert status_json["rotation_enabled"] is True and status_json["rotation_period_days"] == 90
-    assert close_to(status_json["next_rotation_date"], datetime.now(timezone.utc) + timedelta(days=90))
+    assert rotation_types(capsys, key) == ["AUTOMATIC"]
+    assert status_json["KeyRotationEnabled"] is True and status_json["RotationPeriodInDays"] == 90
+    assert close_to(status_json["NextRotationDate"], datetime.now(timezone.utc) + timedelta(days=90))
     assert "(automatic)" in ok(capsys, "keys", "rotation-status", key)
 
     assert decrypt_bytes(capsys, tmp_path, old) == b"before the rotation"
@@ -363,16 +391,16 @@ def test_maintain_text_names_the_rotated_key(capsys: Capsys, ks_path: Path) -> N
 def test_schedule_deletion_window_outside_7_to_30_exits_2(capsys: Capsys, ks_path: Path, days: str) -> None:
     key = create_key(capsys)
     refused(capsys, EXIT_USAGE, "keys", "schedule-deletion", key, "--days", days, fragments=("7 to 30",))
-    assert ok_json(capsys, "keys", "describe", key)["state"] == "Enabled"
+    assert describe(capsys, key)["KeyState"] == "Enabled"
 
 
 def test_schedule_deletion_defaults_to_30_days(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
     plan = ok_json(capsys, "keys", "schedule-deletion", key)
-    assert plan["key_id"] == key and plan["state"] == "PendingDeletion" and plan["pending_window_days"] == 30
-    assert close_to(plan["deletion_date"], datetime.now(timezone.utc) + timedelta(days=30))
-    meta = ok_json(capsys, "keys", "describe", key)
-    assert meta["state"] == "PendingDeletion" and meta["deletion_date"] == plan["deletion_date"]
+    assert key_of(plan["KeyId"]) == key and plan["KeyState"] == "PendingDeletion" and plan["PendingWindowInDays"] == 30
+    assert close_to(plan["DeletionDate"], datetime.now(timezone.utc) + timedelta(days=30))
+    meta = describe(capsys, key)
+    assert meta["KeyState"] == "PendingDeletion" and meta["DeletionDate"] == plan["DeletionDate"]
     assert "deletion date:" in ok(capsys, "keys", "describe", key)
 
 
@@ -381,8 +409,8 @@ def test_schedule_deletion_text_names_the_date_and_the_way_back(capsys: Capsys, 
     text = ok(capsys, "keys", "schedule-deletion", key, "--days", "7")
     assert text.startswith(f"key {key} is PendingDeletion: its material will be destroyed on ")
     assert f"envelope keys cancel-deletion {key}" in text
-    deletion_date = ok_json(capsys, "keys", "describe", key)["deletion_date"]
-    assert deletion_date in text
+    deletion_date = describe(capsys, key)["DeletionDate"]
+    assert deletion_date.replace("+00:00", "Z") in text
     assert close_to(deletion_date, datetime.now(timezone.utc) + timedelta(days=7))
 
 
@@ -403,8 +431,8 @@ def test_pending_deletion_key_refuses_crypto_and_cancel_returns_it_disabled(
     text = ok(capsys, "keys", "cancel-deletion", key)
     assert text.strip() == (f"deletion cancelled: key {key} is Disabled "
                             f"(enable it with: envelope keys enable {key})")
-    meta = ok_json(capsys, "keys", "describe", key)
-    assert meta["state"] == "Disabled" and meta["deletion_date"] is None
+    meta = describe(capsys, key)
+    assert meta["KeyState"] == "Disabled" and "DeletionDate" not in meta
     refused(capsys, EXIT_KEY, "keys", "cancel-deletion", key, fragments=("Disabled",))
     ok(capsys, "keys", "enable", key)
     assert decrypt_bytes(capsys, tmp_path, blob) == b"kept"
@@ -413,8 +441,9 @@ def test_pending_deletion_key_refuses_crypto_and_cancel_returns_it_disabled(
 def test_cancel_deletion_json_shows_the_key_disabled(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
     ok(capsys, "keys", "schedule-deletion", key)
-    meta = ok_json(capsys, "keys", "cancel-deletion", key)
-    assert meta["key_id"] == key and meta["state"] == "Disabled" and meta["deletion_date"] is None
+    assert key_of(ok_json(capsys, "keys", "cancel-deletion", key)["KeyId"]) == key
+    meta = describe(capsys, key)
+    assert meta["KeyState"] == "Disabled" and "DeletionDate" not in meta
 
 
 def test_maintain_with_nothing_due_says_so(capsys: Capsys, ks_path: Path) -> None:
@@ -443,7 +472,7 @@ def test_maintain_destroys_a_key_whose_deletion_date_has_passed(capsys: Capsys, 
     refused(capsys, EXIT_KEY, "keys", "decrypt", "--in", str(blob), "-o", str(tmp_path / "o"),
             fragments=(key, "was deleted on"))
     refused(capsys, EXIT_KEY, "keys", "describe", "alias/doomed", fragments=("does not exist",))
-    assert [k["key_id"] for k in ok_json(capsys, "keys", "list")["keys"]] == [keep]
+    assert [k["KeyId"] for k in ok_json(capsys, "keys", "list")["Keys"]] == [keep]
     assert ok_json(capsys, "keys", "check") == {"keystore": str(ks_path), "ok": True, "problems": []}
     deletions = ok_json(capsys, "keys", "audit", "--key", key, "--operation", "DeleteKey")
     assert [(e["key_id"], e["ok"]) for e in deletions] == [(key, True)]
@@ -455,10 +484,9 @@ def test_maintain_destroys_a_key_whose_deletion_date_has_passed(capsys: Capsys, 
 
 def test_alias_create_with_an_alias_as_key_resolves_it(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys, "--alias", "alias/first")
-    entry = ok_json(capsys, "keys", "alias", "create", "alias/second", "alias/first")
-    assert entry["alias_name"] == "alias/second" and entry["key_id"] == key
-    assert ok_json(capsys, "keys", "describe", "alias/second")["key_id"] == key
-    assert ok_json(capsys, "keys", "describe", key)["aliases"] == ["alias/first", "alias/second"]
+    silent_json(capsys, "keys", "alias", "create", "alias/second", "alias/first")
+    assert describe(capsys, "alias/second")["KeyId"] == key
+    assert aliases_of(capsys, key) == ["alias/first", "alias/second"]
 
 
 def test_alias_create_with_an_unknown_alias_as_key_exits_5(capsys: Capsys, ks_path: Path) -> None:
@@ -473,26 +501,26 @@ def test_alias_update_moves_it_and_encrypt_via_the_alias_uses_the_new_key(
     key2 = create_key(capsys)
     src = write(tmp_path / "p", b"payload")
     before = ok_json(capsys, "keys", "encrypt", "alias/app", "--in", str(src))
-    assert before["key_id"] == key1
+    assert key_of(before["KeyId"]) == key1
 
     text = ok(capsys, "keys", "alias", "update", "alias/app", key2)
     assert text.strip() == f"alias/app -> {key2}"
     after = ok_json(capsys, "keys", "encrypt", "alias/app", "--in", str(src))
-    assert after["key_id"] == key2
-    assert kms_blob.parse(b64(after["ciphertext_blob"])).key_id == key2
+    assert key_of(after["KeyId"]) == key2
+    assert kms_blob.parse(b64(after["CiphertextBlob"])).key_id == key2
     # Data sealed before the move is still the old key's, and still opens.
-    old = write(tmp_path / "old.kms", b64(before["ciphertext_blob"]))
-    assert ok_json(capsys, "keys", "decrypt", "--in", str(old))["key_id"] == key1
-    assert ok_json(capsys, "keys", "describe", key1)["aliases"] == []
+    old = write(tmp_path / "old.kms", b64(before["CiphertextBlob"]))
+    assert key_of(ok_json(capsys, "keys", "decrypt", "--in", str(old))["KeyId"]) == key1
+    assert aliases_of(capsys, key1) == []
 
-    entry = ok_json(capsys, "keys", "alias", "update", "alias/app", key1)
-    assert entry["alias_name"] == "alias/app" and entry["key_id"] == key1
+    silent_json(capsys, "keys", "alias", "update", "alias/app", key1)
+    assert aliases_of(capsys, key1) == ["alias/app"]
 
 
 def test_alias_update_of_an_unknown_alias_exits_5(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
     refused(capsys, EXIT_KEY, "keys", "alias", "update", "alias/nope", key, fragments=("alias/nope", "does not exist"))
-    assert ok_json(capsys, "keys", "alias", "list") == []
+    assert ok_json(capsys, "keys", "alias", "list") == {"Aliases": [], "Truncated": False}
 
 
 def test_alias_delete_leaves_the_key(capsys: Capsys, ks_path: Path, tmp_path: Path) -> None:
@@ -501,9 +529,9 @@ def test_alias_delete_leaves_the_key(capsys: Capsys, ks_path: Path, tmp_path: Pa
     blob = encrypt_to(capsys, tmp_path, key, b"still mine")
     assert ok(capsys, "keys", "alias", "delete", "alias/gone") == "deleted alias/gone\n"
     refused(capsys, EXIT_KEY, "keys", "describe", "alias/gone", fragments=("alias/gone", "does not exist"))
-    meta = ok_json(capsys, "keys", "describe", key)
-    assert meta["state"] == "Enabled" and meta["aliases"] == ["alias/gone2"]
-    assert ok_json(capsys, "keys", "alias", "delete", "alias/gone2") == {"deleted": "alias/gone2"}
+    assert describe(capsys, key)["KeyState"] == "Enabled" and aliases_of(capsys, key) == ["alias/gone2"]
+    silent_json(capsys, "keys", "alias", "delete", "alias/gone2")
+    assert aliases_of(capsys, key) == []
     assert decrypt_bytes(capsys, tmp_path, blob) == b"still mine"
     refused(capsys, EXIT_KEY, "keys", "alias", "delete", "alias/gone", fragments=("does not exist",))
 
@@ -519,25 +547,23 @@ def test_alias_list_text_json_and_key_filter(capsys: Capsys, ks_path: Path) -> N
     key1 = create_key(capsys, "--alias", "alias/b-one")
     key2 = create_key(capsys, "--alias", "alias/a-two")
     ok(capsys, "keys", "alias", "create", "alias/c-one", key1)
-    entries = ok_json(capsys, "keys", "alias", "list")
-    assert [(e["alias_name"], e["key_id"]) for e in entries] == \
+    entries = ok_json(capsys, "keys", "alias", "list")["Aliases"]
+    assert [(e["AliasName"], e["TargetKeyId"]) for e in entries] == \
         [("alias/a-two", key2), ("alias/b-one", key1), ("alias/c-one", key1)]
-    assert all(e["created_at"] for e in entries)
+    assert all(e["CreationDate"] for e in entries)
     lines = ok(capsys, "keys", "alias", "list").splitlines()
     assert lines[0].split() == ["ALIAS", "KEY", "ID", "CREATED"]
     assert [line.split()[:2] for line in lines[1:]] == \
         [["alias/a-two", key2], ["alias/b-one", key1], ["alias/c-one", key1]]
-    only = ok_json(capsys, "keys", "alias", "list", "--key", key1)
-    assert [e["alias_name"] for e in only] == ["alias/b-one", "alias/c-one"]
-    by_alias = ok_json(capsys, "keys", "alias", "list", "--key", "alias/a-two")
-    assert [e["alias_name"] for e in by_alias] == ["alias/a-two"]
+    assert aliases_of(capsys, key1) == ["alias/b-one", "alias/c-one"]
+    assert aliases_of(capsys, "alias/a-two") == ["alias/a-two"]
 
 
 def test_alias_list_without_aliases_says_so(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys)
     assert ok(capsys, "keys", "alias", "list") == "no aliases\n"
     assert ok(capsys, "keys", "alias", "list", "--key", key) == "no aliases\n"
-    assert ok_json(capsys, "keys", "alias", "list") == []
+    assert ok_json(capsys, "keys", "alias", "list") == {"Aliases": [], "Truncated": False}
 
 
 # -- tags ------------------------------------------------------------------------------------------
@@ -546,19 +572,22 @@ def test_alias_list_without_aliases_says_so(capsys: Capsys, ks_path: Path) -> No
 def test_tag_untag_and_tags_in_text_and_json(capsys: Capsys, ks_path: Path) -> None:
     key = create_key(capsys, "--tag", "owner=ops")
     assert ok(capsys, "keys", "tag", key, "env=prod", "owner=sec").splitlines() == ["env=prod", "owner=sec"]
-    assert ok_json(capsys, "keys", "tag", key, "cost=42") == {"cost": "42", "env": "prod", "owner": "sec"}
-    assert ok_json(capsys, "keys", "tags", key) == {"cost": "42", "env": "prod", "owner": "sec"}
+    silent_json(capsys, "keys", "tag", key, "cost=42")
+    assert ok_json(capsys, "keys", "tags", key)["Tags"] == [
+        {"TagKey": "cost", "TagValue": "42"}, {"TagKey": "env", "TagValue": "prod"},
+        {"TagKey": "owner", "TagValue": "sec"}]
     assert ok(capsys, "keys", "tags", key).splitlines() == ["cost=42", "env=prod", "owner=sec"]
     assert ok(capsys, "keys", "untag", key, "cost", "absent").splitlines() == ["env=prod", "owner=sec"]
-    assert ok_json(capsys, "keys", "untag", key, "env") == {"owner": "sec"}
+    silent_json(capsys, "keys", "untag", key, "env")
+    assert tags_of(capsys, key) == {"owner": "sec"}
     assert ok(capsys, "keys", "untag", key, "owner") == "no tags\n"
     assert ok(capsys, "keys", "tags", key) == "no tags\n"
-    assert ok_json(capsys, "keys", "tags", key) == {}
+    assert ok_json(capsys, "keys", "tags", key) == {"Tags": [], "Truncated": False}
 
 
 def test_tags_by_alias(capsys: Capsys, ks_path: Path) -> None:
     create_key(capsys, "--alias", "alias/tagged", "--tag", "a=1")
-    assert ok_json(capsys, "keys", "tags", "alias/tagged") == {"a": "1"}
+    assert tags_of(capsys, "alias/tagged") == {"a": "1"}
 
 
 @pytest.mark.parametrize("tag", ["aws:owner=x", "AWS:owner=x"])
@@ -566,8 +595,8 @@ def test_reserved_aws_tag_prefix_exits_2(capsys: Capsys, ks_path: Path, tag: str
     key = create_key(capsys, "--tag", "keep=1")
     refused(capsys, EXIT_USAGE, "keys", "tag", key, tag, fragments=("aws:", "reserved"))
     refused(capsys, EXIT_USAGE, "keys", "create", "--tag", tag, fragments=("aws:", "reserved"))
-    assert ok_json(capsys, "keys", "tags", key) == {"keep": "1"}
-    assert len(ok_json(capsys, "keys", "list")["keys"]) == 1
+    assert tags_of(capsys, key) == {"keep": "1"}
+    assert len(ok_json(capsys, "keys", "list")["Keys"]) == 1
 
 
 def test_tags_on_a_key_pending_deletion_are_refused(capsys: Capsys, ks_path: Path) -> None:
@@ -719,10 +748,11 @@ def test_encrypt_json_and_decrypt_json_carry_base64(capsys: Capsys, ks_path: Pat
     key = create_key(capsys)
     src = write(tmp_path / "p", b"json me")
     sealed = ok_json(capsys, "keys", "encrypt", key, "--in", str(src), "--context", "a=1")
-    assert set(sealed) == {"key_id", "ciphertext_blob"} and sealed["key_id"] == key
-    blob = write(tmp_path / "b", b64(sealed["ciphertext_blob"]))
+    assert set(sealed) == {"KeyId", "CiphertextBlob", "EncryptionAlgorithm"} and key_of(sealed["KeyId"]) == key
+    blob = write(tmp_path / "b", b64(sealed["CiphertextBlob"]))
     opened = ok_json(capsys, "keys", "decrypt", "--in", str(blob), "--context", "a=1")
-    assert opened == {"key_id": key, "plaintext": base64.b64encode(b"json me").decode()}
+    assert opened == {"KeyId": sealed["KeyId"], "Plaintext": base64.b64encode(b"json me").decode(),
+                      "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
 
 
 def test_binary_plaintext_round_trips_through_files(capsys: Capsys, ks_path: Path, tmp_path: Path) -> None:
@@ -802,8 +832,8 @@ def test_re_encrypt_to_another_key_keeps_the_plaintext(capsys: Capsys, ks_path: 
     key2 = create_key(capsys)
     blob = encrypt_to(capsys, tmp_path, key1, b"moving house", "a=1")
     moved = ok_json(capsys, "keys", "re-encrypt", "--in", str(blob), "--to", key2, "--context", "a=1")
-    assert moved["key_id"] == key2 and moved["source_key_id"] == key1
-    new_blob = write(tmp_path / "moved.kms", b64(moved["ciphertext_blob"]))
+    assert key_of(moved["KeyId"]) == key2 and key_of(moved["SourceKeyId"]) == key1
+    new_blob = write(tmp_path / "moved.kms", b64(moved["CiphertextBlob"]))
     assert decrypt_bytes(capsys, tmp_path, new_blob, "--context", "a=1", "--key", key2) == b"moving house"
 
     out = tmp_path / "moved2.kms"
@@ -858,12 +888,12 @@ def test_generate_data_key_sizes_and_its_blob_decrypts_to_the_same_key(
         capsys: Capsys, ks_path: Path, tmp_path: Path, extra: tuple[str, ...], size: int) -> None:
     key = create_key(capsys)
     made = ok_json(capsys, "keys", "generate-data-key", key, "--context", "a=1", *extra)
-    assert set(made) == {"key_id", "plaintext", "ciphertext_blob"} and made["key_id"] == key
-    plaintext = b64(made["plaintext"])
+    assert set(made) == {"KeyId", "Plaintext", "CiphertextBlob"} and key_of(made["KeyId"]) == key
+    plaintext = b64(made["Plaintext"])
     assert len(plaintext) == size
-    blob = write(tmp_path / "dk.kms", b64(made["ciphertext_blob"]))
+    blob = write(tmp_path / "dk.kms", b64(made["CiphertextBlob"]))
     opened = ok_json(capsys, "keys", "decrypt", "--in", str(blob), "--context", "a=1")
-    assert opened["key_id"] == key and b64(opened["plaintext"]) == plaintext
+    assert key_of(opened["KeyId"]) == key and b64(opened["Plaintext"]) == plaintext
     with KeyStore(ks_path, create=False) as store:
         assert bytes(store.decrypt(blob.read_bytes(), {"a": "1"})[0]) == plaintext
 
@@ -880,9 +910,9 @@ def test_generate_data_key_without_plaintext_has_no_plaintext(capsys: Capsys, ks
                                                               tmp_path: Path) -> None:
     key = create_key(capsys)
     made = ok_json(capsys, "keys", "generate-data-key", key, "--without-plaintext", "--key-spec", "AES_128")
-    assert set(made) == {"key_id", "ciphertext_blob"} and made["key_id"] == key
-    blob = write(tmp_path / "dk.kms", b64(made["ciphertext_blob"]))
-    assert len(b64(ok_json(capsys, "keys", "decrypt", "--in", str(blob))["plaintext"])) == 16
+    assert set(made) == {"KeyId", "CiphertextBlob"} and key_of(made["KeyId"]) == key
+    blob = write(tmp_path / "dk.kms", b64(made["CiphertextBlob"]))
+    assert len(b64(ok_json(capsys, "keys", "decrypt", "--in", str(blob))["Plaintext"])) == 16
     text = ok(capsys, "keys", "generate-data-key", key, "--without-plaintext")
     assert "plaintext" not in text and text.startswith(f"key_id {key}\nciphertext_blob ")
 
@@ -903,8 +933,8 @@ def test_generate_data_key_unknown_key_spec_is_a_usage_error(capsys: Capsys, ks_
 def test_generate_random_gives_the_number_of_bytes_asked(capsys: Capsys, ks_path: Path, tmp_path: Path) -> None:
     create_key(capsys)
     made = ok_json(capsys, "keys", "generate-random", "16")
-    assert set(made) == {"random"} and len(b64(made["random"])) == 16
-    assert len(b64(ok_json(capsys, "keys", "generate-random", "1024")["random"])) == 1024
+    assert set(made) == {"Plaintext"} and len(b64(made["Plaintext"])) == 16
+    assert len(b64(ok_json(capsys, "keys", "generate-random", "1024")["Plaintext"])) == 1024
     out = tmp_path / "rnd"
     assert ok(capsys, "keys", "generate-random", "16", "-o", str(out)) == ""
     assert len(out.read_bytes()) == 16 and mode_of(out) == 0o600

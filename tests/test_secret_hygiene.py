@@ -220,7 +220,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w("keys", "decrypt", "--in", "secret.blob", "--key", "alias/gen", "--context", "purpose=t", code=5)
     w("keys", "re-encrypt", "--in", "secret.blob", "--to", "alias/gen", "--context", "purpose=t", "--json")
     gdk = w("keys", "generate-data-key", "alias/known", "--context", "purpose=t", "--json")
-    plaintext = base64.b64decode(json.loads(gdk.stdout)["plaintext"])
+    plaintext = base64.b64decode(json.loads(gdk.stdout)["Plaintext"])
     w.learn("generate-data-key plaintext", plaintext)
     gdk.exempt.add(plaintext)
     w("keys", "generate-data-key", "alias/known", "--without-plaintext", "--json")

@@ -313,7 +313,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     _check_json(args, jobs, name)
     cache = _cache(args)
     keyring = _Once(lambda: api.decryption_keyring(args.key, keystore=args.keystore, cache=cache,
-                                                   max_wrapped_keys=args.max_wrapped_keys), encrypting=False)
+                                                   max_wrapped_keys=args.max_wrapped_keys, notify=_notice(args)),
+                    encrypting=False)
     if args.range is not None:
         if len(jobs) > 1:
             raise UsageError("--range takes one input file")

@@ -1,8 +1,13 @@
 """``envelope keys``: the local KMS from the command line, one action per KMS call.
 
 Thin over :class:`envelope.kms.store.KeyStore`.  KEY is a key id, a key ARN
-or ``alias/NAME`` everywhere.  Every action takes ``--json``; without it the
-output is for people (a key id alone where a script wants one: ``create``).
+or ``alias/NAME`` everywhere (``local:`` in front is allowed, as ``--key``
+spells it), given as KEY or as ``--key-id KEY``.  Each action also answers to
+the ``aws kms`` verb of its operation and to aws kms's option names, so
+commands and scripts written for ``aws kms`` run here.  Every action takes
+``--json``: the AWS response's shape (:mod:`.kms_shapes`), where there is
+one; without it the output is for people (a key id alone where a script
+wants one: ``create``).
 ``--keystore PATH`` (on the group or on any action) overrides
 ``$ENVELOPE_KEYSTORE`` and the per-user default.  Only ``init`` and ``create``
 may create the keystore file; the other actions report a missing one.  The
@@ -19,12 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
+from . import kms_shapes as aws_json
 from .keys_common import (
+    AWS_TAGS,
     KEY_HELP,
     KEYSTORE_HELP,
     Handler,
-    common,
+    Option,
+    add_action,
+    aws_file,
+    aws_tags,
+    either,
     emit,
+    key_reference,
     keystore_path,
     open_store,
     printable,
@@ -34,26 +46,20 @@ from .keys_common import (
 
 if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
     from ..kms.model.keys import AuditEvent, KeyMetadata, RotationStatus
-    from ..kms.store import KeyStore
 
 
 def register(sub: Any) -> None:
     keys = sub.add_parser("keys", help="manage master keys in the local keystore (the embedded KMS)",
-                          description="The embedded local KMS: master keys, aliases, rotation, deletion, audit.")
+                          description="The embedded local KMS: master keys, aliases, rotation, deletion, audit. "
+                                      "Every action also answers to its aws kms verb (in parentheses), with aws "
+                                      "kms's option names and, with --json, its response shapes.")
     keys.add_argument("--keystore", metavar="PATH", default=None, help=KEYSTORE_HELP)
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(keys))
     actions.required = True
 
-    def action(name: str, handler: Handler, help_: str, *args: tuple[Sequence[str], dict[str, Any]],
+    def action(name: str, handler: Handler, help_: str, *args: Option, aws: Sequence[str] = (),
                key: bool = True) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".")
-        if key:
-            p.add_argument("key", metavar="KEY", help=KEY_HELP)
-        for flags, options in args:
-            p.add_argument(*flags, **options)
-        common(p)
-        p.set_defaults(handler=handler)
-        return p
+        return add_action(actions, name, handler, help_, *args, aws=aws, key=KEY_HELP if key else None)
 
     action("init", cmd_init, "create the local keystore (master keys sealed under a key file or a passphrase)",
            (["--passphrase"], {"action": "store_true",
@@ -64,83 +70,84 @@ def register(sub: Any) -> None:
            (["--description"], {"default": "", "metavar": "TEXT", "help": "what the key is for"}),
            (["--alias"], {"metavar": "alias/NAME", "help": "also give the key this alias"}),
            (["--tag"], {"action": "append", "default": [], "metavar": "K=V", "help": "tag (repeatable)"}),
-           (["--policy"], {"metavar": "FILE", "help": "the key policy, a JSON file (default: owner and creator "
-                                                      "have full access)"}),
+           AWS_TAGS,
+           (["--policy"], {"metavar": "FILE", "type": aws_file,
+                           "help": "the key policy, a JSON file (default: owner and creator have full access)"}),
            (["--admin"], {"action": "append", "default": [], "metavar": "PRINCIPAL",
                           "help": "key administrator: may manage the key, not use it (repeatable)"}),
            (["--user"], {"action": "append", "default": [], "metavar": "PRINCIPAL",
                          "help": "key user: may use the key, not manage it (repeatable)"}),
-           (["--spec"], {"default": "SYMMETRIC_DEFAULT", "metavar": "SPEC",
-                         "help": "SYMMETRIC_DEFAULT (AES-256, the default), RSA_2048|3072|4096, "
-                                 "ECC_NIST_P256|P384 or HMAC_256|384|512"}),
-           (["--usage"], {"metavar": "USAGE", "help": "ENCRYPT_DECRYPT, SIGN_VERIFY or GENERATE_VERIFY_MAC "
-                                                    "(default: the first the spec allows)"}),
+           (["--spec", "--key-spec"], {"default": "SYMMETRIC_DEFAULT", "metavar": "SPEC",
+                                       "help": "SYMMETRIC_DEFAULT (AES-256, the default), RSA_2048|3072|4096, "
+                                               "ECC_NIST_P256|P384 or HMAC_256|384|512"}),
+           (["--usage", "--key-usage"], {"metavar": "USAGE", "help": "ENCRYPT_DECRYPT, SIGN_VERIFY or "
+                                                                    "GENERATE_VERIFY_MAC (default: the first the "
+                                                                    "spec allows)"}),
            (["--multi-region"], {"action": "store_true",
                                  "help": "a multi-Region primary key (id mrk-...), replicable with keys replicate"}),
-           (["--origin"], {"choices": ["ENVELOPE", "EXTERNAL"], "default": "ENVELOPE",
-                           "help": "EXTERNAL: no key material until you import yours (see keys import)"}),
+           (["--origin"], {"choices": ["ENVELOPE", "AWS_KMS", "EXTERNAL"], "default": "ENVELOPE",
+                           "help": "EXTERNAL: no key material until you import yours (see keys import); "
+                                   "AWS_KMS is ENVELOPE"}),
            (["--bypass-policy-lockout-safety-check"], {"action": "store_true", "help": argparse.SUPPRESS}),
-           key=False)
-    action("list", cmd_list, "list the keys of the local keystore", key=False)
-    action("describe", cmd_describe, "show a key's metadata")
-    action("set-description", cmd_set_description, "replace a key's description",
-           (["description"], {"metavar": "TEXT"}))
-    action("enable", cmd_enable, "enable a disabled key")
-    action("disable", cmd_disable, "disable a key: it refuses all cryptography until enabled again")
+           aws=["create-key"], key=False)
+    action("list", cmd_list, "list the keys of the local keystore", aws=["list-keys"], key=False)
+    action("describe", cmd_describe, "show a key's metadata", aws=["describe-key"])
+    p = action("set-description", cmd_set_description, "replace a key's description", aws=["update-key-description"])
+    either(p, "description", "TEXT", ["--description"], "the new description")
+    action("enable", cmd_enable, "enable a disabled key", aws=["enable-key"])
+    action("disable", cmd_disable, "disable a key: it refuses all cryptography until enabled again",
+           aws=["disable-key"])
     action("enable-rotation", cmd_enable_rotation, "rotate the key's backing key automatically",
-           (["--period-days"], {"type": int, "metavar": "N", "help": "days between rotations, 90-2560 (default 365)"}))
-    action("disable-rotation", cmd_disable_rotation, "stop automatic rotation (backing keys are kept)")
-    action("rotation-status", cmd_rotation_status, "show the rotation schedule and every backing key")
-    action("rotate", cmd_rotate, "rotate now: a new backing key; older ones keep decrypting")
+           (["--period-days", "--rotation-period-in-days"], {"type": int, "metavar": "N",
+                                                            "help": "days between rotations, 90-2560 (default 365)"}),
+           aws=["enable-key-rotation"])
+    action("disable-rotation", cmd_disable_rotation, "stop automatic rotation (backing keys are kept)",
+           aws=["disable-key-rotation"])
+    action("rotation-status", cmd_rotation_status, "show the rotation schedule and every backing key",
+           aws=["get-key-rotation-status", LIST_ROTATIONS])
+    action("rotate", cmd_rotate, "rotate now: a new backing key; older ones keep decrypting",
+           aws=["rotate-key-on-demand"])
     action("schedule-deletion", cmd_schedule_deletion, "schedule the key's destruction after a waiting period",
-           (["--days"], {"type": int, "metavar": "N", "help": "waiting period, 7-30 days (default 30)"}))
-    action("cancel-deletion", cmd_cancel_deletion, "cancel a scheduled deletion (the key comes back Disabled)")
+           (["--days", "--pending-window-in-days"], {"type": int, "metavar": "N",
+                                                    "help": "waiting period, 7-30 days (default 30)"}),
+           aws=["schedule-key-deletion"])
+    action("cancel-deletion", cmd_cancel_deletion, "cancel a scheduled deletion (the key comes back Disabled)",
+           aws=["cancel-key-deletion"])
     action("maintain", cmd_maintain, "perform due automatic rotations and scheduled deletions", key=False)
-    action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "+", "metavar": "K=V"}))
-    action("untag", cmd_untag, "remove tags from a key", (["tag_keys"], {"nargs": "+", "metavar": "TAG-KEY"}))
-    action("tags", cmd_tags, "list a key's tags")
+    action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "*", "metavar": "K=V"}), AWS_TAGS,
+           aws=["tag-resource"])
+    action("untag", cmd_untag, "remove tags from a key", (["tag_keys"], {"nargs": "*", "metavar": "TAG-KEY"}),
+           (["--tag-keys"], {"dest": "aws_tag_keys", "nargs": "+", "default": [], "metavar": "TAG-KEY",
+                             "help": "the same as TAG-KEY (aws kms's spelling)"}),
+           aws=["untag-resource"])
+    action("tags", cmd_tags, "list a key's tags", aws=["list-resource-tags"])
     action("audit", cmd_audit, "show the audit trail (every call, successful or refused)",
-           (["--key"], {"metavar": "KEY", "help": "only this key's events"}),
+           (["--key", "--key-id"], {"metavar": "KEY", "type": key_reference, "help": "only this key's events"}),
            (["--since"], {"metavar": "T", "help": "from T on: an ISO 8601 time or date, or 30m / 12h / 7d ago"}),
            (["--operation"], {"metavar": "NAME", "help": "only this operation (e.g. Decrypt)"}),
            (["--limit"], {"type": int, "metavar": "N", "help": "only the last N events"}),
            key=False)
     action("replicate", cmd_replicate, "copy a multi-Region key into another region's keystore (again after "
                                        "rotating, to carry new backing keys)",
-           (["--region"], {"required": True, "metavar": "NAME", "help": "the replica's region"}),
+           (["--region", "--replica-region"], {"required": True, "metavar": "NAME", "help": "the replica's region"}),
            (["--replica-keystore"], {"metavar": "PATH", "help": "that region's keystore "
                                                                  "(default: keystore-REGION.db beside this one)"}),
-           (["--description"], {"metavar": "TEXT", "help": "the replica's description (default: the primary's)"}))
+           (["--description"], {"metavar": "TEXT", "help": "the replica's description (default: the primary's)"}),
+           aws=["replicate-key"])
     action("check", cmd_check, "check the keystore's consistency (integrity, states, every backing key)", key=False)
 
-    alias = actions.add_parser("alias", help="create, update, delete or list aliases",
-                               description="Aliases name keys; update one to rotate keys on your own schedule.")
-    verbs = alias.add_subparsers(dest="alias_command", metavar="VERB", parser_class=type(keys))
-    verbs.required = True
-    for verb, handler, text in (("create", cmd_alias_create, "create ALIAS for KEY"),
-                                ("update", cmd_alias_update, "point ALIAS at KEY instead")):
-        p = verbs.add_parser(verb, help=text, description=text + ". ALIAS is alias/NAME; alias/aws/ is reserved.")
-        p.add_argument("alias", metavar="ALIAS")
-        p.add_argument("key", metavar="KEY", help=KEY_HELP)
-        common(p)
-        p.set_defaults(handler=handler)
-    p = verbs.add_parser("delete", help="delete ALIAS (the key is untouched)", description="Delete ALIAS.")
-    p.add_argument("alias", metavar="ALIAS")
-    common(p)
-    p.set_defaults(handler=cmd_alias_delete)
-    p = verbs.add_parser("list", help="list aliases", description="List aliases, or only KEY's.")
-    p.add_argument("--key", metavar="KEY", help=KEY_HELP)
-    common(p)
-    p.set_defaults(handler=cmd_alias_list)
+    from . import keys_access, keys_aliases, keys_asymmetric, keys_import, keys_serve, kms_ops
 
-    from . import keys_access, keys_asymmetric, keys_import, keys_serve, kms_ops
-
-    for module in (kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
+    for module in (keys_aliases, kms_ops, keys_access, keys_import, keys_asymmetric, keys_serve):
         module.register(actions)
 
     from . import keys_credentials  # access keys for the KMS server's signed requests
 
     keys_credentials.register(actions)
+
+
+#: aws kms's verb that lists a key's rotations (``rotation-status --json`` is its schedule).
+LIST_ROTATIONS = "list-key-rotations"
 
 
 # -- actions ---------------------------------------------------------------------------------------
@@ -164,26 +171,38 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    tags = {**parse_pairs(args.tag, "--tag"), **aws_tags(args.aws_tags)}
     with open_store(args, create=True) as store:
         meta = store.create_key(description=args.description, alias=args.alias,
-                                tags=parse_pairs(args.tag, "--tag"), policy=read_policy(args.policy),
-                                admins=args.admin, users=args.user, origin=args.origin,
+                                tags=tags, policy=read_policy(args.policy),
+                                admins=args.admin, users=args.user,
+                                origin="ENVELOPE" if args.origin == "AWS_KMS" else args.origin,
                                 key_spec=args.spec, key_usage=args.usage, multi_region=args.multi_region,
                                 bypass_policy_lockout_safety_check=args.bypass_policy_lockout_safety_check)
+        if args.json:
+            return aws_json.show(aws_json.key_metadata(store, meta))
     return emit(args, meta.to_dict(), meta.key_id)
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         meta = store.replicate_key(args.key, args.region, args.replica_keystore, args.description)
+    if args.json:
+        wire = aws_json.LocalWire(args.region, meta.arn.split(":")[4])  # the replica's keystore names it
+        return aws_json.show({"ReplicaKeyMetadata": aws_json.metadata(meta, wire),
+                              "ReplicaTags": [{"TagKey": k, "TagValue": v} for k, v in meta.tags]})
     return emit(args, meta.to_dict(), f"{meta.key_id} replicated to region {args.region} ({meta.arn})")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     path = keystore_path(args)
     if not path.exists():  # listing nothing is an answer, not an error, and must not create the file
+        if args.json:
+            return aws_json.show({"Keys": [], "Truncated": False})
         return emit(args, {"keystore": str(path), "keys": []}, f"no keys: there is no local keystore at {path}")
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "ListKeys"))
         keys = store.list_keys()
     if not keys:
         return emit(args, {"keystore": str(path), "keys": []}, f"no keys in the local keystore at {path}")
@@ -195,43 +214,62 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "DescribeKey", KeyId=args.key))
         return _show_key(args, store.describe_key(args.key))
 
 
 def cmd_set_description(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "UpdateKeyDescription", KeyId=args.key,
+                                               Description=args.description))
         return _show_key(args, store.update_key_description(args.key, args.description))
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "EnableKey", KeyId=args.key))
         meta = store.enable_key(args.key)
     return emit(args, meta.to_dict(), f"key {meta.key_id} is {meta.state}")
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "DisableKey", KeyId=args.key))
         meta = store.disable_key(args.key)
     return emit(args, meta.to_dict(), f"key {meta.key_id} is {meta.state}")
 
 
 def cmd_enable_rotation(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "EnableKeyRotation", KeyId=args.key,
+                                               RotationPeriodInDays=args.period_days))
         return _show_rotation(args, store.enable_key_rotation(args.key, args.period_days))
 
 
 def cmd_disable_rotation(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "DisableKeyRotation", KeyId=args.key))
         return _show_rotation(args, store.disable_key_rotation(args.key))
 
 
 def cmd_rotation_status(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:  # aws kms answers the two verbs with two shapes: the schedule, or the rotations
+            operation = "ListKeyRotations" if args.keys_command == LIST_ROTATIONS else "GetKeyRotationStatus"
+            return aws_json.show(aws_json.call(store, operation, KeyId=args.key))
         return _show_rotation(args, store.get_key_rotation_status(args.key))
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "RotateKeyOnDemand", KeyId=args.key))
         rotation = store.rotate_key_on_demand(args.key)
         key_id = store.resolve_key_id(args.key)
     return emit(args, {"key_id": key_id, **rotation.to_dict()},
@@ -240,6 +278,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_schedule_deletion(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "ScheduleKeyDeletion", KeyId=args.key,
+                                               PendingWindowInDays=args.days))
         plan = store.schedule_key_deletion(args.key, args.days)
     return emit(args, plan.to_dict(),
                 f"key {plan.key_id} is {plan.state}: its material will be destroyed on {plan.deletion_date} "
@@ -248,6 +289,8 @@ def cmd_schedule_deletion(args: argparse.Namespace) -> int:
 
 def cmd_cancel_deletion(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "CancelKeyDeletion", KeyId=args.key))
         meta = store.cancel_key_deletion(args.key)
     return emit(args, meta.to_dict(), f"deletion cancelled: key {meta.key_id} is {meta.state} "
                                       f"(enable it with: envelope keys enable {meta.key_id})")
@@ -261,19 +304,32 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
+    pairs = {**parse_pairs(args.tags, "tag"), **aws_tags(args.aws_tags)}
+    if not pairs:
+        raise UsageError("tag needs K=V pairs (or --tags TagKey=K,TagValue=V)")
     with open_store(args) as store:
-        tags = store.tag_key(args.key, parse_pairs(args.tags, "tag"))
+        if args.json:
+            return aws_json.show(aws_json.call(store, "TagResource", KeyId=args.key,
+                                               Tags=[{"TagKey": k, "TagValue": v} for k, v in pairs.items()]))
+        tags = store.tag_key(args.key, pairs)
     return emit(args, tags, [f"{k}={v}" for k, v in tags.items()])
 
 
 def cmd_untag(args: argparse.Namespace) -> int:
+    tag_keys = [*args.tag_keys, *args.aws_tag_keys]
+    if not tag_keys:
+        raise UsageError("untag needs the TAG-KEYs to remove (or --tag-keys)")
     with open_store(args) as store:
-        tags = store.untag_key(args.key, args.tag_keys)
+        if args.json:
+            return aws_json.show(aws_json.call(store, "UntagResource", KeyId=args.key, TagKeys=tag_keys))
+        tags = store.untag_key(args.key, tag_keys)
     return emit(args, tags, [f"{k}={v}" for k, v in tags.items()] or "no tags")
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
     with open_store(args) as store:
+        if args.json:
+            return aws_json.show(aws_json.call(store, "ListResourceTags", KeyId=args.key))
         tags = store.list_tags(args.key)
     return emit(args, tags, [f"{printable(k)}={printable(v)}" for k, v in tags.items()] or "no tags")
 
@@ -297,32 +353,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_alias_create(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        entry = store.create_alias(args.alias, _key_id(store, args.key))
-    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
-
-
-def cmd_alias_update(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        entry = store.update_alias(args.alias, _key_id(store, args.key))
-    return emit(args, entry.to_dict(), f"{entry.alias_name} -> {entry.key_id}")
-
-
-def cmd_alias_delete(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        store.delete_alias(args.alias)
-    return emit(args, {"deleted": args.alias}, f"deleted {args.alias}")
-
-
-def cmd_alias_list(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        entries = store.list_aliases(args.key)
-    return emit(args, [e.to_dict() for e in entries],
-                table(("ALIAS", "KEY ID", "CREATED"), [(e.alias_name, e.key_id, e.created_at) for e in entries])
-                if entries else "no aliases")
-
-
 # -- helpers ---------------------------------------------------------------------------------------
 
 
@@ -340,13 +370,6 @@ def parse_since(text: str) -> datetime:
         raise UsageError(f"--since {text!r} is out of range") from None
     except ValueError:
         raise UsageError(f"--since {text!r}: give an ISO 8601 date or time, or an age like 30m, 12h, 7d") from None
-
-
-def _key_id(store: KeyStore, ref: str) -> str:
-    """KEY for an alias target: an alias is accepted here and resolved to the key it names now."""
-    from ..kms.model.keys import parse_reference
-
-    return store.resolve_key_id(ref) if parse_reference(ref).kind == "alias" else ref
 
 
 def _show_key(args: argparse.Namespace, meta: KeyMetadata) -> int:

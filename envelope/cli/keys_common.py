@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -24,19 +25,75 @@ if TYPE_CHECKING:
 
 KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
 KEY_HELP = "key id, key ARN or alias/NAME"
+LOCAL_SCHEME = "local:"
 
 Handler = Callable[[argparse.Namespace], int]
 Option = tuple[Sequence[str], dict[str, Any]]
 
 
-def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Option) -> argparse.ArgumentParser:
-    """One ``envelope keys`` action (or a grant verb): its options, the common ones, its handler."""
-    p: argparse.ArgumentParser = parent.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Option,
+               aws: Sequence[str] = (), key: str | None = None) -> argparse.ArgumentParser:
+    """One ``envelope keys`` action (or a grant verb): its options, the common ones, its handler.
+
+    *aws*: the ``aws kms`` verbs of the same operation, answered by this very parser.
+    *key*: the help of the action's KEY (``KEY`` or ``--key-id KEY``), its first positional.
+    """
+    p: argparse.ArgumentParser = parent.add_parser(name, aliases=list(aws), help=text,
+                                                   description=text[0].upper() + text[1:] + ".")
+    if key is not None:
+        add_key(p, key)
     for flags, kwargs in options:
         p.add_argument(*flags, **kwargs)
     common(p)
     p.set_defaults(handler=handler)
     return p
+
+
+def key_reference(text: str) -> str:
+    """KEY as the keystore reads it: ``local:`` dropped, so ``--key local:alias/db`` and ``keys describe
+    alias/db`` name the key the same way (every key here is the local keystore's)."""
+    return text[len(LOCAL_SCHEME):] if text.startswith(LOCAL_SCHEME) else text
+
+
+def either(p: argparse.ArgumentParser, dest: str, metavar: str, flags: Sequence[str], help_: str,
+           **kwargs: Any) -> None:
+    """A required value given as a positional or as an ``aws kms`` option (``KEY`` or ``--key-id KEY``):
+    one of them, not both (argparse says which is missing or doubled)."""
+    convert = kwargs.get("type")
+    if convert is not None:  # argparse converts an absent positional's default: SUPPRESS must pass as is
+        kwargs["type"] = functools.wraps(convert)(lambda text: text if text is argparse.SUPPRESS else convert(text))
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument(dest, nargs="?", metavar=metavar, default=argparse.SUPPRESS, help=help_, **kwargs)
+    group.add_argument(*flags, dest=dest, metavar=metavar, default=argparse.SUPPRESS,
+                       help=f"the same as {metavar} (aws kms's spelling)", **kwargs)
+
+
+def add_key(p: argparse.ArgumentParser, help_: str = KEY_HELP) -> None:
+    either(p, "key", "KEY", ["--key-id"], help_, type=key_reference)
+
+
+def aws_file(text: str) -> str:
+    """A path, also in the AWS CLI's ``file://PATH`` and ``fileb://PATH`` forms."""
+    for prefix in ("fileb://", "file://"):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
+#: Tags in aws kms's shorthand (``--tags TagKey=K,TagValue=V ...``), beside an action's own K=V.
+AWS_TAGS: Option = (["--tags"], {"dest": "aws_tags", "nargs": "+", "default": [], "metavar": "TagKey=K,TagValue=V",
+                                 "help": "tags in aws kms's shorthand"})
+
+
+def aws_tags(items: Sequence[str]) -> dict[str, str]:
+    """``--tags TagKey=K,TagValue=V ...``, aws kms's shorthand, as a dict."""
+    tags = {}
+    for item in items:
+        fields = dict(part.partition("=")[::2] for part in item.split(",", 1))
+        if set(fields) != {"TagKey", "TagValue"}:
+            raise UsageError(f"--tags {item!r}: expected TagKey=K,TagValue=V")
+        tags[fields["TagKey"]] = fields["TagValue"]
+    return tags
 
 
 def common(p: argparse.ArgumentParser) -> None:
@@ -115,9 +172,8 @@ def _read_limited(stream: BinaryIO, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def write_bytes(args: argparse.Namespace, data: bytes | bytearray, as_json: dict[str, str]) -> int:
-    if args.json:
-        return emit(args, as_json, "")
+def write_bytes(args: argparse.Namespace, data: bytes | bytearray) -> int:
+    """Raw bytes to -o FILE or stdout (never a terminal); --json is the action's own, in AWS's shape."""
     if args.output not in (None, STDIO):
         with atomic_output(args.output, force=args.force, mode=PRIVATE_MODE) as out:
             write_all(out, memoryview(data))

@@ -24,13 +24,14 @@ from ..exceptions import UsageError
 from ..kms.operations.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
 from ..kms.storage.paths import require_private_mode
 from ..pipeline import write_all
-from .keys_common import add_action, emit, open_store
+from . import kms_shapes as aws_json
+from .keys_common import add_action, aws_file, emit, open_store
 
 PUBLIC_KEY_FILE = "WrappingPublicKey.bin"
 TOKEN_FILE = "ImportToken.bin"
 _MAX_INPUT = 16 * 1024  # wrapped material and tokens are a few hundred bytes
 
-_KEY = (["key"], {"metavar": "KEY", "help": "key id, key ARN or alias/NAME (created with --origin EXTERNAL)"})
+_KEY = "key id, key ARN or alias/NAME (created with --origin EXTERNAL)"
 _ALGORITHM = (["--wrapping-algorithm"], {"choices": list(WRAPPING_ALGORITHMS), "default": "RSAES_OAEP_SHA_256",
                                          "help": "how the material is wrapped (default RSAES_OAEP_SHA_256)"})
 _SPEC = (["--wrapping-key-spec"], {"choices": list(WRAPPING_KEY_SPECS), "default": "RSA_2048",
@@ -42,16 +43,20 @@ def register(actions: Any) -> None:
     add = functools.partial(add_action, actions)
 
     add("import-parameters", cmd_import_parameters,
-        f"write {PUBLIC_KEY_FILE} and {TOKEN_FILE} (valid 24 hours) for importing key material", _KEY,
+        f"write {PUBLIC_KEY_FILE} and {TOKEN_FILE} (valid 24 hours) for importing key material",
         _ALGORITHM, _SPEC, (["-o", "--output-dir"], {"required": True, "metavar": "DIR"}),
-        (["--force"], {"action": "store_true", "help": f"overwrite {PUBLIC_KEY_FILE} and {TOKEN_FILE} in DIR"}))
-    add("import-material", cmd_import_material, "import key material wrapped under the import parameters", _KEY,
-        (["--material"], {"required": True, "metavar": "FILE", "help": "the wrapped (encrypted) key material"}),
-        (["--token"], {"required": True, "metavar": "FILE", "help": TOKEN_FILE}), _VALID_TO)
-    add("import", cmd_import, "import a raw 256-bit key file in one step (parameters, wrapping, import)", _KEY,
-        (["--raw-key"], {"required": True, "metavar": "FILE", "help": "32 raw bytes"}), _ALGORITHM, _SPEC, _VALID_TO)
+        (["--force"], {"action": "store_true", "help": f"overwrite {PUBLIC_KEY_FILE} and {TOKEN_FILE} in DIR"}),
+        aws=["get-parameters-for-import"], key=_KEY)
+    add("import-material", cmd_import_material, "import key material wrapped under the import parameters",
+        (["--material", "--encrypted-key-material"], {"required": True, "metavar": "FILE", "type": aws_file,
+                                                      "help": "the wrapped (encrypted) key material"}),
+        (["--token", "--import-token"], {"required": True, "metavar": "FILE", "type": aws_file, "help": TOKEN_FILE}),
+        _VALID_TO, aws=["import-key-material"], key=_KEY)
+    add("import", cmd_import, "import a raw 256-bit key file in one step (parameters, wrapping, import)",
+        (["--raw-key"], {"required": True, "metavar": "FILE", "help": "32 raw bytes"}), _ALGORITHM, _SPEC, _VALID_TO,
+        key=_KEY)
     add("delete-material", cmd_delete_material, "delete imported key material now (the key waits for it again)",
-        _KEY)
+        aws=["delete-imported-key-material"], key=_KEY)
 
 
 def cmd_import_parameters(args: argparse.Namespace) -> int:
@@ -65,16 +70,19 @@ def cmd_import_parameters(args: argparse.Namespace) -> int:
     for name, content in ((PUBLIC_KEY_FILE, params.public_key), (TOKEN_FILE, params.import_token)):
         with atomic_output(str(out / name), force=args.force) as fh:
             write_all(fh, memoryview(content))
-    data = {"KeyId": params.key_id, "PublicKeyFile": str(out / PUBLIC_KEY_FILE), "ImportTokenFile": str(out / TOKEN_FILE),
-            "WrappingAlgorithm": params.wrapping_algorithm, "ParametersValidTo": params.parameters_valid_to}
-    return emit(args, data, [f"wrote {out / PUBLIC_KEY_FILE} and {out / TOKEN_FILE} for key {params.key_id}",
+    if args.json:  # aws kms's answer: the files' contents in base64
+        return aws_json.show({"KeyId": aws_json.wire_of(store).key_arn(params.key_id), "ImportToken": params.import_token,
+                              "PublicKey": params.public_key, "ParametersValidTo": params.parameters_valid_to})
+    return emit(args, {}, [f"wrote {out / PUBLIC_KEY_FILE} and {out / TOKEN_FILE} for key {params.key_id}",
                              f"wrap with {params.wrapping_algorithm}; valid until {params.parameters_valid_to}"])
 
 
 def cmd_import_material(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         store.import_key_material(args.key, _read(args.token), _read(args.material), args.valid_to)
-    return emit(args, {"KeyId": args.key, "imported": True}, f"key material imported into {args.key}")
+        if args.json:
+            return aws_json.show({"KeyId": aws_json.wire_of(store).key_arn(store.resolve_key_id(args.key))})
+    return emit(args, {}, f"key material imported into {args.key}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -97,7 +105,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_delete_material(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         store.delete_imported_key_material(args.key)
-    return emit(args, {"KeyId": args.key, "deleted": True}, f"imported key material of {args.key} deleted")
+        if args.json:
+            return aws_json.show({"KeyId": aws_json.wire_of(store).key_arn(store.resolve_key_id(args.key))})
+    return emit(args, {}, f"imported key material of {args.key} deleted")
 
 
 def _read(path: str, secret: str | None = None) -> bytes:

@@ -10,11 +10,16 @@ under the ``envelope.keyrings`` entry-point group, named by their scheme::
 
 A factory takes the text after the colon and keyword options, and returns a
 :class:`~envelope.keyrings.base.Keyring`.
+
+A reference without a scheme that is spelled as ``envelope keys`` spells the
+local keystore's keys (``alias/db``, a key id, an ``arn:envelope:kms:`` ARN)
+means that key: ``local:`` is implied, and *notify* hears so once per process.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable
 
 from ..exceptions import UsageError
@@ -33,6 +38,13 @@ _BUILTIN: dict[str, str] = {
 }
 
 Factory = Callable[..., Keyring]
+Notify = Callable[[str], object]
+
+LOCAL_SCHEME = "local"
+#: How ``envelope keys`` names a key of the local keystore: an alias, a key id (UUID or mrk-), its ARN.
+_LOCAL_SPELLING = re.compile(r"alias/.+|arn:envelope:kms:.+|mrk-[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}",
+                             re.DOTALL)
+_NOTED: set[str] = set()
 
 
 def _factory(scheme: str) -> Factory:
@@ -62,13 +74,22 @@ def schemes() -> list[str]:
     return sorted(names)
 
 
-def resolve(reference: str, **options: object) -> Keyring:
-    """Turn ``scheme:rest`` into a keyring; options go to the scheme's factory."""
+def resolve(reference: str, notify: Notify | None = None, **options: object) -> Keyring:
+    """Turn ``scheme:rest`` into a keyring; options go to the scheme's factory.
+
+    A local keystore key spelled without its scheme (``alias/db``) is ``local:alias/db``;
+    *notify* is told so, once per reference in this process.
+    """
+    if _LOCAL_SPELLING.fullmatch(reference):
+        if notify is not None and reference not in _NOTED:
+            _NOTED.add(reference)
+            notify(f"key {reference} has no scheme: using {LOCAL_SCHEME}:{reference}, the local keystore's key")
+        return _factory(LOCAL_SCHEME)(reference, **options)
     scheme, sep, rest = reference.partition(":")
     if not sep or not scheme:
         raise UsageError(f"key reference {reference!r} has no scheme; expected e.g. local:alias/NAME or raw-aes:PATH")
     return _factory(scheme)(rest, **options)
 
 
-def resolve_all(references: Iterable[str], **options: object) -> MultiKeyring:
-    return MultiKeyring(resolve(ref, **options) for ref in references)
+def resolve_all(references: Iterable[str], notify: Notify | None = None, **options: object) -> MultiKeyring:
+    return MultiKeyring(resolve(ref, notify, **options) for ref in references)
