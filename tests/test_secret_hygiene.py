@@ -163,9 +163,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w.learn_file("a.envelope", kek)
     w("encrypt-file", "small.txt", "-o", "b.envelope")
     w.learn_file("b.envelope")
+    (w.root / "cached").write_bytes(b"")
     w("encrypt-file", "plain.txt", "small.txt", "--output-dir", "cached", "--key", "local:alias/known",
-      "--cache-max-age", "60", code=2)  # no such directory: an error path
-    (w.root / "cached").mkdir()
+      "--cache-max-age", "60", code=2)  # a file where the directory should be: an error path
+    (w.root / "cached").unlink()
     (w.root / "back").mkdir()
     w("encrypt-file", "plain.txt", "small.txt", "--output-dir", "cached", "--key", "local:alias/known",
       "--cache-max-age", "60")
