@@ -101,7 +101,8 @@ class _Entry:
         self.bytes = bytes
 
     def __repr__(self) -> str:
-        return f"_Entry(wrapped={self.wrapped!r}, created={self.created!r}, messages={self.messages}, bytes={self.bytes})"
+        return (f"_Entry(wrapped={self.wrapped!r}, created={self.created!r}, messages={self.messages}, "
+                f"bytes={self.bytes})")
 
     def clear(self) -> None:
         self.plaintext[:] = bytes(len(self.plaintext))
