@@ -34,7 +34,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import context as _context
@@ -42,6 +41,7 @@ from .context import EncryptionContext
 from .exceptions import UsageError
 from .format import WrappedKey
 from .keyrings.base import DataKey, Keyring, MultiKeyring, refuse_pickle
+from .records import FrozenRecord
 
 #: Entries kept at most (encrypt and decrypt together); the oldest used is evicted first.
 DEFAULT_CAPACITY = 1000
@@ -49,40 +49,60 @@ DEFAULT_CAPACITY = 1000
 MAX_MESSAGES_LIMIT = 1 << 32
 
 
-@dataclass(frozen=True)
-class CacheLimits:
-    """How long and how much one cached data key may be used."""
+class CacheLimits(FrozenRecord):
+    """How long and how much one cached data key may be used.  Immutable; checked when made."""
+
+    __slots__ = ("max_age", "max_messages", "max_bytes")
 
     max_age: float
-    max_messages: int | None = None
-    max_bytes: int | None = None
+    max_messages: int | None
+    max_bytes: int | None
 
-    def __post_init__(self) -> None:
-        if not self.max_age > 0:
+    def __init__(self, max_age: float, max_messages: int | None = None, max_bytes: int | None = None) -> None:
+        if not max_age > 0:
             raise UsageError("the cache's maximum age must be a positive number of seconds")
-        if self.max_messages is not None and not 1 <= self.max_messages <= MAX_MESSAGES_LIMIT:
+        if max_messages is not None and not 1 <= max_messages <= MAX_MESSAGES_LIMIT:
             raise UsageError(f"the cache's maximum messages must be from 1 to {MAX_MESSAGES_LIMIT}")
-        if self.max_bytes is not None and self.max_bytes < 0:
+        if max_bytes is not None and max_bytes < 0:
             raise UsageError("the cache's maximum bytes cannot be negative")
+        self._set("max_age", max_age)
+        self._set("max_messages", max_messages)
+        self._set("max_bytes", max_bytes)
 
 
-@dataclass
 class CacheStats:
     """What the cache saved: each hit is a KMS round trip (or several) not made."""
 
-    encrypt_hits: int = 0
-    encrypt_misses: int = 0
-    decrypt_hits: int = 0
-    decrypt_misses: int = 0
+    __slots__ = ("encrypt_hits", "encrypt_misses", "decrypt_hits", "decrypt_misses")
+
+    def __init__(self, encrypt_hits: int = 0, encrypt_misses: int = 0, decrypt_hits: int = 0,
+                 decrypt_misses: int = 0) -> None:
+        self.encrypt_hits = encrypt_hits
+        self.encrypt_misses = encrypt_misses
+        self.decrypt_hits = decrypt_hits
+        self.decrypt_misses = decrypt_misses
+
+    def __repr__(self) -> str:
+        return (f"CacheStats(encrypt_hits={self.encrypt_hits}, encrypt_misses={self.encrypt_misses}, "
+                f"decrypt_hits={self.decrypt_hits}, decrypt_misses={self.decrypt_misses})")
 
 
-@dataclass
 class _Entry:
-    plaintext: bytearray = field(repr=False)
-    wrapped: tuple[WrappedKey, ...]
-    created: float
-    messages: int = 0
-    bytes: int = 0
+    """One cached data key and what it has been used for (the plaintext is never in the repr)."""
+
+    __slots__ = ("plaintext", "wrapped", "created", "messages", "bytes")
+
+    def __init__(self, plaintext: bytearray, wrapped: tuple[WrappedKey, ...], created: float, messages: int = 0,
+                 bytes: int = 0) -> None:
+        self.plaintext = plaintext
+        self.wrapped = wrapped
+        self.created = created
+        self.messages = messages
+        self.bytes = bytes
+
+    def __repr__(self) -> str:
+        return (f"_Entry(wrapped={self.wrapped!r}, created={self.created!r}, messages={self.messages}, "
+                f"bytes={self.bytes})")
 
     def clear(self) -> None:
         self.plaintext[:] = bytes(len(self.plaintext))

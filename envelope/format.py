@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from . import context as _context
 from .exceptions import FormatError, UsageError
 from .pipeline import wait_readable
+from .records import FrozenRecord
 
 MAGIC = b"ENVELOPE"
 VERSION = 1
@@ -54,39 +54,52 @@ _PROVIDER_RE = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
 _MIN_HEADER_SIZE = PREFIX_SIZE + 4 + FILE_ID_SIZE + 2 + 1 + 8 + COMMITMENT_SIZE + HEADER_MAC_SIZE
 
 
-@dataclass(frozen=True)
-class WrappedKey:
-    """One copy of the data key, encrypted under one master key."""
+class WrappedKey(FrozenRecord):
+    """One copy of the data key, encrypted under one master key.  Immutable; checked when made."""
+
+    __slots__ = ("provider", "key_id", "ciphertext")
+    _hidden = frozenset({"ciphertext"})
 
     provider: str  # the key manager's scheme, e.g. "local", "raw-aes", "aws-kms"
     key_id: str  # which master key, in the provider's own terms
-    ciphertext: bytes = field(repr=False)
+    ciphertext: bytes
 
-    def __post_init__(self) -> None:
-        if not _PROVIDER_RE.match(self.provider) or len(self.provider) > MAX_PROVIDER_SIZE:
-            raise UsageError(f"invalid key provider name {self.provider!r}")
+    def __init__(self, provider: str, key_id: str, ciphertext: bytes) -> None:
+        if not _PROVIDER_RE.match(provider) or len(provider) > MAX_PROVIDER_SIZE:
+            raise UsageError(f"invalid key provider name {provider!r}")
         try:
-            key_id_size = len(self.key_id.encode("utf-8"))
+            key_id_size = len(key_id.encode("utf-8"))
         except (UnicodeEncodeError, AttributeError):
             raise UsageError("wrapped key id must be a valid Unicode string") from None
         if not key_id_size or key_id_size > MAX_KEY_ID_SIZE:
             raise UsageError("wrapped key id is empty or too long")
-        if not self.ciphertext or len(self.ciphertext) > MAX_WRAPPED_KEY_SIZE:
+        if not ciphertext or len(ciphertext) > MAX_WRAPPED_KEY_SIZE:
             raise UsageError("wrapped key is empty or too long")
+        self._set("provider", provider)
+        self._set("key_id", key_id)
+        self._set("ciphertext", ciphertext)
 
 
-@dataclass(frozen=True)
-class Header:
-    """A parsed or to-be-written v1 header.  Nothing in it is secret."""
+class Header(NamedTuple):
+    """A parsed or to-be-written v1 header.  Nothing in it is secret.
+
+    A NamedTuple, not a dataclass, because creating a dataclass costs
+    start-up time on every command; ``header._replace(mac=...)`` makes a changed copy.
+    """
 
     chunk_size: int
-    file_id: bytes = field(repr=False)
+    file_id: bytes
     context: dict[str, str]
     wrapped_keys: tuple[WrappedKey, ...]
-    commitment: bytes = field(repr=False)
-    mac: bytes = field(default=b"\0" * HEADER_MAC_SIZE, repr=False)
+    commitment: bytes
+    mac: bytes = b"\0" * HEADER_MAC_SIZE
     version: int = VERSION
     suite: int = SUITE_AES256_GCM_HKDF_SHA512_COMMIT
+
+    def __repr__(self) -> str:
+        # The file id, commitment and MAC are left out, as the dataclass's repr=False fields were.
+        return (f"Header(chunk_size={self.chunk_size!r}, context={self.context!r}, "
+                f"wrapped_keys={self.wrapped_keys!r}, version={self.version!r}, suite={self.suite!r})")
 
     @property
     def suite_name(self) -> str:

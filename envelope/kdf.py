@@ -11,10 +11,9 @@ but one of them.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
@@ -57,13 +56,15 @@ def header_mac(key: bytes, header_bytes: bytes) -> bytes:
     return mac.finalize()
 
 
-@dataclass(frozen=True)
-class FileKeys:
+class FileKeys(NamedTuple):
     """The per-file keys.  Held in memory only while a file is being processed."""
 
-    payload: bytes = field(repr=False)
-    header: bytes = field(repr=False)
-    commitment: bytes = field(repr=False)
+    payload: bytes
+    header: bytes
+    commitment: bytes
+
+    def __repr__(self) -> str:
+        return "FileKeys()"  # every field is a key, as the repr=False fields of the dataclass were
 
     @classmethod
     def derive(cls, data_key: bytes | bytearray, file_id: bytes, suite: int) -> FileKeys:
@@ -91,4 +92,4 @@ def authenticate_header(header: Header, keys: FileKeys, raw: bytes | None = None
 
 def seal_header(header: Header, keys: FileKeys) -> Header:
     """Return *header* with its MAC computed under the file's header key."""
-    return dataclasses.replace(header, mac=header_mac(keys.header, header.encode_unauthenticated()))
+    return header._replace(mac=header_mac(keys.header, header.encode_unauthenticated()))

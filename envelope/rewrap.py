@@ -15,7 +15,6 @@ where they are, which is only possible when the new header has the same size.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import stat
@@ -40,7 +39,7 @@ def rewrap_header(src: BinaryIO, unwrap: MultiKeyring, wrap: MultiKeyring, *,
         wrapped = tuple(k.wrap_data_key(data_key, header.context) for k in wrap.keyrings)
     finally:
         data_key[:] = bytes(len(data_key))
-    return header, seal_header(dataclasses.replace(header, wrapped_keys=wrapped), keys)
+    return header, seal_header(header._replace(wrapped_keys=wrapped), keys)
 
 
 def _copy_from(src: BinaryIO, offset: int, dst: BinaryIO) -> None:

@@ -12,15 +12,19 @@ from pathlib import Path
 import pytest
 
 from envelope.cli.main import COMMAND_MODULES, build_parser
+from envelope.engines import native_available
 from envelope.kms.model.keys import key_id_bytes, key_id_from_bytes
 
 #: What encrypt-file and decrypt-file with the local keystore must not import: each
-#: belongs to another command, and together they were most of the start-up time.
+#: belongs to another command, and together they were most of the start-up time.  Nor
+#: ``dataclasses`` (it imports ``inspect``, and each class it builds costs milliseconds: ~40 ms
+#: for the records on this path), nor the header view only ``inspect`` and ``--json`` print.
 NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3", "envelope.bench",
                  "envelope.rewrap", "envelope.cli.s3", "envelope.cli.keys", "envelope.cli.kms_ops",
                  "envelope.cli.keys_asymmetric", "envelope.cli.keys_import", "envelope.cli.keys_access",
                  "envelope.cli.bench", "envelope.cli.rewrap", "envelope.bulk", "envelope.cli.bulk", "dask",
-                 "distributed", "fsspec", "pandas", "pyarrow", "envelope.filesystem")
+                 "distributed", "fsspec", "pandas", "pyarrow", "envelope.filesystem", "dataclasses", "inspect",
+                 "envelope.cli.header_view")
 
 #: What the symmetric GenerateDataKey and Decrypt of the local keystore never use: RSA, EC and key
 #: serialization (asymmetric keys, the import of key material, ``rsa-public:`` keys) load on first use.
@@ -81,6 +85,13 @@ def _among(modules: set[str], names: tuple[str, ...]) -> set[str]:
 def test_encrypting_and_decrypting_with_the_local_keystore_import_no_other_commands_code(tmp_path: Path):
     for modules in _modules_of_a_round_trip(tmp_path):
         assert _among(modules, NOT_FOR_FILES) == set()
+
+
+@pytest.mark.skipif(not native_available(), reason="the native engine is not built here")
+def test_the_native_engine_encrypts_and_decrypts_without_loading_the_reference_engine(tmp_path: Path):
+    for modules in _modules_of_a_round_trip(tmp_path):
+        assert "envelope.engines.native" in modules
+        assert "envelope.engines.reference" not in modules
 
 
 def test_a_symmetric_key_encrypts_and_decrypts_without_loading_rsa_or_ec_code(tmp_path: Path):

@@ -22,7 +22,9 @@ from envelope.format import (
     MAX_WRAPPED_KEYS,
     MIN_CHUNK_SIZE,
     PREFIX_SIZE,
+    SUITE_AES256_GCM_HKDF_SHA512_COMMIT,
     TAG_SIZE,
+    VERSION,
     Header,
     WrappedKey,
 )
@@ -80,6 +82,9 @@ headers = st.builds(
     wrapped_keys=st.lists(wrapped_keys, min_size=1, max_size=4).map(tuple),
     commitment=st.binary(min_size=32, max_size=32),
     mac=st.binary(min_size=32, max_size=32),
+    # Named: hypothesis fills a NamedTuple's defaulted fields too, with arbitrary numbers.
+    version=st.just(VERSION),
+    suite=st.just(SUITE_AES256_GCM_HKDF_SHA512_COMMIT),
 )
 
 

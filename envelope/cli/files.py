@@ -14,8 +14,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, UsageError
@@ -29,7 +28,6 @@ from .common import (
     positive_number,
     range_option,
 )
-from .header_view import file_record, header_summary, print_records, show_header
 from .progress import Bar, wanted
 
 if TYPE_CHECKING:
@@ -116,8 +114,7 @@ def _cache(args: argparse.Namespace) -> DataKeyCache | None:
     return DataKeyCache(CacheLimits(args.cache_max_age, args.cache_max_messages, args.cache_max_bytes))
 
 
-@dataclass
-class _Job:
+class _Job(NamedTuple):
     """One file of a command: its input, and where its output goes."""
 
     src: str
@@ -268,6 +265,8 @@ def _run(args: argparse.Namespace, verb: str, jobs: list[_Job], default_name: Ca
                           threads=args.threads, progress=tick if bar.shown or args.json else None)
             bar.finished()
             if args.json:
+                from .header_view import file_record, print_records
+
                 print_records([file_record(job.src, dst, header, counted[0], verb == "encrypted",
                                            time.monotonic() - started)])
         return _each(jobs, one)
@@ -327,6 +326,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         done = api.decrypt_range(src, dst, *args.range, keys=keys, context=context, force=args.force,
                                  threads=args.threads)
         if args.json:
+            from .header_view import file_record, print_records
+
             print_records([file_record(src, dst, api.inspect_file(src), done, False, time.monotonic() - started,
                                        ranged=True)])
         return 0
@@ -380,6 +381,7 @@ class _SetupFailed(Exception):
 def cmd_inspect(args: argparse.Namespace) -> int:
     """One file: today's object (or table).  Several: one compact JSON object per line, each naming its file."""
     from .. import api
+    from .header_view import header_summary, print_records, show_header
 
     files: list[str] = args.files
 

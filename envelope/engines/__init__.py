@@ -7,10 +7,13 @@ not built is an error rather than a silent fallback.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
 from .base import Engine
-from .reference import ReferenceEngine
+
+if TYPE_CHECKING:
+    from .reference import ReferenceEngine
 
 ENGINE_ENV = "ENVELOPE_ENGINE"
 
@@ -19,6 +22,14 @@ ENGINE_ENV = "ENVELOPE_ENGINE"
 #: with a warning, where no C compiler or no OpenSSL headers were found).
 NOT_BUILT = ("the native core was not built when envelope was installed (no C compiler or no OpenSSL "
              "headers then); install a binary wheel, or see README.md, \"Requirements\"")
+
+
+def __getattr__(name: str) -> Any:
+    """``ReferenceEngine`` loads on first use: the native path never needs it (PEP 562)."""
+    if name == "ReferenceEngine":
+        from .reference import ReferenceEngine
+        return ReferenceEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def native_unavailable() -> str | None:
@@ -44,6 +55,7 @@ def get_engine(name: str | None = None, threads: int | None = None) -> Engine:
     if threads is not None and threads < 1:
         raise UsageError("thread count must be at least 1")
     if name in ("python", "reference"):
+        from .reference import ReferenceEngine
         return ReferenceEngine(threads)
     if name in ("native", "auto"):
         try:
@@ -51,6 +63,7 @@ def get_engine(name: str | None = None, threads: int | None = None) -> Engine:
         except ImportError:
             if name == "native":
                 raise UsageError(f"the native engine is not available: {native_unavailable()}") from None
+            from .reference import ReferenceEngine
             return ReferenceEngine(threads)
         return NativeEngine(threads)
     raise UsageError(f"unknown engine {name!r} (expected python or native)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..context import EncryptionContext
@@ -24,12 +23,17 @@ from ..format import DATA_KEY_SIZE, MAX_WRAPPED_KEYS, WrappedKey
 DEFAULT_MAX_WRAPPED_KEYS = 10
 
 
-@dataclass
 class DataKey:
     """A plaintext data key and its wrapped copies.  Call :meth:`clear` when done."""
 
-    plaintext: bytearray = field(repr=False)
-    wrapped: tuple[WrappedKey, ...]
+    __slots__ = ("plaintext", "wrapped")
+
+    def __init__(self, plaintext: bytearray, wrapped: tuple[WrappedKey, ...]) -> None:
+        self.plaintext = plaintext
+        self.wrapped = wrapped
+
+    def __repr__(self) -> str:
+        return f"DataKey(wrapped={self.wrapped!r})"  # never the plaintext
 
     def clear(self) -> None:
         for i in range(len(self.plaintext)):

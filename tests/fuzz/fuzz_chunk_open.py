@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -85,7 +84,7 @@ def check(data: bytes) -> None:
     chunk_size = header.chunk_size
     outcomes = []
     if selector & 1:
-        header = replace(header, chunk_size=CHUNK_SIZES[(selector >> 1) & 7] or chunk_size)
+        header = header._replace(chunk_size=CHUNK_SIZES[(selector >> 1) & 7] or chunk_size)
     final, first = bool(selector & 2), FIRST_INDICES[(selector >> 2) & 3]
     for engine in _engines():
         if selector & 1:

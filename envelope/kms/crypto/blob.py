@@ -22,7 +22,7 @@ lookup) and raises :class:`FormatError` only.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ... import context as _context
 from ...context import EncryptionContext
@@ -46,14 +46,17 @@ _MAX_BACKING_VERSION = 0xFFFFFFFF
 _AAD_LABEL = b"envelope local-kms blob v1\x00"
 
 
-@dataclass(frozen=True)
-class Blob:
+class Blob(NamedTuple):
     """A parsed ciphertext blob.  Nothing in it is secret."""
 
     key_id: str  # canonical lowercase UUID string
     backing_version: int
-    nonce: bytes = field(repr=False)
-    sealed: bytes = field(repr=False)  # ciphertext || tag
+    nonce: bytes
+    sealed: bytes  # ciphertext || tag
+
+    def __repr__(self) -> str:
+        # Not secret, but opaque and long: shown as the dataclass showed it, without nonce and ciphertext.
+        return f"Blob(key_id={self.key_id!r}, backing_version={self.backing_version!r})"
 
     @property
     def prefix(self) -> bytes:

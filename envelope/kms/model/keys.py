@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import UsageError
 
@@ -31,8 +30,7 @@ DEFAULT_REGION = "local"
 _REGION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}\Z")
 
 
-@dataclass(frozen=True)
-class KeyMetadata:
+class KeyMetadata(NamedTuple):
     """DescribeKey's answer.  Holds no key material."""
 
     key_id: str
@@ -64,14 +62,13 @@ class KeyMetadata:
         return dict(self.tags)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["aliases"] = list(self.aliases)
         data["tags"] = dict(self.tags)
         return data
 
 
-@dataclass(frozen=True)
-class KeyRotation:
+class KeyRotation(NamedTuple):
     """One backing key of a key: version 1 is the original, each later one a rotation."""
 
     version: int
@@ -79,11 +76,10 @@ class KeyRotation:
     rotation_type: str | None  # "AUTOMATIC", "ON_DEMAND", or None for the original material
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class RotationStatus:
+class RotationStatus(NamedTuple):
     """GetKeyRotationStatus plus ListKeyRotations: the schedule and the history."""
 
     key_id: str
@@ -93,13 +89,12 @@ class RotationStatus:
     rotations: tuple[KeyRotation, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["rotations"] = [r.to_dict() for r in self.rotations]
         return data
 
 
-@dataclass(frozen=True)
-class DeletionSchedule:
+class DeletionSchedule(NamedTuple):
     """ScheduleKeyDeletion's answer."""
 
     key_id: str
@@ -108,11 +103,10 @@ class DeletionSchedule:
     pending_window_days: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class MaintenanceReport:
+class MaintenanceReport(NamedTuple):
     """What a maintenance pass did: keys rotated on schedule, keys whose material was destroyed."""
 
     rotated: tuple[str, ...] = ()
@@ -122,18 +116,16 @@ class MaintenanceReport:
         return {"rotated": list(self.rotated), "deleted": list(self.deleted)}
 
 
-@dataclass(frozen=True)
-class AliasEntry:
+class AliasEntry(NamedTuple):
     alias_name: str
     key_id: str
     created_at: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):
     """One row of the audit trail: who did what to which key, and whether it worked."""
 
     id: int
@@ -151,14 +143,13 @@ class AuditEvent:
     access_key_id: str | None = None  # the access key whose signature authenticated the caller
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self._asdict()
         data["request"] = json.loads(self.request) if self.request else None
         data["context_keys"] = list(self.context_keys) if self.context_keys is not None else None
         return data
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A parsed key reference: ``kind`` is "key" (value a UUID) or "alias" (value ``alias/NAME``).
 
     ``keystore_id`` is set when the reference was an ARN, which names its keystore.

@@ -19,8 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import KeyUsageError, UsageError
 from ..model import lifecycle
@@ -31,8 +30,7 @@ from ..storage.schema import KEY_SPEC as SYMMETRIC_DEFAULT
 MESSAGE_TYPES = ("RAW", "DIGEST")
 
 
-@dataclass(frozen=True)
-class PublicKeyInfo:
+class PublicKeyInfo(NamedTuple):
     key_id: str
     key_spec: str
     key_usage: str

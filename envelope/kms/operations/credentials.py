@@ -27,8 +27,7 @@ import base64
 import os
 import re
 import secrets
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import AccessDeniedError, KeyNotFoundError, KeyStateError, UsageError
 from ..policy import principal as _principal
@@ -44,8 +43,7 @@ _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _ACCESS_KEY_ID = re.compile(rf"{ACCESS_KEY_PREFIX}[{_ID_ALPHABET}]{{{ACCESS_KEY_ID_SIZE - len(ACCESS_KEY_PREFIX)}}}")
 
 
-@dataclass(frozen=True)
-class Credential:
+class Credential(NamedTuple):
     """An access key's public facts.  Holds no secret, so it prints, pickles and serialises safely."""
 
     access_key_id: str
@@ -58,7 +56,7 @@ class Credential:
         return self.state == ENABLED
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def is_access_key_id(text: str) -> bool:

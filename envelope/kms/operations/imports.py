@@ -33,9 +33,8 @@ import hmac
 import os
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 
@@ -57,8 +56,7 @@ _TOKEN_SIZE = len(_TOKEN_PREFIX) + 16 + 32  # prefix, key id, random
 _WRAPPING_VERSION = 0
 
 
-@dataclass(frozen=True)
-class ImportParameters:
+class ImportParameters(NamedTuple):
     key_id: str
     import_token: bytes
     public_key: bytes          # SubjectPublicKeyInfo, DER (what AWS calls PublicKey)

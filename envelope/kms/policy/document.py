@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...exceptions import UsageError
 from . import principal as _principal
@@ -52,8 +51,7 @@ _QUALIFIERS = ("ForAnyValue:", "ForAllValues:")
 _STATEMENT_FIELDS = {"Sid", "Effect", "Principal", "Action", "Resource", "Condition"}
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     operator: str        # e.g. "StringEquals"
     qualifier: str       # "", "ForAnyValue:" or "ForAllValues:"
     if_exists: bool
@@ -61,8 +59,7 @@ class Condition:
     values: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):
     sid: str
     effect: str
     principals: tuple[str, ...]  # "*" or normalized principals
@@ -71,8 +68,7 @@ class Statement:
     conditions: tuple[Condition, ...]
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     statements: tuple[Statement, ...]
     document: dict[str, Any]
 
@@ -80,8 +76,7 @@ class Policy:
         return json.dumps(self.document, indent=2, sort_keys=False)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One call to judge: who, what, on which key, and the facts conditions may test."""
 
     principal: str

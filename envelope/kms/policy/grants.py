@@ -38,8 +38,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ... import context as _context
 from ...context import EncryptionContext
@@ -57,16 +56,14 @@ MAX_GRANTS_PER_KEY = 50_000  # AWS's quota; also bounds a listing
 _TOKEN_PREFIX = "envgt1."
 
 
-@dataclass(frozen=True)
-class Delegation:
+class Delegation(NamedTuple):
     """What a CreateGrant asks to pass on: checked against a parent grant when a grant allows the call."""
 
     operations: tuple[str, ...]
     constraints: Mapping[str, Mapping[str, str]]
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     grant_id: str
     key_id: str
     name: str | None

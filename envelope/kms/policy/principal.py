@@ -36,7 +36,7 @@ import getpass
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...exceptions import UsageError
 
@@ -50,8 +50,7 @@ _ARN = re.compile(rf"arn:aws[a-z-]*:iam::[0-9A-Za-z]{{1,32}}:"
 _SERVICE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}\.amazonaws\.com")
 
 
-@dataclass(frozen=True)
-class CallerIdentity:
+class CallerIdentity(NamedTuple):
     """Who one call is from: an authenticated principal, the address it came from, the access key it used."""
 
     principal: str
