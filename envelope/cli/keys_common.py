@@ -13,12 +13,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import PRIVATE_MODE, STDIO, atomic_output
 from ..exceptions import UsageError
+from ..format import read_exactly
 from ..kms.storage.paths import default_keystore_path
-from ..pipeline import wait_readable, write_all
+from ..pipeline import write_all
 
 if TYPE_CHECKING:
     from ..kms.store import KeyStore
@@ -149,27 +150,13 @@ def read_input(args: argparse.Namespace, limit: int, too_large: str) -> bytes:
     """At most *limit* bytes from --in or stdin; one more is the *too_large* error (``{limit}`` filled in),
     reported without reading the rest."""
     if args.input in (None, "-"):
-        data = _read_limited(sys.stdin.buffer, limit)
+        data = read_exactly(sys.stdin.buffer, limit + 1)
     else:
         with open(args.input, "rb") as fh:
-            data = _read_limited(fh, limit)
+            data = read_exactly(fh, limit + 1)
     if len(data) > limit:
         raise UsageError(too_large.format(limit=limit))
     return data
-
-
-def _read_limited(stream: BinaryIO, limit: int) -> bytes:
-    chunks, size = [], 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if chunk is None:  # a non-blocking stdin with nothing yet: not the end
-            wait_readable(stream)
-            continue
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def write_bytes(args: argparse.Namespace, data: bytes | bytearray) -> int:
