@@ -170,3 +170,35 @@ def test_the_progress_bar_moves_inside_one_transfer(env: dict[str, str], bucket:
     # The bar is replaced by one line that stays: what was copied, how much, how fast.
     last = bytes(shown).rstrip().splitlines()[-1]
     assert last.startswith(f"envelope: copied {src}: 24.0 MiB in ".encode()), bytes(shown[-400:])
+
+def test_a_key_without_scheme_is_the_local_key_and_said_once_by_s3_cp_and_bulk(
+        env: dict[str, str], bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--key alias/NAME`` means the local keystore's key in s3 and bulk too, and they say so, as encrypt-file does."""
+    from envelope.cli.main import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    keystore, alias = str(tmp_path / "ks.db"), f"alias/s3-{os.urandom(4).hex()}"  # a name no earlier test noted
+    assert main(["keys", "create", "--alias", alias, "--keystore", keystore]) == EXIT_OK
+    src = tmp_path / "plain"
+    src.write_bytes(b"object data")
+    capsys.readouterr()
+    assert main(["s3", "cp", str(src), f"s3://{bucket}/x", "--key", alias, "--keystore", keystore]) == EXIT_OK
+    assert main(["s3", "cp", f"s3://{bucket}/x", str(tmp_path / "back"), "--key", alias,
+                 "--keystore", keystore]) == EXIT_OK
+    assert (tmp_path / "back").read_bytes() == b"object data"
+    err = capsys.readouterr().err
+    assert err.count(f"key {alias} has no scheme: using local:{alias}") == 1, err
+
+    other = f"alias/bulk-{os.urandom(4).hex()}"
+    assert main(["keys", "create", "--alias", other, "--keystore", keystore]) == EXIT_OK
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "f").write_bytes(b"a file")
+    capsys.readouterr()
+    assert main(["bulk", "encrypt", str(tmp_path / "tree"), str(tmp_path / "out"), "--key", other, "-q",
+                 "--keystore", keystore, "--dry-run"]) == EXIT_OK
+    assert "no scheme" not in capsys.readouterr().err  # -q: nothing to say
+    assert main(["bulk", "encrypt", str(tmp_path / "tree"), str(tmp_path / "out"), "--key", other,
+                 "--keystore", keystore, "--dry-run"]) == EXIT_OK
+    assert f"key {other} has no scheme: using local:{other}" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..context import parse_pairs
 from ..exceptions import UsageError
-from .common import error_line, positive_int, positive_number
+from .common import error_line, positive_int, positive_number, say_implied_local
 
 EXIT_FAILURES = 7
 
@@ -80,6 +80,7 @@ def cmd_bulk(args: argparse.Namespace) -> int:
         raise UsageError(f"bulk {args.bulk_command} needs SOURCE (or --resume JOB)")
     if args.bulk_command == "rewrap" and not args.key and args.resume is None:
         raise UsageError("rewrap needs at least one --key to wrap the data keys under")
+    say_implied_local(args, args.key, getattr(args, "from_key", None))  # the workers resolve them, silently
     options = Options(keys=args.key, from_keys=getattr(args, "from_key", []), context=parse_pairs(args.context),
                       include=args.include, exclude=args.exclude, cache_max_age=args.cache_max_age,
                       max_kms_rps=args.max_kms_rps, endpoint_url=args.endpoint_url, region=args.region,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ..exceptions import (
@@ -166,3 +167,20 @@ def apply_aws_options(args: argparse.Namespace) -> None:
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
     if getattr(args, "profile", None):
         os.environ["AWS_PROFILE"] = args.profile
+
+
+def notice(args: argparse.Namespace) -> Callable[[str], object] | None:
+    """Where a command's notices go: one line on stderr, or nowhere with --quiet."""
+    if getattr(args, "quiet", False):
+        return None
+    return lambda message: print(f"envelope: {message}", file=sys.stderr)
+
+
+def say_implied_local(args: argparse.Namespace, *references: Sequence[str] | None) -> None:
+    """Say once which local key each scheme-less reference (``--key alias/db``) means, as encrypt-file does."""
+    from ..keyrings.registry import implied_local
+
+    say = notice(args)
+    for group in references:
+        for reference in group or ():
+            implied_local(reference, say)

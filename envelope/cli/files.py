@@ -22,6 +22,7 @@ from ..format import DEFAULT_CHUNK_SIZE, MAX_WRAPPED_KEYS
 from ..keyrings.base import DEFAULT_MAX_WRAPPED_KEYS
 from .common import (
     error_line,
+    notice,
     exit_code,
     parse_size,
     positive_int,
@@ -235,12 +236,6 @@ def _bar(args: argparse.Namespace, verb: str, jobs: list[_Job]) -> Bar:
     return Bar(wanted(args.quiet), verb, total, count=len(jobs))
 
 
-def _notice(args: argparse.Namespace) -> Callable[[str], object] | None:
-    if args.quiet:
-        return None
-    return lambda message: print(f"envelope: {message}", file=sys.stderr)
-
-
 def _check_json(args: argparse.Namespace, jobs: list[_Job], default_name: Callable[[str], str]) -> None:
     if args.json and len(jobs) == 1 and jobs[0].tree is None and jobs[0].output(default_name) == "-":
         raise UsageError("--json prints to stdout, which carries the data with -o -; give -o FILE")
@@ -281,12 +276,12 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     def name(path: str) -> str:
         return api.default_encrypted_name(path, args.suffix)
 
-    jobs = _plan(args, name, True, _notice(args))
+    jobs = _plan(args, name, True, notice(args))
     _check_json(args, jobs, name)
     if jobs[0].tree is None and jobs[0].output(name) == "-" and sys.stdout.isatty():
         raise UsageError("refusing to write ciphertext to a terminal; use -o FILE or a pipe")
     cache = _cache(args)
-    keyring = _Once(lambda: api.encryption_keyring(args.key, keystore=args.keystore, notify=_notice(args),
+    keyring = _Once(lambda: api.encryption_keyring(args.key, keystore=args.keystore, notify=notice(args),
                                                    cache=cache), encrypting=True)
 
     def encrypt(src: str, dst: str, **options: Any) -> Header:
@@ -308,11 +303,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     def name(path: str) -> str:
         return api.default_decrypted_name(path, args.suffix)
 
-    jobs = _plan(args, name, False, _notice(args))
+    jobs = _plan(args, name, False, notice(args))
     _check_json(args, jobs, name)
     cache = _cache(args)
     keyring = _Once(lambda: api.decryption_keyring(args.key, keystore=args.keystore, cache=cache,
-                                                   max_wrapped_keys=args.max_wrapped_keys, notify=_notice(args)),
+                                                   max_wrapped_keys=args.max_wrapped_keys, notify=notice(args)),
                     encrypting=False)
     if args.range is not None:
         if len(jobs) > 1:

@@ -24,7 +24,7 @@ from ..context import parse_pairs
 from ..exceptions import EnvelopeError, RangeNotSatisfiableError, UsageError
 from ..s3.metadata import META_SIZE
 from ..s3.names import S3_SCHEME, local_path, split_url
-from .common import ByteRange, error_line, exit_code, range_option
+from .common import ByteRange, error_line, exit_code, range_option, say_implied_local
 from .header_view import header_summary, show_header
 
 PARALLEL_OBJECTS = 4
@@ -131,6 +131,7 @@ def cmd_rewrap(args: argparse.Namespace) -> int:
     for url in args.urls:
         bucket, key = split_url(url)
         with _errors(url):
+            say_implied_local(args, args.key, args.from_key)
             client = EncryptedS3Client(_boto_client(args), keys=args.from_key or None,
                                        context=parse_pairs(args.context), keystore=args.keystore)
             result = client.rewrap_object(Bucket=bucket, Key=key, keys=args.key)
@@ -285,6 +286,7 @@ def _get_range(client: Any, bucket: str, key: str, wanted: ByteRange) -> bytes:
 def _encrypted_client(args: argparse.Namespace) -> Any:
     from ..s3 import EncryptedS3Client
 
+    say_implied_local(args, args.key)
     return EncryptedS3Client(_boto_client(args), keys=args.key or None, context=parse_pairs(args.context),
                              keystore=args.keystore, object_format=args.object_format,
                              legacy_unauthenticated_ranges=args.legacy_unauthenticated_range)

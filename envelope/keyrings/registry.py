@@ -74,16 +74,27 @@ def schemes() -> list[str]:
     return sorted(names)
 
 
+def implied_local(reference: str, notify: Notify | None = None) -> bool:
+    """Whether *reference* is a local keystore key spelled without its scheme (``alias/db``).
+
+    *notify* is told which key that means, once per reference in this process:
+    commands whose workers resolve references elsewhere (bulk) say it here.
+    """
+    if not _LOCAL_SPELLING.fullmatch(reference):
+        return False
+    if notify is not None and reference not in _NOTED:
+        _NOTED.add(reference)
+        notify(f"key {reference} has no scheme: using {LOCAL_SCHEME}:{reference}, the local keystore's key")
+    return True
+
+
 def resolve(reference: str, notify: Notify | None = None, **options: object) -> Keyring:
     """Turn ``scheme:rest`` into a keyring; options go to the scheme's factory.
 
     A local keystore key spelled without its scheme (``alias/db``) is ``local:alias/db``;
     *notify* is told so, once per reference in this process.
     """
-    if _LOCAL_SPELLING.fullmatch(reference):
-        if notify is not None and reference not in _NOTED:
-            _NOTED.add(reference)
-            notify(f"key {reference} has no scheme: using {LOCAL_SCHEME}:{reference}, the local keystore's key")
+    if implied_local(reference, notify):
         return _factory(LOCAL_SCHEME)(reference, **options)
     scheme, sep, rest = reference.partition(":")
     if not sep or not scheme:
