@@ -202,3 +202,22 @@ def test_a_key_without_scheme_is_the_local_key_and_said_once_by_s3_cp_and_bulk(
     assert main(["bulk", "encrypt", str(tmp_path / "tree"), str(tmp_path / "out"), "--key", other,
                  "--keystore", keystore, "--dry-run"]) == EXIT_OK
     assert f"key {other} has no scheme: using local:{other}" in capsys.readouterr().err
+
+
+def test_rewrap_says_once_which_local_key_a_scheme_less_key_means(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from envelope.cli.main import main
+
+    keystore, old, new = str(tmp_path / "ks.db"), f"alias/old-{os.urandom(4).hex()}", f"alias/new-{os.urandom(4).hex()}"
+    for alias in (old, new):
+        assert main(["keys", "create", "--alias", alias, "--keystore", keystore]) == EXIT_OK
+    src = tmp_path / "f"
+    src.write_bytes(b"data")
+    assert main(["encrypt-file", str(src), "-k", f"local:{old}", "--keystore", keystore, "-q"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["rewrap", f"{src}.envelope", "-k", new, "--from-key", old, "--keystore", keystore]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count(f"key {new} has no scheme") == 1 and err.count(f"key {old} has no scheme") == 1, err
+    assert main(["decrypt-file", f"{src}.envelope", "-o", str(tmp_path / "back"), "-k", f"local:{new}",
+                 "--keystore", keystore]) == EXIT_OK
+    assert (tmp_path / "back").read_bytes() == b"data"

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..context import parse_pairs
+from .common import say_implied_local
 
 
 def register(sub: Any) -> None:
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
 def cmd_rewrap(args: argparse.Namespace) -> int:
     from ..rewrap import rewrap_file
 
+    say_implied_local(args, args.key, args.from_key)
     header = rewrap_file(args.file, args.key, output=args.output, unwrap_keys=args.from_key or None,
                          context=parse_pairs(args.context), in_place=args.in_place, force=args.force,
                          keystore=args.keystore)
