@@ -153,14 +153,6 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 )
 
 
-def aws_options(p: argparse.ArgumentParser) -> None:
-    """--region and --profile on *p* (the parser adds them to every command anyway; kept for the commands
-    that list them among their own options)."""
-    for flags, kwargs in GLOBAL_OPTIONS:
-        if flags[0] in ("--region", "--profile"):
-            p.add_argument(*flags, **kwargs)
-
-
 def apply_aws_options(args: argparse.Namespace) -> None:
     """--region/--profile mean exactly AWS_REGION/AWS_PROFILE: boto3 reads them, as it does everywhere else."""
     if getattr(args, "region", None):

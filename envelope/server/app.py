@@ -45,10 +45,6 @@ class Request:
     source: str | None
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class KmsApp:
     """The ASGI application; *handle* runs one request in the keystore thread and returns the response body."""
 
