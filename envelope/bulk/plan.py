@@ -3,7 +3,7 @@
 Listing runs on the driver and reads names and sizes only (ListObjectsV2, a
 directory walk), never data.  Each item names its destination already, so a
 name that would leave the destination is refused here, per object, by the
-same check as ``s3 cp --recursive`` (:func:`envelope.s3.names.local_path`).
+same check as ``s3 cp --recursive`` (:func:`envelope.paths.local_path`).
 An item also carries its source's *stamp* (ETag, or size and mtime): a
 written destination records it, so a rerun knows the work is done.
 """
@@ -19,7 +19,8 @@ from typing import Any
 
 from ..api import SUFFIX
 from ..exceptions import UsageError
-from ..s3.names import S3_SCHEME, local_path, split_url
+from ..paths import local_path
+from ..s3.names import S3_SCHEME, split_url
 
 OPERATIONS = ("encrypt", "decrypt", "rewrap", "verify")
 #: Objects at or above this many bytes go up in parts; below it, one PUT.

@@ -22,8 +22,9 @@ from typing import Any, Callable
 from ..atomic import STDIO, atomic_output, check_destination, open_input
 from ..context import parse_pairs
 from ..exceptions import EnvelopeError, RangeNotSatisfiableError, UsageError
+from ..paths import local_path
 from ..s3.metadata import META_SIZE
-from ..s3.names import S3_SCHEME, local_path, split_url
+from ..s3.names import S3_SCHEME, split_url
 from .common import ByteRange, error_line, exit_code, range_option, say_implied_local
 from .header_view import header_summary, show_header
 

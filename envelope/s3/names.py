@@ -1,16 +1,13 @@
 """Object keys and s3:// URLs: what names a copy may give, shared by ``s3 cp --recursive`` and bulk jobs.
 
 Object keys are written by whoever can write to the bucket, so a key becomes
-a local path only through :func:`local_path`, which refuses any name that
-would land outside the destination directory.
+a local path only through :func:`envelope.paths.local_path`, which refuses any
+name that would land outside the destination directory.
 """
 
 from __future__ import annotations
 
 from ..exceptions import UsageError
-from ..paths import local_path
-
-__all__ = ["S3_SCHEME", "local_path", "split_url"]
 
 S3_SCHEME = "s3://"
 
