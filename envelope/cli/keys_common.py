@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..atomic import PRIVATE_MODE, STDIO, atomic_output
 from ..exceptions import UsageError
 from ..format import read_exactly
+from ..keyrings.registry import LOCAL_SCHEME
 from ..kms.storage.paths import default_keystore_path
 from ..pipeline import write_all
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 KEYSTORE_HELP = "local keystore file (default: $ENVELOPE_KEYSTORE or the per-user keystore)"
 KEY_HELP = "key id, key ARN or alias/NAME"
-LOCAL_SCHEME = "local:"
 
 Handler = Callable[[argparse.Namespace], int]
 Option = tuple[Sequence[str], dict[str, Any]]
@@ -53,7 +53,8 @@ def add_action(parent: Any, name: str, handler: Handler, text: str, *options: Op
 def key_reference(text: str) -> str:
     """KEY as the keystore reads it: ``local:`` dropped, so ``--key local:alias/db`` and ``keys describe
     alias/db`` name the key the same way (every key here is the local keystore's)."""
-    return text[len(LOCAL_SCHEME):] if text.startswith(LOCAL_SCHEME) else text
+    scheme, sep, rest = text.partition(":")
+    return rest if sep and scheme == LOCAL_SCHEME else text
 
 
 def either(p: argparse.ArgumentParser, dest: str, metavar: str, flags: Sequence[str], help_: str,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
 from ..kms.model.clock import parse_iso
-from ..kms.model.keys import key_arn
+from ..kms.model.keys import alias_arn, key_arn
 from ..server.errors import AwsError
 from ..server.operations import OPERATIONS
 from ..server.operations_keys import metadata
@@ -38,7 +38,7 @@ class LocalWire(Wire):
         return key_arn(self.account, key_id, region or self.region)
 
     def alias_arn(self, alias: str) -> str:
-        return f"arn:envelope:kms:{self.region}:{self.account}:{alias}"
+        return alias_arn(self.account, alias, self.region)
 
     def ref(self, text: str) -> str:
         return text  # the keystore reads its own ids, ARNs and aliases, and names what it refuses

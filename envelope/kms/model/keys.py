@@ -164,6 +164,11 @@ def key_arn(keystore_id: str, key_id: str, region: str = DEFAULT_REGION) -> str:
     return f"arn:envelope:kms:{region}:{keystore_id}:key/{key_id}"
 
 
+def alias_arn(keystore_id: str, alias: str, region: str = DEFAULT_REGION) -> str:
+    """An alias's ARN, as AWS spells one (``...:alias/NAME``): what :data:`_ARN_RE` reads back."""
+    return f"arn:envelope:kms:{region}:{keystore_id}:{alias}"
+
+
 def is_key_id(text: str) -> bool:
     """A key id: a UUID, or ``mrk-`` and 32 hex digits for a multi-Region key (as in AWS KMS)."""
     return bool(_UUID_RE.match(text) or _MRK_RE.match(text))
