@@ -31,6 +31,7 @@ from ..exceptions import (
 )
 from . import errors
 
+
 @dataclass(frozen=True)
 class Wire:
     """The server's region and account: how keys and principals are named on the wire."""
