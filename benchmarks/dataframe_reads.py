@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
 
 import fsspec  # noqa: E402
-from envelope.filesystem import CountedReader  # noqa: E402
+from envelope.filesystem_files import CountedReader  # noqa: E402
 from s3_throughput import start_server  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
