@@ -129,7 +129,7 @@ def _source(state: WorkerState, item: Item) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import RawStreamingBody
+    from ..s3.whole_object import RawStreamingBody
 
     bucket, key = split_url(item.src)
     body = state.s3().get_object(Bucket=bucket, Key=key, IfMatch=item.stamp)["Body"]
@@ -219,7 +219,7 @@ def _sealed(state: WorkerState, item: Item, *, whole: bool) -> Any:
         with open_input(item.src) as f:
             yield f
         return
-    from ..s3.client import RawStreamingBody
+    from ..s3.whole_object import RawStreamingBody
     from ..s3.ranged import RangedObject
 
     bucket, key = split_url(item.src)

@@ -15,7 +15,8 @@ to the key manager, while the object's ETag is unchanged.
 
 Nothing unauthenticated is returned: a whole-object GET decrypts into a
 spooled temporary file (memory up to 8 MiB, then disk) and returns it only
-after the last chunk and the end of the stream verify; a ranged GET returns
+after the last chunk and the end of the stream verify
+(:mod:`envelope.s3.whole_object`); a ranged GET returns
 bytes from chunks whose tags verified, and only once the chunk that the
 object's length says is last has opened as last, which proves the length
 (once per object version while its header is cached).
@@ -23,7 +24,6 @@ object's length says is last has opened as last, which proves the length
 
 from __future__ import annotations
 
-import functools
 import io
 import tempfile
 from typing import Any, BinaryIO, cast
@@ -32,20 +32,20 @@ from .. import api
 from ..cache import DataKeyCache
 from ..context import EncryptionContext
 from ..exceptions import FormatError, UsageError
-from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE, plaintext_before, plaintext_size
+from ..format import DEFAULT_CHUNK_SIZE, TAG_SIZE
 from ..kdf import FileKeys
 from ..keyrings.base import refuse_pickle
-from ..pipeline import read_into, wait_readable, write_all
+from ..pipeline import read_into, wait_readable
 from ..reader import DecryptingReader, ProvenEnds
-from ..stream import encrypt_stream, open_body, open_header, unwrap_header
+from ..stream import encrypt_stream, unwrap_header
 from .header_cache import DEFAULT_ENTRIES, DEFAULT_MAX_AGE, HeaderCache, Ident
 from .metadata import META_CHUNK, META_SIZE, META_VERSION, plaintext_view, require_envelope
-from . import s3ec, s3ec_format
+from . import s3ec, s3ec_format, whole_object
 from .ranged import FIRST_WINDOW, RangedObject, is_replaced, parse_range
 from .s3ec_write import FORMATS as S3EC_FORMATS
+from .whole_object import SPOOL_BYTES
 
 FORMAT_ENVELOPE = "envelope"
-SPOOL_BYTES = 8 << 20
 
 
 class EncryptedS3Client:
@@ -148,15 +148,7 @@ class EncryptedS3Client:
         written only once all of it verified.  *Callback* is told of plaintext
         bytes as they are written.
         """
-        response = dict(self._client.get_object(Bucket=Bucket, Key=Key, **(ExtraArgs or {})))
-        if s3ec_format.is_s3ec(response.get("Metadata")):
-            with s3ec.get_whole(self, response, Bucket, Key)["Body"] as plain:
-                for block in iter(lambda: plain.read(1 << 20), b""):
-                    write_all(Fileobj, memoryview(block))
-                    if Callback is not None:
-                        Callback(len(block))
-            return
-        self._decrypt_body(response, Fileobj, Callback)
+        whole_object.download_stream(self, Bucket, Key, Fileobj, ExtraArgs, Callback)
 
     def copy_object(self, *, Bucket: str, Key: str, CopySource: Any, **kwargs: Any) -> Any:  # noqa: N803
         """CopyObject: the encrypted body is copied as it is (no key needed); a REPLACE of the
@@ -210,53 +202,15 @@ class EncryptedS3Client:
     def get_object(self, *, Bucket: str, Key: str, Range: str | None = None,  # noqa: N803 - boto3's names
                    **kwargs: Any) -> dict[str, Any]:
         if Range is None:
-            return self._get_whole(Bucket, Key, kwargs)
+            return whole_object.get_whole(self, Bucket, Key, kwargs)
         return self._get_range(Bucket, Key, Range, kwargs)
 
     def head_object(self, *, Bucket: str, Key: str, **kwargs: Any) -> dict[str, Any]:  # noqa: N803
         """HeadObject, with ContentLength the plaintext's (the stored length is in EncryptedContentLength)."""
         response = dict(self._client.head_object(Bucket=Bucket, Key=Key, **kwargs))
-        return _plaintext_view(response, Bucket, Key)
+        return whole_object.response_view(response, Bucket, Key)
 
     # -- internals -----------------------------------------------------------------------------------
-
-    def _get_whole(self, bucket: str, key: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        response = dict(self._client.get_object(Bucket=bucket, Key=key, **kwargs))
-        if s3ec_format.is_s3ec(response.get("Metadata")):
-            return s3ec.get_whole(self, response, bucket, key)
-        plain = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
-        try:
-            self._decrypt_body(response, plain)
-        except BaseException:
-            plain.close()
-            raise
-        length = plain.tell()
-        plain.seek(0)
-        response = _plaintext_view(response, bucket, key)
-        response.update(Body=plain, ContentLength=length)
-        return response
-
-    def _decrypt_body(self, response: dict[str, Any], out: Any, callback: Any = None) -> None:
-        """An envelope object's body, from a whole-object GET, into *out*: chunks as they verify."""
-        body = response["Body"]
-        try:
-            src = cast(BinaryIO, RawStreamingBody(body))
-            header, keys = open_header(src, self._decrypting, required_context=self._context)
-            progress = None
-            if callback is not None:  # told of sealed bytes read; plaintext is what boto3's callers count
-                try:
-                    size: int | None = plaintext_size(header.size, int(response["ContentLength"]), header.chunk_size)
-                except FormatError:
-                    size = None  # an impossible length: the stream fails at its end anyway
-                before = functools.partial(plaintext_before, 0, header.chunk_size, plaintext_size=size)
-                seen = [0]
-
-                def progress(n: int) -> None:
-                    start, seen[0] = before(seen[0]), seen[0] + n
-                    callback(before(seen[0]) - start)
-            open_body(src, cast(BinaryIO, out), header, keys, progress=progress)
-        finally:
-            body.close()
 
     def open_object(self, bucket: str, key: str, version_id: str | None = None) -> DecryptingReader:
         """A seekable plaintext view of one envelope object version, for reads at any offset.
@@ -360,12 +314,6 @@ class EncryptedS3Client:
         return response
 
 
-def _plaintext_view(response: dict[str, Any], bucket: str, key: str) -> dict[str, Any]:
-    if s3ec_format.is_s3ec(response.get("Metadata")):
-        return s3ec.plaintext_view(response, bucket, key)
-    return plaintext_view(response, bucket, key)
-
-
 def _read_exactly(reader: DecryptingReader, n: int) -> bytes:
     out = bytearray(n)
     view, got = memoryview(out), 0
@@ -398,21 +346,3 @@ class _Counter(io.RawIOBase):
             view[:n] = data
         self.count += n
         return n
-
-
-class RawStreamingBody(io.RawIOBase):
-    """botocore's StreamingBody as a raw binary stream (``readinto``), for what reads a GET's body as a file:
-    the decrypting reader here, a bulk task's source or object to verify."""
-
-    def __init__(self, body: Any) -> None:
-        super().__init__()
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._body.read(len(view))
-        view[:len(data)] = data
-        return len(data)
