@@ -11,7 +11,8 @@ wants one: ``create``).
 ``--keystore PATH`` (on the group or on any action) overrides
 ``$ENVELOPE_KEYSTORE`` and the per-user default.  Only ``init`` and ``create``
 may create the keystore file; the other actions report a missing one.  The
-cryptographic actions (encrypt, decrypt, ...) are in :mod:`.kms_ops`.
+cryptographic actions (encrypt, decrypt, ...) are in :mod:`.kms_ops`, rotation
+and deletion in :mod:`.keys_lifecycle`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from .keys_common import (
 )
 
 if TYPE_CHECKING:  # the keystore and its crypto are imported by the actions that use them
-    from ..kms.model.keys import AuditEvent, KeyMetadata, RotationStatus
+    from ..kms.model.keys import AuditEvent, KeyMetadata
 
 
 def register(sub: Any) -> None:
@@ -97,23 +98,9 @@ def register(sub: Any) -> None:
     action("enable", cmd_enable, "enable a disabled key", aws=["enable-key"])
     action("disable", cmd_disable, "disable a key: it refuses all cryptography until enabled again",
            aws=["disable-key"])
-    action("enable-rotation", cmd_enable_rotation, "rotate the key's backing key automatically",
-           (["--period-days", "--rotation-period-in-days"], {"type": int, "metavar": "N",
-                                                            "help": "days between rotations, 90-2560 (default 365)"}),
-           aws=["enable-key-rotation"])
-    action("disable-rotation", cmd_disable_rotation, "stop automatic rotation (backing keys are kept)",
-           aws=["disable-key-rotation"])
-    action("rotation-status", cmd_rotation_status, "show the rotation schedule and every backing key",
-           aws=["get-key-rotation-status", LIST_ROTATIONS])
-    action("rotate", cmd_rotate, "rotate now: a new backing key; older ones keep decrypting",
-           aws=["rotate-key-on-demand"])
-    action("schedule-deletion", cmd_schedule_deletion, "schedule the key's destruction after a waiting period",
-           (["--days", "--pending-window-in-days"], {"type": int, "metavar": "N",
-                                                    "help": "waiting period, 7-30 days (default 30)"}),
-           aws=["schedule-key-deletion"])
-    action("cancel-deletion", cmd_cancel_deletion, "cancel a scheduled deletion (the key comes back Disabled)",
-           aws=["cancel-key-deletion"])
-    action("maintain", cmd_maintain, "perform due automatic rotations and scheduled deletions", key=False)
+    from . import keys_lifecycle  # rotation and deletion, listed here in the help
+
+    keys_lifecycle.register(actions)
     action("tag", cmd_tag, "add or replace tags on a key", (["tags"], {"nargs": "*", "metavar": "K=V"}), AWS_TAGS,
            aws=["tag-resource"])
     action("untag", cmd_untag, "remove tags from a key", (["tag_keys"], {"nargs": "*", "metavar": "TAG-KEY"}),
@@ -144,10 +131,6 @@ def register(sub: Any) -> None:
     from . import keys_credentials  # access keys for the KMS server's signed requests
 
     keys_credentials.register(actions)
-
-
-#: aws kms's verb that lists a key's rotations (``rotation-status --json`` is its schedule).
-LIST_ROTATIONS = "list-key-rotations"
 
 
 # -- actions ---------------------------------------------------------------------------------------
@@ -243,66 +226,6 @@ def cmd_disable(args: argparse.Namespace) -> int:
     return emit(args, meta.to_dict(), f"key {meta.key_id} is {meta.state}")
 
 
-def cmd_enable_rotation(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "EnableKeyRotation", KeyId=args.key,
-                                               RotationPeriodInDays=args.period_days))
-        return _show_rotation(args, store.enable_key_rotation(args.key, args.period_days))
-
-
-def cmd_disable_rotation(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "DisableKeyRotation", KeyId=args.key))
-        return _show_rotation(args, store.disable_key_rotation(args.key))
-
-
-def cmd_rotation_status(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:  # aws kms answers the two verbs with two shapes: the schedule, or the rotations
-            operation = "ListKeyRotations" if args.keys_command == LIST_ROTATIONS else "GetKeyRotationStatus"
-            return aws_json.show(aws_json.call(store, operation, KeyId=args.key))
-        return _show_rotation(args, store.get_key_rotation_status(args.key))
-
-
-def cmd_rotate(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "RotateKeyOnDemand", KeyId=args.key))
-        rotation = store.rotate_key_on_demand(args.key)
-        key_id = store.resolve_key_id(args.key)
-    return emit(args, {"key_id": key_id, **rotation.to_dict()},
-                f"key {key_id} rotated: backing key {rotation.version} now encrypts; older ones still decrypt")
-
-
-def cmd_schedule_deletion(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "ScheduleKeyDeletion", KeyId=args.key,
-                                               PendingWindowInDays=args.days))
-        plan = store.schedule_key_deletion(args.key, args.days)
-    return emit(args, plan.to_dict(),
-                f"key {plan.key_id} is {plan.state}: its material will be destroyed on {plan.deletion_date} "
-                f"(cancel before then with: envelope keys cancel-deletion {plan.key_id})")
-
-
-def cmd_cancel_deletion(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.json:
-            return aws_json.show(aws_json.call(store, "CancelKeyDeletion", KeyId=args.key))
-        meta = store.cancel_key_deletion(args.key)
-    return emit(args, meta.to_dict(), f"deletion cancelled: key {meta.key_id} is {meta.state} "
-                                      f"(enable it with: envelope keys enable {meta.key_id})")
-
-
-def cmd_maintain(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        report = store.maintain()
-    lines = [f"rotated {k}" for k in report.rotated] + [f"deleted {k}" for k in report.deleted]
-    return emit(args, report.to_dict(), lines or "nothing due")
-
-
 def cmd_tag(args: argparse.Namespace) -> int:
     pairs = {**parse_pairs(args.tags, "tag"), **aws_tags(args.aws_tags)}
     if not pairs:
@@ -389,15 +312,6 @@ def _show_key(args: argparse.Namespace, meta: KeyMetadata) -> int:
                                      f"(primary in region {meta.primary_region})"))
     width = max(len(name) for name, _ in rows) + 2
     return emit(args, meta.to_dict(), [f"{name + ':':<{width}}{value}" for name, value in rows])
-
-
-def _show_rotation(args: argparse.Namespace, status: RotationStatus) -> int:
-    lines = [f"key {status.key_id}: automatic rotation "
-             + (f"enabled, every {status.rotation_period_days} days, next on {status.next_rotation_date}"
-                if status.rotation_enabled else "disabled")]
-    lines += [f"  backing key {r.version}: {r.created_at} ({(r.rotation_type or 'original').lower()})"
-              for r in status.rotations]
-    return emit(args, status.to_dict(), lines)
 
 
 def _audit_line(event: AuditEvent) -> str:
