@@ -135,3 +135,18 @@ def test_an_empty_folder_marker_is_skipped_not_refused(env: dict[str, str], buck
     done = cli(env, "s3", "cp", f"s3://{bucket}/{PREFIX}", str(dst), "--recursive", "--key", env["KEK"])
     assert done.returncode == EXIT_OK, done.stderr
     assert _files(dst) == {dst / "sub" / "ok.txt"} and (dst / "sub" / "ok.txt").read_bytes() == GOOD
+
+
+def test_the_library_plans_a_directory_to_a_prefix_and_refuses_a_key_with_no_safe_name(tmp_path: Path) -> None:
+    """envelope.s3.copies.plan takes plain parameters (no argument objects): each file goes under the prefix."""
+    from envelope.exceptions import UsageError
+    from envelope.s3.copies import plan
+
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_bytes(b"12345")
+    (tmp_path / "src" / "sub" / "b.txt").write_bytes(b"")
+    jobs, refused = plan(None, str(tmp_path / "src"), "s3://bucket/pre", recursive=True)
+    assert refused == [] and jobs == [(str(tmp_path / "src" / "a.txt"), "s3://bucket/pre/a.txt", 5),
+                                      (str(tmp_path / "src" / "sub" / "b.txt"), "s3://bucket/pre/sub/b.txt", 0)]
+    with pytest.raises(UsageError, match="refusing to copy key 'sub/..'"):
+        plan(None, "s3://bucket/sub/..", str(tmp_path) + "/")

@@ -74,17 +74,11 @@ class ByteRange(NamedTuple):
     """``--range``: plaintext bytes [start, end), or with a negative start the last -start bytes.
 
     A tuple, so ``decrypt_range(src, dst, *rng)`` takes it as it is: a negative
-    start means a suffix there too.  :meth:`http` is the same range as S3 wants it.
+    start means a suffix there too, as for ``envelope.s3.copies.get_range``.
     """
 
     start: int
     end: int | None
-
-    def http(self) -> str:
-        """The HTTP Range header: ``bytes=A-B`` (B inclusive), ``bytes=A-`` or ``bytes=-N``."""
-        if self.start < 0:
-            return f"bytes={self.start}"
-        return f"bytes={self.start}-{'' if self.end is None else self.end - 1}"
 
 
 def parse_range(text: str) -> ByteRange:

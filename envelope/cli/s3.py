@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..atomic import STDIO, atomic_output, check_destination, open_input
+from ..atomic import STDIO
 from ..context import parse_pairs
-from ..exceptions import EnvelopeError, RangeNotSatisfiableError, UsageError
-from ..paths import local_path
-from ..s3.metadata import META_SIZE
+from ..exceptions import EnvelopeError, UsageError
+from ..s3.copies import Job, copy, plan
 from ..s3.names import S3_SCHEME, split_url
-from .common import ByteRange, error_line, exit_code, range_option, say_implied_local
+from .common import error_line, exit_code, range_option, say_implied_local
 from .header_view import header_summary, show_header
 
 PARALLEL_OBJECTS = 4
@@ -98,12 +95,12 @@ def cmd_cp(args: argparse.Namespace) -> int:
         raise UsageError("- (stdin or stdout) is one stream, not a directory: --recursive needs a path")
     with _errors(args.src if src_s3 else args.dst):
         client = _encrypted_client(args)
-        jobs, refused = _plan(args, client, src_s3, dst_s3)
+        jobs, refused = plan(client, args.src, args.dst, recursive=args.recursive, ranged=args.range is not None)
         for reason in refused:  # each on its own line; the other objects are still copied
             print(error_line(reason), file=sys.stderr)
         total = sum(size for _, _, size in jobs)
         with _progress(args, total) as advance:
-            def one(job: tuple[str, str, int]) -> None:
+            def one(job: Job) -> None:
                 told, lock = [0], threading.Lock()
 
                 def tick(n: int) -> None:  # bytes as they move; the rest (a copy inside S3) at the end
@@ -111,7 +108,7 @@ def cmd_cp(args: argparse.Namespace) -> int:
                         told[0] += n
                     advance(n)
 
-                _copy(args, client, job[0], job[1], tick)
+                copy(client, job[0], job[1], tick, force=args.force, byte_range=args.range)
                 advance(max(0, job[2] - told[0]))
 
             if len(jobs) == 1:
@@ -178,110 +175,6 @@ def _show_s3ec(args: argparse.Namespace, info: dict[str, Any]) -> int:
     for name, value in rows:
         print(f"{name + ':' if name else '':<{width}}{value}")
     return 0
-
-
-def _local_target(root: str, bucket: str, key: str, rest: str) -> str:
-    try:
-        return local_path(root, rest)
-    except UsageError as exc:
-        raise UsageError(f"s3://{bucket}: refusing to copy key {key!r} to a local file: {exc}") from None
-
-
-def _plan(args: argparse.Namespace, client: Any, src_s3: bool,
-          dst_s3: bool) -> tuple[list[tuple[str, str, int]], list[UsageError]]:
-    """(source, destination, bytes) for every object or file to copy, and the objects refused (why)."""
-    if not args.recursive:
-        dst = args.dst
-        if dst == STDIO:
-            pass
-        elif not dst_s3 and (dst.endswith("/") or os.path.isdir(dst)):
-            bucket, key = split_url(args.src)
-            dst = _local_target(dst, bucket, key, key.rsplit("/", 1)[-1])
-        elif dst_s3 and dst.endswith("/"):
-            if args.src == STDIO:
-                raise UsageError("stdin has no name to put after the prefix: give s3://BUCKET/KEY")
-            dst += os.path.basename(args.src) if not src_s3 else split_url(args.src)[1].rsplit("/", 1)[-1]
-        if args.src == STDIO:
-            size = 0  # unknown until the stream ends
-        elif not src_s3:
-            size = os.path.getsize(args.src)
-        elif args.range is None and not dst_s3:  # the bar's total: the plaintext's size, or near it
-            head = client.wrapped_client.head_object(Bucket=split_url(args.src)[0], Key=split_url(args.src)[1])
-            size = int((head.get("Metadata") or {}).get(META_SIZE, head["ContentLength"]))
-        else:
-            size = 0
-        return [(args.src, dst, size)], []
-    if not src_s3:
-        root = Path(args.src)
-        if not root.is_dir():
-            raise UsageError(f"--recursive needs a directory, not {args.src!r}")
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-        prefix = args.dst.rstrip("/") + "/"
-        return [(str(p), prefix + p.relative_to(root).as_posix(), p.stat().st_size) for p in files], []
-    bucket, prefix = split_url(args.src)
-    jobs, refused = [], []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            rest = key[len(prefix):]
-            if prefix and not prefix.endswith("/") and rest.startswith("/"):
-                rest = rest[1:]  # the separator after a prefix given without one
-            if not rest or (rest.endswith("/") and int(item["Size"]) == 0):
-                continue  # the prefix itself, or an empty folder marker (the S3 console's "Create folder")
-            if dst_s3:
-                dst = args.dst.rstrip("/") + "/" + rest
-            else:
-                try:
-                    dst = _local_target(args.dst, bucket, key, rest)
-                except UsageError as exc:
-                    refused.append(exc)
-                    continue
-            jobs.append((f"{S3_SCHEME}{bucket}/{key}", dst, int(item["Size"])))
-    if not jobs and not refused:
-        raise UsageError(f"nothing under {args.src}")
-    return jobs, refused
-
-
-def _copy(args: argparse.Namespace, client: Any, src: str, dst: str, tick: Callable[[int], None]) -> None:
-    if not src.startswith(S3_SCHEME):
-        bucket, key = split_url(dst)
-        if src != STDIO:
-            client.upload_file(src, bucket, key, Callback=tick)
-            return
-        with open_input(STDIO) as stdin:  # a pipe's length is unknown: sealed in order, sent in parts as they fill
-            client.upload_fileobj(stdin, bucket, key, Callback=tick)
-        return
-    bucket, key = split_url(src)
-    if dst.startswith(S3_SCHEME):
-        to_bucket, to_key = split_url(dst)
-        client.copy_object(Bucket=to_bucket, Key=to_key, CopySource={"Bucket": bucket, "Key": key})
-        return
-    if dst != STDIO:
-        check_destination(dst, args.force)  # a device or FIFO is written in place, as by decrypt-file
-        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    if args.range is None:
-        if dst != STDIO:
-            client.download_file(bucket, key, dst, Callback=tick)
-            return
-        with atomic_output(STDIO) as stdout:  # cannot be taken back: chunks as they verify, failure by exit status
-            client.download_stream(bucket, key, stdout, Callback=tick)
-        return
-    body = _get_range(client, bucket, key, args.range)
-    with atomic_output(dst, force=True) as out:
-        out.write(body)
-
-
-def _get_range(client: Any, bucket: str, key: str, wanted: ByteRange) -> bytes:
-    """Plaintext bytes of an object; a range past its end is the error decrypt-file --range gives."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return bytes(client.get_object(Bucket=bucket, Key=key, Range=wanted.http())["Body"].read())
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "InvalidRange" and str(error.get("ActualObjectSize", "")).isdigit():
-            raise RangeNotSatisfiableError(*wanted, int(error["ActualObjectSize"])) from None
-        raise
 
 
 def _encrypted_client(args: argparse.Namespace) -> Any:

@@ -126,6 +126,14 @@ def is_replaced(exc: Exception) -> bool:
     return code in ("PreconditionFailed", "412")
 
 
+def range_header(start: int, end: int | None) -> str:
+    """The HTTP Range of plaintext bytes [start, end) (*end* None: to the end), or with a negative *start*
+    the last -start bytes: ``bytes=A-B`` (B inclusive), ``bytes=A-`` or ``bytes=-N``."""
+    if start < 0:
+        return f"bytes={start}"
+    return f"bytes={start}-{'' if end is None else end - 1}"
+
+
 def parse_range(text: str, size: int, bucket: str, key: str) -> tuple[int, int]:
     """S3's single-range forms: ``bytes=A-B``, ``bytes=A-``, ``bytes=-N``; past the end shortens, as S3 does."""
     match = _RANGE.match(text.replace(" ", ""))
