@@ -233,14 +233,14 @@ def s3_client(region: str | None, endpoint_url: str | None) -> Any:
     sent twice (bytes, a part's buffer, a seekable spooled file) and is the
     same ciphertext again, so a retry costs no object and changes no byte.
     """
-    from ..keyrings.aws_client import env_region, retry_mode
+    from ..keyrings.aws_client import env_region, retry_mode, service_client
     from ..optional import require
 
-    boto3 = require("boto3", "s3", "bulk jobs on S3")
+    require("boto3", "s3", "bulk jobs on S3")
     from botocore.config import Config
 
-    return boto3.client("s3", region_name=region or env_region(), endpoint_url=endpoint_url,
-                        config=Config(retries={"mode": retry_mode()}))
+    return service_client("s3", region_name=region or env_region(), endpoint_url=endpoint_url,
+                          config=Config(retries={"mode": retry_mode()}))
 
 
 _STATES: dict[JobConfig, WorkerState] = {}

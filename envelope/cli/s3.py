@@ -187,11 +187,12 @@ def _encrypted_client(args: argparse.Namespace) -> Any:
 
 
 def _boto_client(args: argparse.Namespace) -> Any:
-    from ..keyrings.aws_client import env_region
+    """boto3's S3 client, from the Session the process's KMS clients come from too."""
+    from ..keyrings.aws_client import env_region, service_client
     from ..optional import require
 
-    boto3 = require("boto3", "s3", "envelope s3")
-    return boto3.client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
+    require("boto3", "s3", "envelope s3")
+    return service_client("s3", region_name=env_region(), endpoint_url=args.endpoint_url or None)
 
 
 _HTTP_CODES = {"404": "not found (no such bucket or key)", "403": "forbidden (access denied)",

@@ -11,12 +11,22 @@ hangs costs at most :data:`CONNECT_TIMEOUT` / :data:`READ_TIMEOUT` seconds per
 attempt (``ENVELOPE_KMS_TIMEOUT`` sets both), not botocore's minute.  KMS quotas are per account and region, so every call in the process goes
 through one semaphore: a program that opens many files at once from many
 threads makes at most :data:`MAX_CONCURRENT_CALLS` KMS requests at a time.
+
+Every client, KMS or S3, comes from one boto3 Session per process (per
+profile, ``AWS_REGION`` and the rest of the AWS environment): a Session loads
+botocore's data, tens of milliseconds and megabytes each, so a command that
+opens an S3 client and KMS clients, or threads that each make one, pay it
+once.  A Session is not thread-safe (its clients are): it is made, and clients
+and credentials are taken from it, only under one lock.  A forked child
+forgets its parent's Sessions and makes its own; none is ever pickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from ..exceptions import AccessDeniedError, KeyNotFoundError, KeyringError, KeyStateError, UsageError
@@ -62,16 +72,86 @@ def env_region() -> str | None:
 
 def default_region(profile: str | None) -> str | None:
     """The region a KMS call goes to when none is given: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's."""
-    return make_session(profile).region_name  # type: ignore[no-any-return]
+    session = make_session(profile)
+    with session_lock():
+        return session.region_name  # type: ignore[no-any-return]
+
+
+#: Sessions kept for later clients: the environment rarely changes, and one that did leaves the old ones stale.
+SESSIONS_KEPT = 4
+# The process's boto3 Sessions by what configures them, most recent last; every use of one is under the lock.
+_SESSIONS: OrderedDict[tuple[str | None, bytes], Any] = OrderedDict()
+_SESSIONS_LOCK = threading.Lock()
+_FINGERPRINT_KEY = os.urandom(16)
+# Besides AWS_*, what boto3 reads when it finds its files and credentials.
+_MORE_ENVIRONMENT = ("HOME",)
+
+
+def _forget_sessions() -> None:
+    """In a forked child: the parent's Sessions (and a lock another thread may have held) are not its own."""
+    global _SESSIONS, _SESSIONS_LOCK
+    _SESSIONS, _SESSIONS_LOCK = OrderedDict(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_sessions)
+
+
+def _environment() -> bytes:
+    """What boto3 reads from the environment (credentials too) and the state of its two files, as a keyed
+    digest: a change (credentials rotated in the file, too) means another Session, as a new one would have
+    seen it, and no second copy of a secret is kept."""
+    seen: list[object] = [*sorted((k, v) for k, v in os.environ.items()
+                                  if k.startswith("AWS_") or k in _MORE_ENVIRONMENT)]
+    for variable, default in (("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+                              ("AWS_CONFIG_FILE", "~/.aws/config")):
+        try:
+            st = os.stat(os.path.expanduser(os.environ.get(variable) or default))
+            seen.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            seen.append(None)
+    return hashlib.blake2b(repr(seen).encode(), key=_FINGERPRINT_KEY, digest_size=16).digest()
+
+
+def shared_session(profile: str | None) -> Any:
+    """This process's boto3 Session of *profile* (default: boto3's own choice) in :func:`env_region` if set.
+
+    Made once per profile and AWS environment; botocore's errors (an unknown
+    profile) are raised as they are.  Use it only under :func:`session_lock`;
+    boto3 must be importable (callers check with :func:`envelope.optional.require`).
+    """
+    import boto3
+
+    key = (profile, _environment())
+    with session_lock():
+        session = _SESSIONS.get(key)
+        if session is None:
+            session = _SESSIONS[key] = boto3.session.Session(profile_name=profile, region_name=env_region())
+            while len(_SESSIONS) > SESSIONS_KEPT:  # clients made from one keep it alive while they are used
+                _SESSIONS.popitem(last=False)
+        _SESSIONS.move_to_end(key)
+        return session
+
+
+def session_lock() -> threading.Lock:
+    """Held while a Session makes a client or resolves credentials: a Session is not thread-safe."""
+    return _SESSIONS_LOCK
+
+
+def service_client(service: str, profile: str | None = None, **kwargs: Any) -> Any:
+    """A boto3 client of *service* from the process's Session (botocore's errors as they are)."""
+    session = shared_session(profile)
+    with session_lock():
+        return session.client(service, **kwargs)
 
 
 def make_session(profile: str | None) -> Any:
-    """A boto3 session of *profile* (default: boto3's own choice), in :func:`env_region` if set."""
-    boto3 = _import_boto3()
+    """The process's boto3 session of *profile* (:func:`shared_session`), failures as a :class:`KeyringError`."""
+    _import_boto3()
     from botocore.exceptions import BotoCoreError
 
     try:
-        return boto3.session.Session(profile_name=profile, region_name=env_region())
+        return shared_session(profile)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
@@ -86,7 +166,8 @@ def make_client(region: str | None, profile: str | None, session: Any = None) ->
     config = Config(retries={"mode": retry_mode(), "total_max_attempts": max_attempts()},  # the first try included
                     max_pool_connections=MAX_CONCURRENT_CALLS, connect_timeout=connect, read_timeout=read)
     try:
-        return session.client("kms", region_name=region, config=config)
+        with session_lock():
+            return session.client("kms", region_name=region, config=config)
     except BotoCoreError as exc:
         raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
 
@@ -133,7 +214,8 @@ class KmsClients:
             _import_boto3()
 
     def session(self) -> Any:
-        """The one boto3 session every client here comes from (so one credentials chain, resolved once)."""
+        """The one boto3 session every client here comes from (so one credentials chain, resolved once):
+        the process's, as the environment was when first asked."""
         with self._lock:
             if self._session is None:
                 self._session = make_session(self._profile)
@@ -152,8 +234,9 @@ class KmsClients:
         from botocore.exceptions import BotoCoreError
 
         try:
-            credentials = session.get_credentials()
-            resolved = region or session.region_name or ""
+            with session_lock():
+                credentials = session.get_credentials()
+                resolved = region or session.region_name or ""
         except BotoCoreError as exc:
             raise KeyringError(f"cannot set up AWS KMS: {' '.join(str(exc).split())}") from None
         access_key = credentials.access_key if credentials is not None else ""
