@@ -16,21 +16,21 @@ here (test credentials, the server as endpoint, no config files).
 
 where each PYTHON is an interpreter with that envelope importable (the
 interpreter of a virtualenv, or a script that sets ``PYTHONPATH`` and runs one)
-and with ``boto3`` and ``moto[server]`` installed (``moto_server`` is looked
-for beside the first).
+and with ``boto3``; ``moto_server`` (``moto[server]``) is looked for beside the
+interpreter running this script.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from s3_throughput import start_server  # the same moto_server on a free loopback port
 
 # The S3 client as `envelope s3 cp` makes it, then an aws-kms keyring's KMS client: each install's own code.
 _PROBE = """
@@ -44,22 +44,6 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 """
 
 
-def _start_server(python: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(Path(python).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("moto_server did not start")
-
-
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     started = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, cwd=cwd)
@@ -71,7 +55,7 @@ def main() -> None:
     parser.add_argument("pythons", nargs=2, metavar="PYTHON", help="old, then new interpreter")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    server, endpoint = _start_server(sys.executable)
+    server, endpoint = start_server()
     try:
         import boto3
 
