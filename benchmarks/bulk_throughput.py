@@ -20,8 +20,13 @@ prefix to a fresh destination prefix:
 
 Every job encrypts under one aws-kms key with the data-key cache on (300 s).
 Reported: the median wall time of each job over --runs rounds, its ratio to
-the serial loop and to the plain copy on as many workers, and the KMS calls
-of each bulk job as the gate counted them.
+the serial loop and to the plain copy on as many workers, the KMS calls of
+each bulk job as the gate counted them, and the CPU time the moto server
+spent on the job (from /proc, so Linux only).  moto answers from one Python
+process whose Python code runs one request at a time under the interpreter
+lock, so no client, however parallel, finishes a job in much less wall time
+than moto's CPU time for it: the serial time divided by that CPU time is about
+the most any job can gain on this stand-in.
 
     python benchmarks/bulk_throughput.py --runs 3 --markdown benchmarks/results/bulk.md
 """
@@ -147,6 +152,7 @@ def main() -> None:
         serial_keyring = api.encryption_keyring([key_ref], cache=DataKeyCache(CacheLimits(300)))
         times: dict[str, list[float]] = {}
         kms: dict[str, list[int]] = {}
+        moto_cpu: dict[str, list[float]] = {}
         for round_ in range(args.runs):
             jobs: list[tuple[str, Any]] = [("serial", lambda dst: serial(s3, serial_keyring, objects, dst))]
             for n in WORKER_COUNTS:
@@ -157,11 +163,14 @@ def main() -> None:
             for name, job in order:
                 dst = f"r{round_}/{name.replace(' ', '')}/"
                 gate.reset()
+                cpu = server_cpu(server.pid)
                 started = time.perf_counter()
                 job(dst)
                 times.setdefault(name, []).append(time.perf_counter() - started)
+                moto_cpu.setdefault(name, []).append(server_cpu(server.pid) - cpu)
                 kms.setdefault(name, []).append(len(gate.operations("GenerateDataKey", "Decrypt", "Encrypt")))
-                print(f"round {round_ + 1} {name}: {times[name][-1]:.2f} s, {kms[name][-1]} KMS calls", flush=True)
+                print(f"round {round_ + 1} {name}: {times[name][-1]:.2f} s, {kms[name][-1]} KMS calls, "
+                      f"moto CPU {moto_cpu[name][-1]:.2f} s", flush=True)
         cli = _whole_cli(endpoint, key_ref, args, env)
     finally:
         for cluster, client, _ in clusters.values():
@@ -169,7 +178,13 @@ def main() -> None:
             cluster.close()
         gates.close()
         server.terminate()
-    report(args, objects, total, times, kms, {n: c[2] for n, c in clusters.items()}, cli)
+    report(args, objects, total, times, kms, moto_cpu, {n: c[2] for n, c in clusters.items()}, cli)
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process *pid* has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _bulk(encrypt: Any, client: Any, endpoint: str, key_ref: str, dst: str) -> None:
@@ -196,18 +211,21 @@ def _whole_cli(endpoint: str, key_ref: str, args: argparse.Namespace, env: dict[
 
 
 def report(args: argparse.Namespace, objects: list[tuple[str, int]], total: int, times: dict[str, list[float]],
-           kms: dict[str, list[int]], startup: dict[int, float], cli: float) -> None:
+           kms: dict[str, list[int]], moto_cpu: dict[str, list[float]], startup: dict[int, float],
+           cli: float) -> None:
     med = {name: statistics.median(v) for name, v in times.items()}
+    cpu = {name: statistics.median(v) for name, v in moto_cpu.items()}
     lines = [f"{len(objects)} objects ({args.small} of 1–64 KiB, {args.large} of {args.large_size >> 20} MiB; "
              f"{total / 1e6:.1f} MB), {args.latency * 1000:.0f} ms added to every S3 request, moto on 127.0.0.1, "
              f"{args.threads} threads per worker, median of {args.runs} rounds (alternating order).", "",
-             "| job | wall | × faster than serial | × plain copy, same workers | KMS calls per job |",
-             "|---|---|---|---|---|"]
+             "| job | wall | × faster than serial | × plain copy, same workers | KMS calls per job | moto CPU "
+             "| most gain moto allows (serial ÷ moto CPU) |",
+             "|---|---|---|---|---|---|---|"]
     for name in ["serial"] + [f"{kind} {n}" for n in WORKER_COUNTS for kind in ("bulk", "copy")]:
         n = name.split()[-1]
         vs_copy = f"{med[name] / med['copy ' + n]:.2f}" if name.startswith("bulk") else ""
         lines.append(f"| {name} | {med[name]:.2f} s | {med['serial'] / med[name]:.1f} | {vs_copy} | "
-                     f"{'/'.join(map(str, kms[name]))} |")
+                     f"{'/'.join(map(str, kms[name]))} | {cpu[name]:.2f} s | {med['serial'] / cpu[name]:.1f} |")
     lines += ["", "LocalCluster start-up (not in the figures above): " +
               ", ".join(f"{n} workers {s:.1f} s" for n, s in startup.items()) +
               f".  Whole process `envelope bulk encrypt --workers 2 --threads {args.threads}` with no added "
