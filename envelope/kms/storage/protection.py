@@ -34,11 +34,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-from ...exceptions import KeyringError
+from ...engines.primitives import gcm_open_into, gcm_seal
+from ...exceptions import AuthenticationError, KeyringError
 from ..model.keys import key_id_bytes
 from .paths import FILE_MODE, check_private
 
@@ -72,7 +69,7 @@ class WrappingKey:
 
     def __init__(self, key: bytes | bytearray, mode: str) -> None:
         self.mode = mode
-        self._aead = AESGCM(bytes(key))
+        self._key = bytes(key)
 
     def __repr__(self) -> str:
         return f"<WrappingKey {self.mode}>"
@@ -93,13 +90,13 @@ class WrappingKey:
 
     def _seal(self, clear: bytes | bytearray, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, bytes(clear), aad)
+        return nonce + gcm_seal(self._key, nonce, clear, aad)
 
     def _open(self, sealed: bytes, aad: bytes, what: str) -> bytearray:
         out = bytearray(max(0, len(sealed) - _NONCE_SIZE - 16))
         try:
-            self._aead.decrypt_into(sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad, out)
-        except (InvalidTag, ValueError):
+            gcm_open_into(self._key, sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad, out)
+        except (AuthenticationError, ValueError):
             out[:] = bytes(len(out))
             raise KeyringError(f"{what} does not open under the keystore wrapping key: "
                                "the keystore file was altered") from None
@@ -107,13 +104,14 @@ class WrappingKey:
 
     def check_value(self) -> str:
         nonce = os.urandom(_NONCE_SIZE)
-        return (nonce + self._aead.encrypt(nonce, b"", _CHECK_AAD)).hex()
+        return (nonce + gcm_seal(self._key, nonce, b"", _CHECK_AAD)).hex()
 
     def matches(self, check: str) -> bool:
         try:
             raw = bytes.fromhex(check)
-            self._aead.decrypt(raw[:_NONCE_SIZE], raw[_NONCE_SIZE:], _CHECK_AAD)
-        except (InvalidTag, ValueError):
+            gcm_open_into(self._key, raw[:_NONCE_SIZE], raw[_NONCE_SIZE:], _CHECK_AAD,
+                          bytearray(max(0, len(raw) - _NONCE_SIZE - 16)))
+        except (AuthenticationError, ValueError):
             return False
         return True
 
@@ -186,6 +184,8 @@ def passphrase_source(explicit: str | None, db_path: Path, *, confirm: bool = Fa
 def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     if not passphrase:
         raise KeyringError("the keystore passphrase must not be empty")
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # only a passphrase keystore needs it
+
     return Scrypt(salt=salt, length=WRAPPING_KEY_SIZE, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
 
