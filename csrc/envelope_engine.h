@@ -112,6 +112,9 @@ int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, siz
 int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len,
                     uint8_t out[ENV_HMAC_SHA256_SIZE]);
 
+/* 1 when a and b hold the same len bytes, else 0, in time that depends on len only. */
+int env_equal(const uint8_t *a, const uint8_t *b, size_t len);
+
 /* ------------------------------------------------------------- file loop */
 
 /*

@@ -69,6 +69,7 @@ int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, siz
                     const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
 int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len,
                     uint8_t *out);
+int env_equal(const uint8_t *a, const uint8_t *b, size_t len);
 int env_seal_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_len,
                   int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
                   struct env_file_state *state);

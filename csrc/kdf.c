@@ -1,8 +1,9 @@
 /*
- * kdf.c - HKDF-SHA-512 and HMAC-SHA-256, one call each, for the v1 key schedule.
+ * kdf.c - HKDF-SHA-512, HMAC-SHA-256 and a constant-time compare, for the v1 key schedule.
  *
  * envelope.kdf derives every file's payload key, header key and commitment
- * with HKDF-SHA-512 and MACs the header with HMAC-SHA-256.  Both come from
+ * with HKDF-SHA-512, MACs the header with HMAC-SHA-256 and checks the MAC and
+ * the key commitment in constant time (CRYPTO_memcmp).  All come from
  * OpenSSL here, so that a process which already loads this library for the
  * chunks need not also load pyca/cryptography (about 10 ms of start-up) for
  * a few hundred bytes of key schedule.  The results are the standard functions'
@@ -15,6 +16,7 @@
 
 #include <limits.h>
 
+#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
@@ -55,4 +57,9 @@ int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, siz
         got != ENV_HMAC_SHA256_SIZE)
         return ENV_ERR_CRYPTO;
     return ENV_OK;
+}
+
+int env_equal(const uint8_t *a, const uint8_t *b, size_t len)
+{
+    return len == 0 || (a && b && CRYPTO_memcmp(a, b, len) == 0);
 }

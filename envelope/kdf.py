@@ -6,16 +6,15 @@ header MAC, and a key commitment.  Because the file id is fresh per file, one DE
 can serve many files (data-key caching) without ever repeating a (key, nonce)
 pair.  The commitment pins the DEK: a header that several keys could open (the
 "invisible salamander" problem of plain GCM) fails the commitment check for all
-but one of them.  HKDF and HMAC come from OpenSSL (:mod:`envelope.engines.primitives`).
+but one of them.  HKDF, HMAC and the constant-time checks come from :mod:`envelope.engines.primitives`.
 """
 
 from __future__ import annotations
 
-import hmac
 import struct
 from typing import NamedTuple
 
-from .engines.primitives import hkdf_sha512, hmac_sha256
+from .engines.primitives import equal, hkdf_sha512, hmac_sha256
 from .exceptions import AuthenticationError
 from .format import COMMITMENT_SIZE, DATA_KEY_SIZE, FILE_ID_SIZE, Header
 
@@ -77,11 +76,11 @@ def authenticate_header(header: Header, keys: FileKeys, raw: bytes | None = None
     those bytes.  Called before any chunk is opened.  The commitment comes first: if it fails
     the data key is wrong and the MAC result would mean nothing.
     """
-    if not hmac.compare_digest(header.commitment, keys.commitment):
+    if not equal(header.commitment, keys.commitment):
         raise AuthenticationError("key commitment mismatch: the data key does not belong to this file")
     covered = raw[: -len(header.mac)] if raw is not None else header.encode_unauthenticated()
     expected = header_mac(keys.header, covered)
-    if not hmac.compare_digest(header.mac, expected):
+    if not equal(header.mac, expected):
         raise AuthenticationError("header authentication failed: the header was modified")
 
 

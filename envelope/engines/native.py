@@ -39,6 +39,7 @@ MAX_RAW_IV_SIZE: int = lib.ENV_MAX_IV_SIZE
 __all__ = [
     "NativeEngine",
     "NativeFileRun",
+    "equal",
     "gcm_open_into",
     "gcm_seal",
     "hkdf_sha512",
@@ -245,6 +246,12 @@ def hmac_sha256(key: Buffer, data: Buffer) -> bytes:
     if rc != lib.ENV_OK:
         _fail(rc, "hmac")
     return bytes(ffi.buffer(out, lib.ENV_HMAC_SHA256_SIZE))
+
+
+def equal(a: Buffer, b: Buffer) -> bool:
+    """Whether *a* and *b* hold the same bytes, compared in constant time (OpenSSL's CRYPTO_memcmp)."""
+    size = _nbytes(a)
+    return size == _nbytes(b) and bool(lib.env_equal(_in(a), _in(b), size))
 
 
 class NativeFileRun:

@@ -1,4 +1,4 @@
-"""AES-256-GCM, HKDF-SHA-512 and HMAC-SHA-256 one-shots: the C core's OpenSSL, else pyca/cryptography.
+"""AES-256-GCM, HKDF-SHA-512, HMAC-SHA-256 and a constant-time compare: the C core's OpenSSL, else Python's.
 
 Outside the chunk loops envelope needs these for a few hundred bytes per file:
 the key schedule (:mod:`envelope.kdf`) and the keystore's blobs and sealed keys
@@ -7,7 +7,7 @@ functions (tests/test_primitives.py checks them against each other and against
 published vectors), so the choice is only about start-up: the C core is loaded
 anyway for the chunks, while importing pyca/cryptography costs about 10 ms of
 every command.  The choice follows the engine's: ``ENVELOPE_ENGINE=python``, or
-an install without the C core, uses pyca/cryptography.
+an install without the C core, uses pyca/cryptography (and :func:`hmac.compare_digest`).
 """
 
 from __future__ import annotations
@@ -81,4 +81,13 @@ def hmac_sha256(key: Buffer, data: Buffer) -> bytes:
     return mac.finalize()
 
 
-__all__ = ["gcm_open_into", "gcm_seal", "hkdf_sha512", "hmac_sha256"]
+def equal(a: Buffer, b: Buffer) -> bool:
+    """Whether *a* and *b* hold the same bytes, in time that does not depend on where they differ."""
+    native = _native()
+    if native is not None:
+        return bool(native.equal(a, b))
+    import hmac
+    return hmac.compare_digest(bytes(a), bytes(b))
+
+
+__all__ = ["equal", "gcm_open_into", "gcm_seal", "hkdf_sha512", "hmac_sha256"]

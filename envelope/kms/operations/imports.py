@@ -28,8 +28,6 @@ nothing about the material without it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import sqlite3
 from datetime import datetime, timedelta
@@ -127,7 +125,7 @@ class ImportOperations(StorePart):
                 fingerprint = _fingerprint(key_id, clear)
                 (known,) = call.conn.execute("SELECT import_fingerprint FROM keys WHERE key_id = ?",
                                              (key_id,)).fetchone()
-                if known is not None and not hmac.compare_digest(known, fingerprint):
+                if known is not None and not _same(known, fingerprint):
                     raise KeyringError(f"this is not the key material key {key_id} had before: a key takes only "
                                        "its own material again (create a new key for new material)")
                 sealed = self._db.wrapping_key(call.conn).seal(key_id, 1, clear)
@@ -226,9 +224,19 @@ def _token_row(conn: sqlite3.Connection, token: bytes) -> tuple[Any, ...] | None
     return tuple(row) if row is not None else None
 
 
+# hashlib and hmac load with an import of key material, not with every keystore.
+
 def _fingerprint(key_id: str, clear: bytes | bytearray) -> str:
+    import hashlib
+    import hmac
     return hmac.new(bytes(clear), b"envelope import fingerprint:" + key_id.encode(), hashlib.sha256).hexdigest()
 
 
+def _same(known: str, fingerprint: str) -> bool:
+    import hmac
+    return hmac.compare_digest(known, fingerprint)
+
+
 def _sha256(token: bytes) -> str:
+    import hashlib
     return hashlib.sha256(bytes(token)).hexdigest()

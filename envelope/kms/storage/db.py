@@ -17,7 +17,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ...exceptions import EnvelopeError, KeyringError
@@ -58,7 +57,7 @@ class Call:
 class Database:
     """An open keystore file whose schema is current; :attr:`keystore_id` names it."""
 
-    def __init__(self, path: Path, clock: Clock, passphrase: str | None = None,
+    def __init__(self, path: str, clock: Clock, passphrase: str | None = None,
                  principal: str | None = None, region: str | None = None) -> None:
         self.path = path
         self.clock = clock
@@ -181,7 +180,7 @@ class Database:
         there is nothing uncheckpointed to sync (a checkpoint syncs the database).
         """
         try:
-            fd = os.open(self.path.with_name(self.path.name + "-wal"), os.O_RDONLY)
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
         except FileNotFoundError:
             return
         try:
@@ -189,7 +188,7 @@ class Database:
         finally:
             os.close(fd)
         if not self._log_dir_synced:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            dir_fd = os.open(self._directory(), os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -299,7 +298,7 @@ class Database:
         text = " ".join(str(exc).split())
         if "readonly" in text:
             # Every call, reads included, writes its audit row, and SQLite writes its journal beside the file.
-            text += f" (the keystore and its directory {self.path.parent} must be writable)"
+            text += f" (the keystore and its directory {self._directory()} must be writable)"
         return KeyringError(f"local keystore {self.path}: {text}")
 
     def _audit_failure(self, call: Call, exc: BaseException) -> None:
@@ -309,9 +308,12 @@ class Database:
             with self.transaction() as conn:
                 self.audit(conn, call, False, error)
 
+    def _directory(self) -> str:
+        return os.path.dirname(self.path) or "."
+
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: SQLite must never create the file itself, only open the one made 0600 beforehand.
-        uri = "file:" + os.fspath(self.path.absolute()).translate(_URI_ESCAPES) + "?mode=rw"
+        uri = "file:" + os.path.join(os.getcwd(), self.path).translate(_URI_ESCAPES) + "?mode=rw"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT,
                                    check_same_thread=False)
