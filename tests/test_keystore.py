@@ -106,6 +106,20 @@ def test_reopening_keeps_keys_aliases_and_keystore_id(ks_path: Path) -> None:
         assert ks.decrypt(blob)[0] == b"secret"
 
 
+@pytest.mark.parametrize("name", ["100% keys", "what?", "no#fragment", "%3F"])
+def test_a_keystore_path_with_uri_characters_opens_that_file(tmp_path: Path, monkeypatch, name: str) -> None:
+    """SQLite opens the keystore through a file: URI, so %, ? and # in its path must reach it escaped."""
+    directory = tmp_path / name
+    with KeyStore(directory / "ks.db") as store:
+        key_id = store.create_key().key_id
+        assert store.path == directory / "ks.db"
+    monkeypatch.chdir(directory)
+    with KeyStore("ks.db", create=False) as again:  # a relative path too
+        assert again.describe_key(key_id).key_id == key_id
+    assert sorted(os.listdir(tmp_path)) == [name]
+    assert sorted(os.listdir(directory)) == ["ks.db", "ks.db.key"]
+
+
 def test_keystore_from_a_newer_version_is_refused(store: KeyStore, ks_path: Path) -> None:
     store.close()
     with sqlite3.connect(ks_path) as conn:
