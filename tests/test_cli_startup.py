@@ -18,13 +18,14 @@ from envelope.kms.model.keys import key_id_bytes, key_id_from_bytes
 #: What encrypt-file and decrypt-file with the local keystore must not import: each
 #: belongs to another command, and together they were most of the start-up time.  Nor
 #: ``dataclasses`` (it imports ``inspect``, and each class it builds costs milliseconds: ~40 ms
-#: for the records on this path), nor the header view only ``inspect`` and ``--json`` print.
+#: for the records on this path), nor the header view only ``inspect`` and ``--json`` print, nor the
+#: random-access reader only ``--range`` uses.
 NOT_FOR_FILES = ("boto3", "botocore", "tqdm", "concurrent.futures", "envelope.s3", "envelope.bench",
                  "envelope.rewrap", "envelope.cli.s3", "envelope.cli.keys", "envelope.cli.kms_ops",
                  "envelope.cli.keys_asymmetric", "envelope.cli.keys_import", "envelope.cli.keys_access",
                  "envelope.cli.bench", "envelope.cli.rewrap", "envelope.bulk", "envelope.cli.bulk", "dask",
                  "distributed", "fsspec", "pandas", "pyarrow", "envelope.filesystem", "dataclasses", "inspect",
-                 "envelope.cli.header_view")
+                 "envelope.cli.header_view", "envelope.reader")
 
 #: What the symmetric GenerateDataKey and Decrypt of the local keystore never use: RSA, EC and key
 #: serialization (asymmetric keys, the import of key material, ``rsa-public:`` keys) load on first use.
