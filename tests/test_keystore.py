@@ -64,6 +64,18 @@ def test_new_keystore_is_mode_0600_in_a_0700_directory_even_with_an_open_umask(k
     assert stat.S_IMODE(ks_path.stat().st_mode) == 0o600
 
 
+def test_a_relative_keystore_path_gets_each_missing_directory_made_private(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with KeyStore(os.path.join("a", "b", "ks.db")) as store:
+        store.create_key()
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "ks.db").stat().st_mode) == 0o600
+    with KeyStore("ks.db") as here:  # a bare name: the working directory, which exists
+        assert here.path == Path("ks.db")
+    assert (tmp_path / "ks.db").is_file()
+
+
 def test_default_path_prefers_envelope_keystore_then_xdg_data_home_then_home() -> None:
     assert default_keystore_path({"ENVELOPE_KEYSTORE": "/a/k.db", "XDG_DATA_HOME": "/x"}) == Path("/a/k.db")
     assert default_keystore_path({"XDG_DATA_HOME": "/x"}) == Path("/x/envelope/keystore.db")
