@@ -24,6 +24,7 @@ from ..policy import principal as _principal
 from . import protection, schema
 from ..model.clock import Clock, iso
 from ..model.keys import DEFAULT_REGION, AuditEvent
+from .paths import parent_directory
 from .protection import PassphraseSource, WrappingKey
 
 _BUSY_TIMEOUT = 30.0  # seconds to wait for another process's transaction
@@ -188,7 +189,7 @@ class Database:
         finally:
             os.close(fd)
         if not self._log_dir_synced:
-            dir_fd = os.open(self._directory(), os.O_RDONLY)
+            dir_fd = os.open(parent_directory(self.path), os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -298,7 +299,7 @@ class Database:
         text = " ".join(str(exc).split())
         if "readonly" in text:
             # Every call, reads included, writes its audit row, and SQLite writes its journal beside the file.
-            text += f" (the keystore and its directory {self._directory()} must be writable)"
+            text += f" (the keystore and its directory {parent_directory(self.path)} must be writable)"
         return KeyringError(f"local keystore {self.path}: {text}")
 
     def _audit_failure(self, call: Call, exc: BaseException) -> None:
@@ -307,9 +308,6 @@ class Database:
         with contextlib.suppress(EnvelopeError, sqlite3.Error):
             with self.transaction() as conn:
                 self.audit(conn, call, False, error)
-
-    def _directory(self) -> str:
-        return os.path.dirname(self.path) or "."
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: SQLite must never create the file itself, only open the one made 0600 beforehand.

@@ -54,7 +54,7 @@ def create_keystore_file(path: StrPath) -> None:
 
     An existing file is left alone (another process may have won the race).
     """
-    _make_private_dirs(_parent(os.fspath(path)))
+    _make_private_dirs(parent_directory(os.fspath(path)))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, FILE_MODE)
@@ -94,7 +94,7 @@ def require_private_mode(st_mode: int, path: str | os.PathLike[str], what: str, 
         )
 
 
-def _parent(path: str) -> str:
+def parent_directory(path: str) -> str:
     """The directory *path* is in, as ``Path.parent`` says it: ``.`` for a bare name."""
     return os.path.dirname(path) or os.curdir
 
@@ -104,7 +104,7 @@ def _make_private_dirs(directory: str) -> None:
     current = directory
     while not os.path.exists(current):
         missing.append(current)
-        parent = _parent(current)
+        parent = parent_directory(current)
         if parent == current:
             break
         current = parent
