@@ -6,7 +6,8 @@
  *   batch.c      batches of chunks in memory, split over the pool or in place
  *   pool.c       the persistent thread pool the batches run on
  *   file_loop.c  a whole file body: pread, seal or open in place, pwrite
- *   kat.c        single-shot GCM for the known-answer tests
+ *   kat.c        single-shot GCM, for the keystore's blobs and the known-answer tests
+ *   kdf.c        HKDF-SHA-512 and HMAC-SHA-256 for the key schedule
  */
 #ifndef ENVELOPE_ENGINE_INTERNAL_H
 #define ENVELOPE_ENGINE_INTERNAL_H

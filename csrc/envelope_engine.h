@@ -80,9 +80,10 @@ int env_open_batch(const uint8_t key[ENV_KEY_SIZE], uint64_t first_index,
 
 /*
  * Single-shot AES-256-GCM with any IV length (1..ENV_MAX_IV_SIZE bytes), AAD
- * and tag length (4..16 bytes).  Not used by the engine: it lets known-answer tests
- * (NIST CAVP, Wycheproof) prove that this library's OpenSSL path is standard
- * GCM.  out has in_len bytes.
+ * and tag length (4..16 bytes).  Not used by the chunk loops: the keystore seals
+ * its backing keys and data keys with it (envelope.engines.primitives), and
+ * known-answer tests (NIST CAVP, Wycheproof) prove with it that this library's
+ * OpenSSL path is standard GCM.  out has in_len bytes.
  */
 int env_gcm_encrypt(const uint8_t *key, size_t key_len,
                     const uint8_t *iv, size_t iv_len,
@@ -95,6 +96,24 @@ int env_gcm_decrypt(const uint8_t *key, size_t key_len,
                     const uint8_t *aad, size_t aad_len,
                     const uint8_t *in, size_t in_len,
                     const uint8_t *tag, size_t tag_len, uint8_t *out);
+
+/* -------------------------------------------------------- key schedule */
+
+#define ENV_HMAC_SHA256_SIZE 32
+
+/*
+ * HKDF-SHA-512 (RFC 5869, extract then expand) of key with salt and info,
+ * out_len bytes (1 to 255 * 64) into out.  On failure out is zeroed.
+ */
+int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
+                    const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
+
+/* HMAC-SHA-256 (RFC 2104) of data under key: ENV_HMAC_SHA256_SIZE bytes into out. */
+int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len,
+                    uint8_t out[ENV_HMAC_SHA256_SIZE]);
+
+/* 1 when a and b hold the same len bytes, else 0, in time that depends on len only. */
+int env_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
 /* ------------------------------------------------------------- file loop */
 

@@ -43,6 +43,7 @@ CDEF = """
 #define ENV_MIN_PART_BYTES ...
 #define ENV_MAX_IV_SIZE ...
 #define ENV_FILE_RUN_BYTES ...
+#define ENV_HMAC_SHA256_SIZE ...
 
 struct env_file_state {
     uint64_t done;
@@ -64,6 +65,11 @@ int env_gcm_encrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_
 int env_gcm_decrypt(const uint8_t *key, size_t key_len, const uint8_t *iv, size_t iv_len,
                     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len,
                     const uint8_t *tag, size_t tag_len, uint8_t *out);
+int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
+                    const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
+int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, size_t data_len,
+                    uint8_t *out);
+int env_equal(const uint8_t *a, const uint8_t *b, size_t len);
 int env_seal_file(const uint8_t *key, int in_fd, uint64_t in_off, uint64_t in_len,
                   int out_fd, uint64_t out_off, uint32_t chunk_size, int threads,
                   struct env_file_state *state);
@@ -80,7 +86,7 @@ const char *env_openssl_version(void);
 """
 
 #: The C files, one per concern (csrc/engine_internal.h says which is which).
-SOURCES = ("chunk.c", "batch.c", "pool.c", "file_loop.c", "kat.c")
+SOURCES = ("chunk.c", "batch.c", "pool.c", "file_loop.c", "kat.c", "kdf.c")
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)

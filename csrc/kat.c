@@ -1,8 +1,9 @@
 /*
  * kat.c - single-shot AES-256-GCM with any IV, AAD and tag length.
  *
- * Not used by the engine: it lets known-answer tests (NIST CAVP, Wycheproof)
- * prove that this library's OpenSSL path is standard GCM.
+ * Not used by the chunk loops: the keystore seals its keys with it
+ * (envelope.engines.primitives), and known-answer tests (NIST CAVP,
+ * Wycheproof) prove with it that this library's OpenSSL path is standard GCM.
  */
 #define _POSIX_C_SOURCE 200809L
 

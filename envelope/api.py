@@ -20,7 +20,6 @@ from .cache import DataKeyCache
 from .keyrings.base import DEFAULT_MAX_WRAPPED_KEYS
 from .master_keys import Keys, Notify, decryption_keyring, encryption_keyring
 from .pipeline import regular_size, write_all
-from .reader import open as open_envelope
 from .stream import Progress, decrypt_stream, encrypt_stream
 
 SUFFIX = ".envelope"
@@ -124,6 +123,8 @@ def decrypt_range(
     if src_s == STDIO:
         raise UsageError("--range needs a seekable input file, not stdin")
     check_destination(dst_s, force)
+    from .reader import open as open_envelope  # only ranges read at random: whole files stream
+
     with open_envelope(src_s, keys=keys, context=context, keystore=keystore, engine=engine,
                        threads=threads, max_wrapped_keys=max_wrapped_keys) as plain:
         size = plain.seek(0, os.SEEK_END)  # proven when opened: the final chunk is authenticated then

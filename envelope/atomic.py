@@ -41,7 +41,6 @@ import io
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -229,6 +228,8 @@ def _unnamed(directory: str) -> int | None:
 
 def _named(directory: str) -> tuple[int, str]:
     """A new file under a fresh :data:`TEMP_PREFIX` name, locked by us before anyone can think it stale."""
+    import tempfile  # only where the kernel has no O_TMPFILE: it costs every start-up ~5 ms (random, shutil)
+
     while True:
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
         if fcntl is None:

@@ -29,7 +29,6 @@ cached keys are that process's memory.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -220,6 +219,8 @@ def _partition(kind: bytes, keyrings: Sequence[Keyring], context: EncryptionCont
     Each keyring's identity is asked for on every call, not once: it follows
     what the keyring would act as now (``ENVELOPE_PRINCIPAL``, the credentials).
     """
+    import hashlib  # only a cache uses it: a command without --cache does not pay its import
+
     h = hashlib.sha256(kind)
 
     def put(value: str | bytes) -> None:

@@ -6,19 +6,15 @@ header MAC, and a key commitment.  Because the file id is fresh per file, one DE
 can serve many files (data-key caching) without ever repeating a (key, nonce)
 pair.  The commitment pins the DEK: a header that several keys could open (the
 "invisible salamander" problem of plain GCM) fails the commitment check for all
-but one of them.
+but one of them.  HKDF, HMAC and the constant-time checks come from :mod:`envelope.engines.primitives`.
 """
 
 from __future__ import annotations
 
-import hmac
 import struct
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.hmac import HMAC
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from .engines.primitives import equal, hkdf_sha512, hmac_sha256
 from .exceptions import AuthenticationError
 from .format import COMMITMENT_SIZE, DATA_KEY_SIZE, FILE_ID_SIZE, Header
 
@@ -32,7 +28,7 @@ def _hkdf(data_key: bytes | bytearray, file_id: bytes, suite: int, label: bytes,
     if len(data_key) != DATA_KEY_SIZE or len(file_id) != FILE_ID_SIZE:
         raise ValueError("data key and file id must be 32 bytes")
     info = _INFO_PREFIX + struct.pack(">H", suite) + b" " + label
-    return HKDF(algorithm=hashes.SHA512(), length=length, salt=file_id, info=info).derive(bytes(data_key))
+    return hkdf_sha512(data_key, file_id, info, length)
 
 
 def payload_key(data_key: bytes | bytearray, file_id: bytes, suite: int) -> bytes:
@@ -51,9 +47,7 @@ def commitment(data_key: bytes | bytearray, file_id: bytes, suite: int) -> bytes
 
 
 def header_mac(key: bytes, header_bytes: bytes) -> bytes:
-    mac = HMAC(key, hashes.SHA256())
-    mac.update(header_bytes)
-    return mac.finalize()
+    return hmac_sha256(key, header_bytes)
 
 
 class FileKeys(NamedTuple):
@@ -82,11 +76,11 @@ def authenticate_header(header: Header, keys: FileKeys, raw: bytes | None = None
     those bytes.  Called before any chunk is opened.  The commitment comes first: if it fails
     the data key is wrong and the MAC result would mean nothing.
     """
-    if not hmac.compare_digest(header.commitment, keys.commitment):
+    if not equal(header.commitment, keys.commitment):
         raise AuthenticationError("key commitment mismatch: the data key does not belong to this file")
     covered = raw[: -len(header.mac)] if raw is not None else header.encode_unauthenticated()
     expected = header_mac(keys.header, covered)
-    if not hmac.compare_digest(header.mac, expected):
+    if not equal(header.mac, expected):
         raise AuthenticationError("header authentication failed: the header was modified")
 
 

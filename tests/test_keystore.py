@@ -64,6 +64,18 @@ def test_new_keystore_is_mode_0600_in_a_0700_directory_even_with_an_open_umask(k
     assert stat.S_IMODE(ks_path.stat().st_mode) == 0o600
 
 
+def test_a_relative_keystore_path_gets_each_missing_directory_made_private(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with KeyStore(os.path.join("a", "b", "ks.db")) as store:
+        store.create_key()
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "ks.db").stat().st_mode) == 0o600
+    with KeyStore("ks.db") as here:  # a bare name: the working directory, which exists
+        assert here.path == Path("ks.db")
+    assert (tmp_path / "ks.db").is_file()
+
+
 def test_default_path_prefers_envelope_keystore_then_xdg_data_home_then_home() -> None:
     assert default_keystore_path({"ENVELOPE_KEYSTORE": "/a/k.db", "XDG_DATA_HOME": "/x"}) == Path("/a/k.db")
     assert default_keystore_path({"XDG_DATA_HOME": "/x"}) == Path("/x/envelope/keystore.db")
@@ -104,6 +116,20 @@ def test_reopening_keeps_keys_aliases_and_keystore_id(ks_path: Path) -> None:
         assert ks.keystore_id == first_id
         assert ks.describe_key("alias/kept") == key
         assert ks.decrypt(blob)[0] == b"secret"
+
+
+@pytest.mark.parametrize("name", ["100% keys", "what?", "no#fragment", "%3F"])
+def test_a_keystore_path_with_uri_characters_opens_that_file(tmp_path: Path, monkeypatch, name: str) -> None:
+    """SQLite opens the keystore through a file: URI, so %, ? and # in its path must reach it escaped."""
+    directory = tmp_path / name
+    with KeyStore(directory / "ks.db") as store:
+        key_id = store.create_key().key_id
+        assert store.path == directory / "ks.db"
+    monkeypatch.chdir(directory)
+    with KeyStore("ks.db", create=False) as again:  # a relative path too
+        assert again.describe_key(key_id).key_id == key_id
+    assert sorted(os.listdir(tmp_path)) == [name]
+    assert sorted(os.listdir(directory)) == ["ks.db", "ks.db.key"]
 
 
 def test_keystore_from_a_newer_version_is_refused(store: KeyStore, ks_path: Path) -> None:

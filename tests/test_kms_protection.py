@@ -41,7 +41,7 @@ def test_a_new_keystore_gets_a_private_key_file_and_no_clear_master_key_on_disk(
         assert store.protection == "key-file"
         materials = backing_keys(store)
     assert len(materials) == 3 and all(len(m) == 32 for m in materials)
-    key_file = key_file_path(path)
+    key_file = Path(key_file_path(path))
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     on_disk = path.read_bytes()
     for material in materials:
@@ -52,7 +52,7 @@ def test_a_missing_key_file_stops_cryptography_with_a_clear_message_but_not_list
     with KeyStore(path) as store:
         key = store.create_key().key_id
         blob = store.encrypt(key, b"x")
-    key_file_path(path).unlink()
+    Path(key_file_path(path)).unlink()
     with KeyStore(path) as store:
         assert store.describe_key(key).state == "Enabled"
         with pytest.raises(KeyringError, match=r"wrapping key file .*keystore\.db\.key is missing"):
@@ -64,14 +64,14 @@ def test_another_keystores_key_file_is_recognised_as_wrong(path: Path, tmp_path:
     KeyStore(other).close()
     with KeyStore(path) as store:
         blob = store.encrypt(store.create_key().key_id, b"x")
-    key_file_path(path).write_bytes(key_file_path(other).read_bytes())
+    Path(key_file_path(path)).write_bytes(Path(key_file_path(other)).read_bytes())
     with KeyStore(path) as store, pytest.raises(KeyringError, match="is not the wrapping key of the keystore"):
         store.decrypt(blob)
 
 
 def test_a_key_file_readable_by_others_is_refused(path: Path) -> None:
     KeyStore(path).close()
-    key_file_path(path).chmod(0o644)
+    Path(key_file_path(path)).chmod(0o644)
     with pytest.raises(KeyringError, match="accessible to other users .*chmod 600"):
         KeyStore(path)
 
@@ -80,7 +80,7 @@ def test_a_key_file_readable_by_others_is_refused(path: Path) -> None:
 def test_a_malformed_key_file_is_refused_in_one_line(path: Path, content: bytes) -> None:
     with KeyStore(path) as store:
         key = store.create_key().key_id
-    key_file_path(path).write_bytes(content)
+    Path(key_file_path(path)).write_bytes(content)
     with KeyStore(path) as store, pytest.raises(KeyringError) as info:
         store.encrypt(key, b"x")
     assert "\n" not in str(info.value) and "wrapping key" in str(info.value)
@@ -107,7 +107,7 @@ def test_a_passphrase_keystore_has_no_key_file_and_opens_with_the_passphrase(
     with KeyStore(path, passphrase="correct horse") as store:
         assert store.protection == "passphrase"
         blob = store.encrypt(store.create_key(alias="alias/p").key_id, b"secret")
-    assert not key_file_path(path).exists()
+    assert not Path(key_file_path(path)).exists()
     monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
     with KeyStore(path) as store:
         assert store.decrypt(blob)[0] == b"secret"
@@ -135,7 +135,7 @@ def test_the_environment_variable_makes_new_keystores_passphrase_protected(
     with KeyStore(path) as store:
         assert store.protection == "passphrase"
         store.create_key()
-    assert not key_file_path(path).exists()
+    assert not Path(key_file_path(path)).exists()
 
 
 def test_hostile_scrypt_parameters_are_refused_before_any_work(path: Path) -> None:
@@ -193,13 +193,13 @@ def test_a_version_1_keystore_is_upgraded_and_its_old_blobs_still_open(path: Pat
 
 def test_an_upgrade_that_fails_leaves_the_version_1_keystore_untouched(path: Path, tmp_path: Path) -> None:
     key_id, material, blob = make_v1_keystore(path)
-    key_file_path(path).write_text("not a key file\n")  # the upgrade cannot get its wrapping key
-    key_file_path(path).chmod(0o600)
+    Path(key_file_path(path)).write_text("not a key file\n")  # the upgrade cannot get its wrapping key
+    Path(key_file_path(path)).chmod(0o600)
     with pytest.raises(KeyringError, match="wrapping key file"):
         KeyStore(path)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "1"
         assert conn.execute("SELECT material FROM key_material").fetchone()[0] == material
-    key_file_path(path).unlink()
+    Path(key_file_path(path)).unlink()
     with KeyStore(path) as store:
         assert store.decrypt(blob, {"v": "1"})[0] == b"written by version 1"

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..atomic import atomic_output, check_destination
 from ..exceptions import UsageError
-from ..kms.operations.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS
+from ..kms.operations.imports import WRAPPING_ALGORITHMS, WRAPPING_KEY_SPECS, oaep_padding
 from ..kms.storage.paths import require_private_mode
 from ..pipeline import write_all
 from . import kms_shapes as aws_json
@@ -94,8 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             params = store.get_parameters_for_import(args.key, args.wrapping_algorithm, args.wrapping_key_spec)
             public = serialization.load_der_public_key(params.public_key)
             assert isinstance(public, rsa.RSAPublicKey)
-            digest = WRAPPING_ALGORITHMS[args.wrapping_algorithm]
-            wrapped = public.encrypt(bytes(raw), padding.OAEP(padding.MGF1(digest()), digest(), None))
+            wrapped = public.encrypt(bytes(raw), oaep_padding(args.wrapping_algorithm))
             store.import_key_material(args.key, params.import_token, wrapped, args.valid_to)
     finally:
         raw[:] = bytes(len(raw))

@@ -3,7 +3,8 @@
 This is the only module that imports ``envelope._native``.  Two layers:
 
 * the low-level calls (:func:`seal_batch`, :func:`open_batch`, :func:`seal_file`,
-  :func:`open_file`, :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`) hand
+  :func:`open_file`, :func:`raw_gcm_encrypt`, :func:`raw_gcm_decrypt`, and the
+  one-shots of :mod:`envelope.engines.primitives`) hand
   buffers and descriptors to C as they are and turn every return code into an
   exception, and nothing else, so that the C bounds checks can be tested directly;
 * :class:`NativeEngine` checks its arguments in Python first, with the same
@@ -38,6 +39,11 @@ MAX_RAW_IV_SIZE: int = lib.ENV_MAX_IV_SIZE
 __all__ = [
     "NativeEngine",
     "NativeFileRun",
+    "equal",
+    "gcm_open_into",
+    "gcm_seal",
+    "hkdf_sha512",
+    "hmac_sha256",
     "open_batch",
     "open_file",
     "open_inplace",
@@ -188,6 +194,64 @@ def raw_gcm_decrypt(key: Buffer, iv: Buffer, aad: Buffer, ciphertext: Buffer,
     if rc != lib.ENV_OK:
         _fail(rc, "gcm decrypt")
     return bytes(ffi.buffer(out, size))
+
+
+def gcm_seal(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer) -> bytes:
+    """AES-256-GCM of one small message: ciphertext then tag (see :mod:`envelope.engines.primitives`)."""
+    size = _nbytes(plaintext)
+    out = ffi.new("uint8_t[]", size + TAG_SIZE)
+    rc = lib.env_gcm_encrypt(_in(key), _nbytes(key), _in(nonce), _nbytes(nonce), _in(aad), _nbytes(aad),
+                             _in(plaintext), size, out, out + size, TAG_SIZE)
+    if rc != lib.ENV_OK:
+        _fail(rc, "gcm seal")
+    return bytes(ffi.buffer(out, size + TAG_SIZE))
+
+
+def gcm_open_into(key: Buffer, nonce: Buffer, sealed: Buffer, aad: Buffer, out: bytearray) -> None:
+    """Open what :func:`gcm_seal` made into *out* (``len(sealed) - 16`` bytes), written only if the tag verifies.
+
+    Raises :class:`AuthenticationError` when it does not (C has zeroed *out* then).
+    """
+    size = _nbytes(sealed) - TAG_SIZE
+    if size < 0:
+        raise AuthenticationError("GCM tag did not verify")
+    if _nbytes(out) != size:
+        raise UsageError("gcm open: the output must be the sealed length less the tag")
+    held = ffi.from_buffer("uint8_t[]", sealed)
+    rc = lib.env_gcm_decrypt(_in(key), _nbytes(key), _in(nonce), _nbytes(nonce), _in(aad), _nbytes(aad),
+                             held, size, held + size, TAG_SIZE, _out(out) if size else ffi.NULL)
+    if rc == lib.ENV_ERR_AUTH:
+        raise AuthenticationError("GCM tag did not verify")
+    if rc != lib.ENV_OK:
+        _fail(rc, "gcm open")
+
+
+def hkdf_sha512(key: Buffer, salt: Buffer, info: Buffer, length: int) -> bytes:
+    """HKDF-SHA-512 (RFC 5869) of *key*, *length* bytes (see :mod:`envelope.engines.primitives`)."""
+    out = ffi.new("uint8_t[]", max(length, 1))
+    try:
+        rc = lib.env_hkdf_sha512(_in(key), _nbytes(key), _in(salt), _nbytes(salt), _in(info), _nbytes(info),
+                                 out, length)
+        if rc != lib.ENV_OK:
+            _fail(rc, "hkdf")
+        return bytes(ffi.buffer(out, length))
+    finally:
+        ffi.memmove(out, bytes(len(out)), len(out))  # the derived key leaves no copy in C memory
+
+
+def hmac_sha256(key: Buffer, data: Buffer) -> bytes:
+    """HMAC-SHA-256 (RFC 2104) of *data* under *key*."""
+    out = ffi.new("uint8_t[]", lib.ENV_HMAC_SHA256_SIZE)
+    rc = lib.env_hmac_sha256(_in(key), _nbytes(key), _in(data), _nbytes(data), out)
+    if rc != lib.ENV_OK:
+        _fail(rc, "hmac")
+    return bytes(ffi.buffer(out, lib.ENV_HMAC_SHA256_SIZE))
+
+
+def equal(a: Buffer, b: Buffer) -> bool:
+    """Whether *a* and *b* hold the same bytes, compared in constant time (OpenSSL's CRYPTO_memcmp)."""
+    size = _nbytes(a)
+    return size == _nbytes(b) and bool(lib.env_equal(_in(a), _in(b), size))
 
 
 class NativeFileRun:

@@ -29,7 +29,7 @@ from ..format import DATA_KEY_SIZE, WrappedKey
 from ..kms.crypto import blob as _blob
 from ..kms.policy import principal as _principal
 from ..kms.model.keys import DEFAULT_ALIAS, is_key_id, parse_reference
-from ..kms.storage.paths import default_keystore_path
+from ..kms.storage.paths import default_keystore_file
 from ..kms.store import KeyStore
 from .base import Keyring
 
@@ -199,7 +199,7 @@ class LocalKeyring(Keyring):
             return os.fspath(self._keystore.path)
         if self._keystore is not None:
             return os.fspath(self._keystore)
-        return os.fspath(default_keystore_path())
+        return default_keystore_file()
 
 
 def _is_rsa_public(wrapped: WrappedKey) -> bool:

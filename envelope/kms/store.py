@@ -34,8 +34,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import KeyNotFoundError, KeyringError
 from .model import lifecycle
@@ -56,8 +55,11 @@ from .policy import grants as _grants
 from .policy.grants import Delegation
 from .storage import material
 from .storage.db import Call, Database
-from .storage.paths import check_private, create_keystore_file, default_keystore_path
+from .storage.paths import check_private, create_keystore_file, default_keystore_file
 from .storage.protection import key_file_path
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 StrPath = str | os.PathLike[str]
 
@@ -83,15 +85,15 @@ class KeyStore(KeyOperations, PolicyOperations, NamingOperations, CryptoOperatio
     def __init__(self, path: StrPath | None = None, *, create: bool = True, clock: Clock | None = None,
                  passphrase: str | None = None, principal: str | None = None, via: str | None = None,
                  region: str | None = None) -> None:
-        self.path = Path(os.fspath(path)).expanduser() if path is not None else default_keystore_path()
-        if key_file_path(self.path).exists():  # first, so a refusal leaves no new empty keystore behind
-            check_private(key_file_path(self.path))
-        if not self.path.exists():
+        self._file = os.path.expanduser(os.fspath(path)) if path is not None else default_keystore_file()
+        if os.path.exists(key_file_path(self._file)):  # first, so a refusal leaves no new empty keystore behind
+            check_private(key_file_path(self._file))
+        if not os.path.exists(self._file):
             if not create:
                 raise KeyNotFoundError(f"no local keystore at {self.path}")
-            create_keystore_file(self.path)
-        check_private(self.path)
-        self._db = Database(self.path, clock or SystemClock(), passphrase, principal,
+            create_keystore_file(self._file)
+        check_private(self._file)
+        self._db = Database(self._file, clock or SystemClock(), passphrase, principal,
                             check_region(region) if region is not None else None)
         self.keystore_id = self._db.keystore_id
         self.region = self._db.region

@@ -17,7 +17,7 @@ root=$PWD
 python=${PYTHON:-$root/.venv/bin/python}
 mode=${1:?usage: run.sh asan|valgrind [pytest args]}
 shift
-read -r -a tests <<<"${NATIVE_TESTS:-tests/test_native_engine.py tests/test_native_kat.py tests/test_native_file_loop.py}"
+read -r -a tests <<<"${NATIVE_TESTS:-tests/test_native_engine.py tests/test_native_kat.py tests/test_native_file_loop.py tests/test_primitives.py}"
 out=$root/build/$mode
 export PYTHONMALLOC=malloc
 
@@ -68,7 +68,7 @@ if [ "$mode" = valgrind ]; then
   # Leaks are reported, not counted: the interpreter leaks at exit by design, and
   # so does the module object cffi makes in a forked child that leaves by
   # os._exit.  A definitely lost block allocated from the C core (a csrc/ file) fails.
-  if awk '/definitely lost in loss record/{rec=1; next} rec && /(chunk|batch|pool|file_loop|kat)\.c:/{found=1} /^==[0-9]+== $/{rec=0} END{exit !found}' "$log"; then
+  if awk '/definitely lost in loss record/{rec=1; next} rec && /(chunk|batch|pool|file_loop|kat|kdf)\.c:/{found=1} /^==[0-9]+== $/{rec=0} END{exit !found}' "$log"; then
     echo "memcheck: a block allocated by the C core (csrc/) was leaked; see $log" >&2
     status=1
   fi

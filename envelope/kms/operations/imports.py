@@ -28,15 +28,10 @@ nothing about the material without it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
-
-from cryptography.hazmat.primitives import hashes
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...exceptions import KeyringError, UsageError
 from ..model import lifecycle
@@ -45,9 +40,13 @@ from ..model.clock import iso, parse_iso
 from .part import StorePart
 from ..storage.schema import MATERIAL_SIZE
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.padding import OAEP
+
 WRAPPING_KEY_SPECS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
-WRAPPING_ALGORITHMS: dict[str, Callable[[], hashes.HashAlgorithm]] = {"RSAES_OAEP_SHA_256": hashes.SHA256,
-                                                                     "RSAES_OAEP_SHA_1": hashes.SHA1}
+#: Each wrapping algorithm's hash (OAEP's and MGF1's), by its name in
+#: cryptography.hazmat.primitives.hashes: see :func:`oaep_padding`.
+WRAPPING_ALGORITHMS = {"RSAES_OAEP_SHA_256": "SHA256", "RSAES_OAEP_SHA_1": "SHA1"}
 IMPORT_PARAMETERS_LIFETIME = timedelta(hours=24)
 _TOKEN_PREFIX = b"envelope-import-token-v1:"
 _TOKEN_SIZE = len(_TOKEN_PREFIX) + 16 + 32  # prefix, key id, random
@@ -126,7 +125,7 @@ class ImportOperations(StorePart):
                 fingerprint = _fingerprint(key_id, clear)
                 (known,) = call.conn.execute("SELECT import_fingerprint FROM keys WHERE key_id = ?",
                                              (key_id,)).fetchone()
-                if known is not None and not hmac.compare_digest(known, fingerprint):
+                if known is not None and not _same(known, fingerprint):
                     raise KeyringError(f"this is not the key material key {key_id} had before: a key takes only "
                                        "its own material again (create a new key for new material)")
                 sealed = self._db.wrapping_key(call.conn).seal(key_id, 1, clear)
@@ -155,19 +154,18 @@ class ImportOperations(StorePart):
     def _unwrap(self, conn: sqlite3.Connection, key_id: str, sealed_private: bytes, algorithm: str,
                 wrapped: bytes) -> bytearray:
         from cryptography.hazmat.primitives import serialization  # RSA code: loaded by imports only
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+        from cryptography.hazmat.primitives.asymmetric import rsa
         der = self._db.wrapping_key(conn).open(key_id, _WRAPPING_VERSION, sealed_private)
         try:
             private = serialization.load_der_private_key(bytes(der), password=None)
         finally:
             material.wipe(der)
         assert isinstance(private, rsa.RSAPrivateKey)
-        digest = WRAPPING_ALGORITHMS[algorithm]
         if not isinstance(wrapped, (bytes, bytearray)) or len(wrapped) != private.key_size // 8:
             raise KeyringError("the encrypted key material was not wrapped with this import's wrapping key "
                                f"({private.key_size}-bit RSA)")
         try:
-            clear = bytearray(private.decrypt(bytes(wrapped), padding.OAEP(padding.MGF1(digest()), digest(), None)))
+            clear = bytearray(private.decrypt(bytes(wrapped), oaep_padding(algorithm)))
         except ValueError:
             raise KeyringError(f"the encrypted key material does not unwrap with this import's wrapping key and "
                                f"{algorithm}: wrapped under another public key or with another algorithm") from None
@@ -207,6 +205,17 @@ def _check_valid_to(valid_to: datetime | str | None, now: datetime) -> str | Non
     return iso(when)
 
 
+def oaep_padding(algorithm: str) -> OAEP:
+    """The RSA-OAEP padding of wrapping algorithm *algorithm*: its hash for both OAEP and MGF1.
+
+    Built on demand, so that opening a keystore does not import pyca/cryptography's hashes.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    digest = getattr(hashes, WRAPPING_ALGORITHMS[algorithm])
+    return padding.OAEP(padding.MGF1(digest()), digest(), None)
+
+
 def _token_row(conn: sqlite3.Connection, token: bytes) -> tuple[Any, ...] | None:
     if not isinstance(token, (bytes, bytearray)) or len(token) != _TOKEN_SIZE or not token.startswith(_TOKEN_PREFIX):
         raise KeyringError("the import token is not valid: not an envelope import token (wrong or damaged file?)")
@@ -215,9 +224,19 @@ def _token_row(conn: sqlite3.Connection, token: bytes) -> tuple[Any, ...] | None
     return tuple(row) if row is not None else None
 
 
+# hashlib and hmac load with an import of key material, not with every keystore.
+
 def _fingerprint(key_id: str, clear: bytes | bytearray) -> str:
+    import hashlib
+    import hmac
     return hmac.new(bytes(clear), b"envelope import fingerprint:" + key_id.encode(), hashlib.sha256).hexdigest()
 
 
+def _same(known: str, fingerprint: str) -> bool:
+    import hmac
+    return hmac.compare_digest(known, fingerprint)
+
+
 def _sha256(token: bytes) -> str:
+    import hashlib
     return hashlib.sha256(bytes(token)).hexdigest()

@@ -15,21 +15,29 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..model.keys import KeyMetadata
 from ..policy.grants import Delegation
 from ..storage import schema
 from ..storage.db import Call, Database
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class StorePart:
     _db: Database
-    path: Path
+    _file: str  # the keystore file, for os calls and SQLite
     keystore_id: str
     region: str
     via: str | None
+
+    @property
+    def path(self) -> Path:
+        """The keystore file.  Made on demand: opening a keystore does not need pathlib (nor its import time)."""
+        from pathlib import Path
+        return Path(self._file)
 
     def _operation(self, name: str, request: dict[str, Any]) -> contextlib.AbstractContextManager[Call]:
         """One audited call: a transaction and its audit row."""

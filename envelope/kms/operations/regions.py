@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...exceptions import UsageError
 from ..model import lifecycle
 from ..storage import material
 from .part import StorePart
 from ..model.keys import KeyMetadata
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def replica_path(primary_path: Path, region: str) -> Path:
@@ -52,6 +55,8 @@ class RegionOperations(StorePart):
         """
         if region == self.region:
             raise UsageError(f"a replica must be in another region than its primary ({self.region})")
+        from pathlib import Path
+
         target_path = Path(replica_keystore) if replica_keystore is not None else replica_path(self.path, region)
         with self._operation("ReplicateKey", {"key": ref, "region": region, "keystore": str(target_path)}) as call:
             key_id = self._resolve_in(call, ref)

@@ -33,7 +33,6 @@ new grant admits, the parent admits too).  Otherwise a grant constrained to
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import sqlite3
@@ -186,4 +185,6 @@ def new_token(grant_id: str) -> tuple[str, str]:
 
 
 def _sha256(token: str) -> str:
+    import hashlib  # only a call with grant tokens hashes one
+
     return hashlib.sha256(token.encode()).hexdigest()

@@ -13,23 +13,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from ...exceptions import EnvelopeError, KeyringError
 from ..policy import principal as _principal
 from . import protection, schema
 from ..model.clock import Clock, iso
 from ..model.keys import DEFAULT_REGION, AuditEvent
+from .paths import parent_directory
 from .protection import PassphraseSource, WrappingKey
 
 _BUSY_TIMEOUT = 30.0  # seconds to wait for another process's transaction
+#: What a path must escape inside SQLite's ``file:`` URI (%HH, as SQLite decodes it): the escape
+#: character itself and the two that would start a query or a fragment.  Every other character
+#: stands for itself there, so urllib.parse (~5 ms of every start-up) is not needed for this.
+_URI_ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in "%?#"})
 
 
 class Call:
@@ -56,7 +58,7 @@ class Call:
 class Database:
     """An open keystore file whose schema is current; :attr:`keystore_id` names it."""
 
-    def __init__(self, path: Path, clock: Clock, passphrase: str | None = None,
+    def __init__(self, path: str, clock: Clock, passphrase: str | None = None,
                  principal: str | None = None, region: str | None = None) -> None:
         self.path = path
         self.clock = clock
@@ -179,7 +181,7 @@ class Database:
         there is nothing uncheckpointed to sync (a checkpoint syncs the database).
         """
         try:
-            fd = os.open(self.path.with_name(self.path.name + "-wal"), os.O_RDONLY)
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
         except FileNotFoundError:
             return
         try:
@@ -187,7 +189,7 @@ class Database:
         finally:
             os.close(fd)
         if not self._log_dir_synced:
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            dir_fd = os.open(parent_directory(self.path), os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -297,7 +299,7 @@ class Database:
         text = " ".join(str(exc).split())
         if "readonly" in text:
             # Every call, reads included, writes its audit row, and SQLite writes its journal beside the file.
-            text += f" (the keystore and its directory {self.path.parent} must be writable)"
+            text += f" (the keystore and its directory {parent_directory(self.path)} must be writable)"
         return KeyringError(f"local keystore {self.path}: {text}")
 
     def _audit_failure(self, call: Call, exc: BaseException) -> None:
@@ -309,7 +311,7 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         # mode=rw: SQLite must never create the file itself, only open the one made 0600 beforehand.
-        uri = "file:" + quote(os.fspath(self.path.absolute())) + "?mode=rw"
+        uri = "file:" + os.path.join(os.getcwd(), self.path).translate(_URI_ESCAPES) + "?mode=rw"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT,
                                    check_same_thread=False)
@@ -336,7 +338,7 @@ class Database:
                 elif conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                     raise schema.SchemaError("it is an SQLite database of something else")
                 else:
-                    schema.initialize(conn, secrets.token_hex(8), self.timestamp(), set_up_protection)
+                    schema.initialize(conn, os.urandom(8).hex(), self.timestamp(), set_up_protection)
             except schema.SchemaError as exc:
                 raise KeyringError(f"{self.path} is not a usable envelope keystore: {exc}") from None
             if conn.execute("SELECT 1 FROM meta WHERE name = 'protection'").fetchone() is None:

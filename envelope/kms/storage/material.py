@@ -17,11 +17,9 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from ...context import EncryptionContext
-from ...exceptions import InvalidCiphertextError, KeyringError
+from ...engines.primitives import gcm_open_into, gcm_seal
+from ...exceptions import AuthenticationError, InvalidCiphertextError, KeyringError
 from ..crypto import blob as _blob
 from ..model.keys import KeyRotation
 from .protection import WrappingKey
@@ -66,7 +64,7 @@ def seal(conn: sqlite3.Connection, wrapping: WrappingKey, key_id: str,
     material = wrapping.open(key_id, version, row[1])
     try:
         nonce = os.urandom(_blob.NONCE_SIZE)
-        sealed = AESGCM(bytes(material)).encrypt(nonce, bytes(plaintext), _blob.aad(key_id, version, context))
+        sealed = gcm_seal(material, nonce, plaintext, _blob.aad(key_id, version, context))
     finally:
         wipe(material)
     return _blob.encode_prefix(key_id, version) + nonce + sealed
@@ -87,9 +85,8 @@ def open_blob(conn: sqlite3.Connection, wrapping: WrappingKey, parsed: _blob.Blo
     material = wrapping.open(parsed.key_id, parsed.backing_version, row[0])
     plaintext = bytearray(len(parsed.sealed) - _blob.TAG_SIZE)
     try:
-        AESGCM(bytes(material)).decrypt_into(parsed.nonce, parsed.sealed, parsed.aad(context), plaintext)
-    except InvalidTag:
-        wipe(plaintext)  # decrypt_into may have written unauthenticated bytes
+        gcm_open_into(material, parsed.nonce, parsed.sealed, parsed.aad(context), plaintext)
+    except AuthenticationError:  # plaintext is zeroed: no unauthenticated byte is left in it
         raise InvalidCiphertextError(unwrap_failure(parsed.key_id)) from None
     finally:
         wipe(material)

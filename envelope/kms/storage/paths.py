@@ -13,9 +13,14 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...exceptions import KeyringError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+StrPath = str | os.PathLike[str]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -28,21 +33,28 @@ def default_keystore_path(environ: Mapping[str, str] | None = None) -> Path:
     An empty variable counts as unset, and a relative ``XDG_DATA_HOME`` is
     ignored, as the XDG base directory specification requires.
     """
+    from pathlib import Path
+
+    return Path(default_keystore_file(environ))
+
+
+def default_keystore_file(environ: Mapping[str, str] | None = None) -> str:
+    """:func:`default_keystore_path` as a string: what opening a keystore uses, without pathlib's import."""
     env = os.environ if environ is None else environ
     explicit = env.get(KEYSTORE_ENV)
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     xdg = env.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "envelope" / "keystore.db"
+    base = xdg if xdg and os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "envelope", "keystore.db")
 
 
-def create_keystore_file(path: Path) -> None:
+def create_keystore_file(path: StrPath) -> None:
     """Create *path* empty with mode 0600, and any missing parent directories with 0700.
 
     An existing file is left alone (another process may have won the race).
     """
-    _make_private_dirs(path.parent)
+    _make_private_dirs(parent_directory(os.fspath(path)))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, FILE_MODE)
@@ -57,7 +69,7 @@ def create_keystore_file(path: Path) -> None:
         os.close(fd)
 
 
-def check_private(path: Path) -> None:
+def check_private(path: StrPath) -> None:
     """Refuse a keystore file that users other than its owner can read or write."""
     try:
         st = os.stat(path)
@@ -82,17 +94,23 @@ def require_private_mode(st_mode: int, path: str | os.PathLike[str], what: str, 
         )
 
 
-def _make_private_dirs(directory: Path) -> None:
-    missing: list[Path] = []
+def parent_directory(path: str) -> str:
+    """The directory *path* is in, as ``Path.parent`` says it: ``.`` for a bare name."""
+    return os.path.dirname(path) or os.curdir
+
+
+def _make_private_dirs(directory: str) -> None:
+    missing: list[str] = []
     current = directory
-    while not current.exists():
+    while not os.path.exists(current):
         missing.append(current)
-        if current.parent == current:
+        parent = parent_directory(current)
+        if parent == current:
             break
-        current = current.parent
+        current = parent
     for item in reversed(missing):
         try:
-            item.mkdir(mode=DIR_MODE)
+            os.mkdir(item, DIR_MODE)
         except FileExistsError:
             continue
         except OSError as exc:

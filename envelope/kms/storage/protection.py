@@ -32,15 +32,11 @@ import sqlite3
 import struct
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-from ...exceptions import KeyringError
+from ...engines.primitives import gcm_open_into, gcm_seal
+from ...exceptions import AuthenticationError, KeyringError
 from ..model.keys import key_id_bytes
-from .paths import FILE_MODE, check_private
+from .paths import FILE_MODE, StrPath, check_private
 
 PASSPHRASE_ENV = "ENVELOPE_KEYSTORE_PASSPHRASE"
 KEY_FILE = "key-file"
@@ -62,9 +58,9 @@ _CREDENTIAL_AAD = b"envelope keystore credential secret v1\x00"
 PassphraseSource = Callable[[], "str | None"]
 
 
-def key_file_path(db_path: Path) -> Path:
+def key_file_path(db_path: StrPath) -> str:
     """``keystore.db`` -> ``keystore.db.key``, in the same directory."""
-    return db_path.with_name(db_path.name + ".key")
+    return os.fspath(db_path) + ".key"
 
 
 class WrappingKey:
@@ -72,7 +68,7 @@ class WrappingKey:
 
     def __init__(self, key: bytes | bytearray, mode: str) -> None:
         self.mode = mode
-        self._aead = AESGCM(bytes(key))
+        self._key = bytes(key)
 
     def __repr__(self) -> str:
         return f"<WrappingKey {self.mode}>"
@@ -93,13 +89,13 @@ class WrappingKey:
 
     def _seal(self, clear: bytes | bytearray, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, bytes(clear), aad)
+        return nonce + gcm_seal(self._key, nonce, clear, aad)
 
     def _open(self, sealed: bytes, aad: bytes, what: str) -> bytearray:
         out = bytearray(max(0, len(sealed) - _NONCE_SIZE - 16))
         try:
-            self._aead.decrypt_into(sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad, out)
-        except (InvalidTag, ValueError):
+            gcm_open_into(self._key, sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:], aad, out)
+        except (AuthenticationError, ValueError):
             out[:] = bytes(len(out))
             raise KeyringError(f"{what} does not open under the keystore wrapping key: "
                                "the keystore file was altered") from None
@@ -107,18 +103,19 @@ class WrappingKey:
 
     def check_value(self) -> str:
         nonce = os.urandom(_NONCE_SIZE)
-        return (nonce + self._aead.encrypt(nonce, b"", _CHECK_AAD)).hex()
+        return (nonce + gcm_seal(self._key, nonce, b"", _CHECK_AAD)).hex()
 
     def matches(self, check: str) -> bool:
         try:
             raw = bytes.fromhex(check)
-            self._aead.decrypt(raw[:_NONCE_SIZE], raw[_NONCE_SIZE:], _CHECK_AAD)
-        except (InvalidTag, ValueError):
+            gcm_open_into(self._key, raw[:_NONCE_SIZE], raw[_NONCE_SIZE:], _CHECK_AAD,
+                          bytearray(max(0, len(raw) - _NONCE_SIZE - 16)))
+        except (AuthenticationError, ValueError):
             return False
         return True
 
 
-def set_up(conn: sqlite3.Connection, db_path: Path, passphrase: str | None) -> WrappingKey:
+def set_up(conn: sqlite3.Connection, db_path: StrPath, passphrase: str | None) -> WrappingKey:
     """Choose and record the protection of a new (or upgraded) keystore.  Call inside its write transaction."""
     if passphrase is not None:
         salt = os.urandom(16)
@@ -133,7 +130,7 @@ def set_up(conn: sqlite3.Connection, db_path: Path, passphrase: str | None) -> W
     return wrapping
 
 
-def load(conn: sqlite3.Connection, db_path: Path, passphrase: PassphraseSource) -> WrappingKey:
+def load(conn: sqlite3.Connection, db_path: StrPath, passphrase: PassphraseSource) -> WrappingKey:
     """The wrapping key of an existing keystore, checked against its check value."""
     meta = dict(conn.execute(
         "SELECT name, value FROM meta WHERE name IN ('protection', 'scrypt', 'wrapping_check')"
@@ -141,7 +138,7 @@ def load(conn: sqlite3.Connection, db_path: Path, passphrase: PassphraseSource) 
     mode, check = meta.get("protection"), meta.get("wrapping_check")
     if mode == KEY_FILE and check:
         path = key_file_path(db_path)
-        if not path.exists():
+        if not os.path.exists(path):
             raise KeyringError(
                 f"the keystore wrapping key file {path} is missing: the master keys in {db_path} cannot be read "
                 "without it (restore it from the backup you made with the keystore)"
@@ -164,7 +161,7 @@ def load(conn: sqlite3.Connection, db_path: Path, passphrase: PassphraseSource) 
     raise KeyringError(f"{db_path} is not a usable envelope keystore: its protection settings are missing or unknown")
 
 
-def passphrase_source(explicit: str | None, db_path: Path, *, confirm: bool = False) -> PassphraseSource:
+def passphrase_source(explicit: str | None, db_path: StrPath, *, confirm: bool = False) -> PassphraseSource:
     """Where a passphrase comes from: the argument, then the environment, then a terminal prompt."""
 
     def source() -> str | None:
@@ -186,10 +183,12 @@ def passphrase_source(explicit: str | None, db_path: Path, *, confirm: bool = Fa
 def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     if not passphrase:
         raise KeyringError("the keystore passphrase must not be empty")
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # only a passphrase keystore needs it
+
     return Scrypt(salt=salt, length=WRAPPING_KEY_SIZE, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
 
-def _scrypt_params(text: str, db_path: Path) -> tuple[bytes, int, int, int]:
+def _scrypt_params(text: str, db_path: StrPath) -> tuple[bytes, int, int, int]:
     try:
         params = json.loads(text)
         salt, n, r, p = bytes.fromhex(params["salt"]), int(params["n"]), int(params["r"]), int(params["p"])
@@ -205,14 +204,14 @@ def _material_aad(key_id: str, version: int) -> bytes:
     return _MATERIAL_AAD + key_id_bytes(key_id) + struct.pack(">I", version)
 
 
-def _create_or_read_key_file(path: Path) -> bytes:
+def _create_or_read_key_file(path: StrPath) -> bytes:
     """A new random key file, written whole without a name and linked into place.
 
     The link fails if the name exists, so two processes creating one keystore
     agree on one key; a reader never sees a half-written file, and a process
     killed while writing it leaves no copy of the key behind.
     """
-    if path.exists():
+    if os.path.exists(path):
         return _read_key_file(path)
     from ...atomic import atomic_output
     from ...exceptions import OutputExistsError
@@ -229,7 +228,7 @@ def _create_or_read_key_file(path: Path) -> bytes:
     return key
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_key_file(path: StrPath) -> bytes:
     check_private(path)
     try:
         with open(path, "rb") as fh:
