@@ -20,13 +20,55 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
-int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
-                    const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <pthread.h>
+
+static EVP_KDF *hkdf;
+static EVP_MD *sha256;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch(void)
 {
-    /* RFC 5869 caps the output at 255 hash lengths; EVP counts in ints. */
-    if ((!key && key_len) || key_len > INT_MAX || (!salt && salt_len) || salt_len > INT_MAX ||
-        (!info && info_len) || info_len > INT_MAX || !out || out_len < 1 || out_len > 255 * 64)
-        return ENV_ERR_ARG;
+    /* Fetched once, as chunk.c does for the cipher: the implicit fetch behind
+     * EVP_PKEY_CTX_new_id() and EVP_sha256() repeats a provider lookup under a
+     * global lock on every call, which made one HKDF three times pyca's. */
+    hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static int hkdf_derive(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
+                       const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
+    pthread_once(&fetch_once, fetch);
+    if (!hkdf)
+        return ENV_ERR_CRYPTO;
+    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(hkdf);
+    if (!kctx)
+        return ENV_ERR_NOMEM;
+    static const uint8_t empty[1];
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA512", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(key_len ? key : empty), key_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)(salt_len ? salt : empty), salt_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(info_len ? info : empty), info_len),
+        OSSL_PARAM_construct_end(),
+    };
+    int rc = EVP_KDF_derive(kctx, out, out_len, params) == 1 ? ENV_OK : ENV_ERR_CRYPTO;
+    EVP_KDF_CTX_free(kctx); /* frees (and cleanses) its copies of the key and salt */
+    return rc;
+}
+
+static const EVP_MD *hmac_md(void)
+{
+    pthread_once(&fetch_once, fetch);
+    return sha256;
+}
+#else
+static int hkdf_derive(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
+                       const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
     EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
     if (!pctx)
         return ENV_ERR_NOMEM;
@@ -40,6 +82,23 @@ int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, siz
         EVP_PKEY_derive(pctx, out, &got) == 1 && got == out_len)
         rc = ENV_OK;
     EVP_PKEY_CTX_free(pctx); /* frees (and cleanses) its copies of the key and salt */
+    return rc;
+}
+
+static const EVP_MD *hmac_md(void)
+{
+    return EVP_sha256();
+}
+#endif
+
+int env_hkdf_sha512(const uint8_t *key, size_t key_len, const uint8_t *salt, size_t salt_len,
+                    const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
+    /* RFC 5869 caps the output at 255 hash lengths; EVP counts in ints. */
+    if ((!key && key_len) || key_len > INT_MAX || (!salt && salt_len) || salt_len > INT_MAX ||
+        (!info && info_len) || info_len > INT_MAX || !out || out_len < 1 || out_len > 255 * 64)
+        return ENV_ERR_ARG;
+    int rc = hkdf_derive(key, key_len, salt, salt_len, info, info_len, out, out_len);
     if (rc != ENV_OK)
         OPENSSL_cleanse(out, out_len);
     return rc;
@@ -53,7 +112,8 @@ int env_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *data, siz
         return ENV_ERR_ARG;
     /* HMAC() wants a non-NULL key even when it is empty. */
     static const uint8_t empty[1];
-    if (!HMAC(EVP_sha256(), key_len ? key : empty, (int)key_len, data_len ? data : empty, data_len, out, &got) ||
+    const EVP_MD *md = hmac_md();
+    if (!md || !HMAC(md, key_len ? key : empty, (int)key_len, data_len ? data : empty, data_len, out, &got) ||
         got != ENV_HMAC_SHA256_SIZE)
         return ENV_ERR_CRYPTO;
     return ENV_OK;

@@ -20,15 +20,27 @@ from . import ENGINE_ENV
 from .base import Buffer
 
 
+#: :mod:`envelope.engines.native` once looked up (None: not built); not yet looked up while False.
+_NATIVE: ModuleType | None | bool = False
+
+
 def _native() -> ModuleType | None:
-    """:mod:`envelope.engines.native`, unless the reference engine is asked for or the C core is not built."""
+    """:mod:`envelope.engines.native`, unless the reference engine is asked for or the C core is not built.
+
+    The environment is read on every call (a test or a program may switch
+    engines); the import is looked up once, as these run several times a file.
+    """
+    global _NATIVE
     if os.environ.get(ENGINE_ENV, "").lower() in ("python", "reference"):
         return None
-    try:
-        from . import native
-    except ImportError:
-        return None
-    return native
+    if _NATIVE is False:
+        try:
+            from . import native as found
+        except ImportError:
+            _NATIVE = None
+        else:
+            _NATIVE = found
+    return _NATIVE  # type: ignore[return-value]
 
 
 def gcm_seal(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer) -> bytes:
