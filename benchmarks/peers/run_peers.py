@@ -8,8 +8,8 @@ skipped otherwise.  To have them all (Debian, Python 3.11):
     ~/.peers-venv/bin/pip install aws-encryption-sdk tink pyrage cryptography matplotlib
     python benchmarks/peers/run_peers.py --python ~/.peers-venv/bin/python --envelope .venv/bin/envelope
 
-Every command is a whole process, file to file, with ``sync`` before it so
-each write starts from the same page-cache state; the peers take turns within
+Every command is a whole process, file to file, its output removed and
+``sync`` run before it so each write starts from the same page-cache state; the peers take turns within
 each run, so a noisy spell of a shared machine lands on all of them.  Figures
 are medians (MB = 10^6 bytes); "× cp" is the median time over ``cp``'s;
 "envelope is" is how many times faster envelope's native engine is than the
@@ -67,6 +67,11 @@ def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[-500:]}")
     return elapsed, usage.ru_maxrss
+
+
+def remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -163,7 +168,7 @@ def report(args: argparse.Namespace, measured: list[Peer], skipped: list[Peer], 
     native = next((p for p in measured if p.name == "envelope (native)"), None)
     lines = [f"# envelope and its peers, {date.today().isoformat()}", "",
              f"{cpu_model()}, {os.cpu_count()} cores; {size >> 20} MiB of random data, file to file, "
-             f"median of {args.runs} runs taken in turns, `sync` before each; Python {platform.python_version()}.",
+             f"median of {args.runs} runs taken in turns, outputs removed and `sync` before each; Python {platform.python_version()}.",
              f"Cipher ceiling (`openssl speed -evp aes-256-gcm`): {openssl_ceiling()}.", "",
              "| tool | encrypt MB/s | decrypt MB/s | encrypt × cp | decrypt × cp | envelope is (enc / dec) "
              "| peak RSS |", "|---|---|---|---|---|---|---|"]
@@ -264,8 +269,12 @@ def main() -> None:
         skipped = [p for p in everyone if p.why_missing is not None]
         for run in range(args.runs + 1):  # run 0 warms caches and imports
             for p in measured:
+                # Every output is removed before the run that writes it: freeing the last tool's 1 GiB
+                # file would otherwise be charged to whichever tool comes next, unevenly.
+                remove(work / "out.enc", work / "out.dec")
                 t, rss = run_timed(p.encrypt, p.env)
                 if p.decrypt:
+                    remove(work / "out.dec")
                     t_dec, rss_dec = run_timed(p.decrypt, p.env)
                     if run:
                         p.dec_s.append(t_dec)
